@@ -1,0 +1,1 @@
+//! Benchmarks: stub, being written.

@@ -1,0 +1,234 @@
+//! Configuration: the `pinpipe.toml` file, and the resolved settings every stage runs with.
+//!
+//! Precedence, highest first: command-line flag, `PINPIPE_<FLAG>` environment variable (both
+//! handled by the CLI layer), the TOML file (`--config FILE`, else `./pinpipe.toml` if present),
+//! then the defaults written here. Parse ([`FileConfig`]) then resolve ([`Config`]): the stages
+//! only ever see the resolved form, with every backend chosen by URL (SPEC §10).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// Default pipeline id: names the topics, streams and Delta tables.
+pub const DEFAULT_ID: &str = "pinterest";
+/// Default data folder: holds the embedded source, log, lake and results.
+pub const DEFAULT_DATA: &str = "./data";
+/// Default gateway listen address (the Confluent REST proxy's usual port).
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8082";
+
+/// Errors reading or checking the configuration; each names the file or field at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot read config file {path}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("invalid config file {path}")]
+    Parse {
+        path: PathBuf,
+        #[source]
+        source: Box<toml::de::Error>,
+    },
+    #[error("invalid value for `{field}`: {reason}")]
+    Invalid { field: &'static str, reason: String },
+}
+
+/// The contents of `pinpipe.toml`. Every field is optional; unknown fields are an error so a typo
+/// never silently falls back to a default.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// Folder for the embedded source, log, lake and results (default `./data`).
+    pub data: Option<PathBuf>,
+    /// Pipeline id used in topic, stream and table names (default `pinterest`).
+    pub id: Option<String>,
+    /// Source database URL: `sqlite://FILE` or `mysql://user:pass@host:port/db`.
+    pub source: Option<String>,
+    /// Event log for the batch topics: `embedded://DIR`.
+    pub log: Option<String>,
+    /// Event log for the streams: `embedded://DIR` (default: the same as `log`).
+    pub streams: Option<String>,
+    /// The lake: `file://DIR` or `s3://bucket/prefix`.
+    pub lake: Option<String>,
+    /// `[gateway]`: the ingest API.
+    #[serde(default)]
+    pub gateway: GatewayFile,
+    /// `[emulator]`: the posting emulator.
+    #[serde(default)]
+    pub emulator: EmulatorFile,
+}
+
+/// The `[gateway]` table of `pinpipe.toml`.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewayFile {
+    /// Address to listen on (default `127.0.0.1:8082`).
+    pub listen: Option<String>,
+    /// API Gateway stage prefix such as `/dev` (default none).
+    pub base_path: Option<String>,
+    /// Accepted `x-api-key` values; when any are set, every API route requires one.
+    #[serde(default)]
+    pub api_keys: Vec<String>,
+}
+
+/// The `[emulator]` table of `pinpipe.toml`.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmulatorFile {
+    /// Base URL of the gateway, stage path included (default `http://127.0.0.1:8082`).
+    pub api: Option<String>,
+    /// API key sent as `x-api-key`.
+    pub api_key: Option<String>,
+}
+
+impl FileConfig {
+    /// Reads `path`, or `./pinpipe.toml` when `path` is `None` and that file exists, or nothing.
+    pub fn load(path: Option<&Path>) -> Result<Self, Error> {
+        let (path, required) = match path {
+            Some(p) => (p.to_path_buf(), true),
+            None => (PathBuf::from("pinpipe.toml"), false),
+        };
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if !required && e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(FileConfig::default());
+            }
+            Err(source) => return Err(Error::Read { path, source }),
+        };
+        toml::from_str(&text).map_err(|source| Error::Parse { path, source: Box::new(source) })
+    }
+}
+
+/// The global settings after flags, environment and file are merged: what every stage gets.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub data: PathBuf,
+    pub id: String,
+    pub source: String,
+    pub log: String,
+    pub streams: String,
+    pub lake: String,
+}
+
+/// Global values given on the command line or in the environment (each may be absent).
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub data: Option<PathBuf>,
+    pub id: Option<String>,
+    pub source: Option<String>,
+    pub log: Option<String>,
+    pub streams: Option<String>,
+    pub lake: Option<String>,
+}
+
+impl Config {
+    /// Merges command-line overrides over the file over the defaults, and checks the result.
+    pub fn resolve(over: Overrides, file: &FileConfig) -> Result<Self, Error> {
+        let data = over.data.or_else(|| file.data.clone()).unwrap_or_else(|| DEFAULT_DATA.into());
+        let id = over.id.or_else(|| file.id.clone()).unwrap_or_else(|| DEFAULT_ID.into());
+        if id.is_empty() || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') {
+            return Err(Error::Invalid {
+                field: "id",
+                reason: format!("`{id}` must be non-empty ASCII letters, digits, `_` or `-`"),
+            });
+        }
+        let under = |name: &str| data.join(name).display().to_string();
+        let source = over
+            .source
+            .or_else(|| file.source.clone())
+            .unwrap_or_else(|| format!("sqlite://{}", under("source.db")));
+        let log = over
+            .log
+            .or_else(|| file.log.clone())
+            .unwrap_or_else(|| format!("embedded://{}", under("log")));
+        let streams = over.streams.or_else(|| file.streams.clone()).unwrap_or_else(|| log.clone());
+        let lake = over
+            .lake
+            .or_else(|| file.lake.clone())
+            .unwrap_or_else(|| format!("file://{}", under("lake")));
+        for (field, url) in [("source", &source), ("log", &log), ("streams", &streams), ("lake", &lake)] {
+            if !url.contains("://") {
+                return Err(Error::Invalid {
+                    field,
+                    reason: format!("`{url}` is not a URL (expected scheme://…)"),
+                });
+            }
+        }
+        Ok(Config { data, id, source, log, streams, lake })
+    }
+
+    /// Where batch results go unless `--out` says otherwise.
+    pub fn default_results(&self) -> PathBuf {
+        self.data.join("results")
+    }
+}
+
+/// Pass-through client settings (`security.protocol`, `sasl.*`, …) for backends that take them.
+pub type ClientSettings = BTreeMap<String, String>;
+
+/// Parses a duration such as `10s`, `500ms`, `2m` or a bare number of seconds.
+pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let text = text.trim();
+    let (number, unit) = match text.find(|c: char| !(c.is_ascii_digit() || c == '.')) {
+        Some(i) => text.split_at(i),
+        None => (text, "s"),
+    };
+    let value: f64 = number.parse().map_err(|_| format!("`{text}` is not a duration such as 10s or 500ms"))?;
+    let seconds = match unit {
+        "ms" => value / 1000.0,
+        "s" => value,
+        "m" => value * 60.0,
+        "h" => value * 3600.0,
+        _ => return Err(format!("`{text}`: unknown unit `{unit}` (use ms, s, m or h)")),
+    };
+    if !seconds.is_finite() || seconds < 0.0 {
+        return Err(format!("`{text}` is not a non-negative duration"));
+    }
+    Ok(std::time::Duration::from_secs_f64(seconds))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_live_under_the_data_folder() {
+        let cfg = Config::resolve(
+            Overrides { data: Some("/tmp/x".into()), ..Default::default() },
+            &FileConfig::default(),
+        )
+        .unwrap();
+        assert_eq!(cfg.source, "sqlite:///tmp/x/source.db");
+        assert_eq!(cfg.log, "embedded:///tmp/x/log");
+        assert_eq!(cfg.streams, cfg.log);
+        assert_eq!(cfg.lake, "file:///tmp/x/lake");
+        assert_eq!(cfg.id, "pinterest");
+    }
+
+    #[test]
+    fn flags_win_over_the_file() {
+        let file: FileConfig = toml::from_str("id = \"fromfile\"\nlog = \"embedded:///f\"").unwrap();
+        let cfg = Config::resolve(Overrides { id: Some("flag".into()), ..Default::default() }, &file).unwrap();
+        assert_eq!(cfg.id, "flag");
+        assert_eq!(cfg.log, "embedded:///f");
+    }
+
+    #[test]
+    fn unknown_fields_and_bad_ids_are_rejected() {
+        assert!(toml::from_str::<FileConfig>("lgo = \"x\"").is_err());
+        let err = Config::resolve(Overrides { id: Some("a b".into()), ..Default::default() }, &FileConfig::default());
+        assert!(err.unwrap_err().to_string().contains("`id`"));
+    }
+
+    #[test]
+    fn durations_take_units() {
+        assert_eq!(parse_duration("10s").unwrap().as_millis(), 10_000);
+        assert_eq!(parse_duration("250ms").unwrap().as_millis(), 250);
+        assert_eq!(parse_duration("2").unwrap().as_secs(), 2);
+        assert!(parse_duration("ten").is_err());
+        assert!(parse_duration("5d").is_err());
+    }
+}

@@ -1,0 +1,1 @@
+//! The posting emulator (SPEC §2): stub, being written.

@@ -1,0 +1,269 @@
+//! The event log: named, partitioned, append-only logs of records — Kafka topics for the batch
+//! path and Kinesis-style streams for the streaming path (SPEC §4).
+//!
+//! The gateway appends to it (and answers only once [`EventLog::append`] has returned, i.e. once
+//! the records are durable); the sink and the stream job read from it by position; `topics` /
+//! `streams` administer it. Positions are not stored here: consumers keep them in their outputs
+//! (sink file names, Delta commits), so correctness never depends on the log remembering readers.
+//!
+//! One trait, chosen by URL in [`open`]: `embedded://DIR` (the default, [`embedded`]). The
+//! topics and the streams are two separate namespaces ([`Namespace`]), so `GET /topics` never lists
+//! a stream.
+
+pub mod embedded;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+/// Which family of logs an [`EventLog`] holds; the embedded backend keeps each in its own file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Namespace {
+    /// Kafka-style topics (`<id>.pin`, …), appended through the REST-proxy routes.
+    Topics,
+    /// Kinesis-style streams (`streaming-<id>-pin`, …), appended through the stream routes.
+    Streams,
+}
+
+impl Namespace {
+    /// The word users see in messages: "topic" or "stream".
+    pub fn noun(self) -> &'static str {
+        match self {
+            Namespace::Topics => "topic",
+            Namespace::Streams => "stream",
+        }
+    }
+
+    /// The three log names of this namespace that every pipeline `id` uses (SPEC §4).
+    pub fn default_names(self, id: &str) -> [String; 3] {
+        match self {
+            Namespace::Topics => ["pin", "geo", "user"].map(|t| format!("{id}.{t}")),
+            Namespace::Streams => ["pin", "geo", "user"].map(|t| format!("streaming-{id}-{t}")),
+        }
+    }
+}
+
+/// A record to append. The value is the record's JSON text (compact, one line); the key, when
+/// present, picks the partition by hash unless `partition` names one explicitly.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewRecord {
+    /// Kafka key / Kinesis partition key bytes.
+    pub key: Option<Vec<u8>>,
+    /// The payload, stored and returned byte for byte.
+    pub value: Vec<u8>,
+    /// An explicit partition (Kafka REST `partition`), else chosen from the key or round robin.
+    pub partition: Option<u32>,
+}
+
+impl NewRecord {
+    /// A record with only a value: the partition is chosen round robin.
+    pub fn value(value: impl Into<Vec<u8>>) -> Self {
+        NewRecord { key: None, value: value.into(), partition: None }
+    }
+}
+
+/// Where a record sits: its partition (Kinesis: shard) and its offset in that partition.
+/// Offsets start at 0 and are contiguous per partition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Position {
+    pub partition: u32,
+    pub offset: u64,
+}
+
+impl Position {
+    /// The Kinesis-style shard id of this position's partition (`shardId-000000000000`).
+    pub fn shard_id(&self) -> String {
+        shard_id(self.partition)
+    }
+
+    /// The Kinesis-style sequence number of this position: the offset as a fixed-width decimal,
+    /// so sequence numbers of one shard sort as strings the way they sort as numbers.
+    pub fn sequence_number(&self) -> String {
+        format!("{:020}", self.offset)
+    }
+}
+
+/// The Kinesis shard id naming partition `p`.
+pub fn shard_id(p: u32) -> String {
+    format!("shardId-{p:012}")
+}
+
+/// A record read back from the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    pub position: Position,
+    pub key: Option<Vec<u8>>,
+    pub value: Vec<u8>,
+    /// When the log accepted it, milliseconds since the Unix epoch.
+    pub timestamp_ms: i64,
+}
+
+/// What `describe` reports about one log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogInfo {
+    pub name: String,
+    pub partitions: Vec<PartitionInfo>,
+}
+
+/// One partition's extent: offsets `start..end` are readable (`end` is the next offset).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PartitionInfo {
+    pub partition: u32,
+    pub start: u64,
+    pub end: u64,
+}
+
+/// Errors of the event log, whatever the backend.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{noun} `{name}` does not exist")]
+    NotFound { noun: &'static str, name: String },
+    #[error("{noun} `{name}` already exists")]
+    AlreadyExists { noun: &'static str, name: String },
+    #[error("{noun} `{name}` has no partition {partition} (it has {partitions})")]
+    NoSuchPartition { noun: &'static str, name: String, partition: u32, partitions: u32 },
+    #[error("invalid {noun} name `{name}`: {reason}")]
+    InvalidName { noun: &'static str, name: String, reason: &'static str },
+    #[error("invalid partition count {0}: must be between 1 and 1024")]
+    InvalidPartitionCount(u32),
+    #[error("unsupported event log URL `{0}` (expected embedded://DIR)")]
+    UnsupportedUrl(String),
+    /// The backing store failed or is unreachable: the gateway answers 503, nothing was
+    /// acknowledged.
+    #[error("event log storage at {path} failed")]
+    Storage {
+        path: String,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("event log at {path} could not be opened")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the event log writer has stopped")]
+    Closed,
+}
+
+impl Error {
+    /// True when the failure is the log's, not the caller's: retrying later may succeed.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, Error::Storage { .. } | Error::Io { .. } | Error::Closed)
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// An append-only, partitioned, durable log of records (see the module doc).
+#[async_trait]
+pub trait EventLog: Send + Sync + 'static {
+    /// Topics or streams.
+    fn namespace(&self) -> Namespace;
+
+    /// Creates a log with `partitions` partitions (shards).
+    async fn create(&self, name: &str, partitions: u32) -> Result<LogInfo>;
+
+    /// The names of all logs, sorted.
+    async fn list(&self) -> Result<Vec<String>>;
+
+    /// The partitions of one log with their readable extents.
+    async fn describe(&self, name: &str) -> Result<LogInfo>;
+
+    /// Deletes a log and all its records.
+    async fn delete(&self, name: &str) -> Result<()>;
+
+    /// Appends records, all or none, and returns their positions in order once they are durable.
+    async fn append(&self, name: &str, records: Vec<NewRecord>) -> Result<Vec<Position>>;
+
+    /// Up to `max` records of one partition from offset `from` on, in offset order; empty when
+    /// `from` is the end. Never waits for new records: followers poll.
+    async fn read(&self, name: &str, partition: u32, from: u64, max: usize) -> Result<Vec<Record>>;
+}
+
+/// Opens the log named by `url` for `namespace` (`embedded://DIR`).
+pub async fn open(url: &str, namespace: Namespace) -> Result<Arc<dyn EventLog>> {
+    match url.split_once("://") {
+        Some(("embedded", dir)) if !dir.is_empty() => {
+            Ok(Arc::new(embedded::EmbeddedLog::open(dir.as_ref(), namespace).await?))
+        }
+        _ => Err(Error::UnsupportedUrl(url.to_string())),
+    }
+}
+
+/// Creates the three logs of SPEC §4 for pipeline `id` in `log`'s namespace, one partition each,
+/// unless they exist.
+pub async fn ensure_defaults(log: &dyn EventLog, id: &str) -> Result<()> {
+    let existing = log.list().await?;
+    for name in log.namespace().default_names(id) {
+        if !existing.contains(&name) {
+            match log.create(&name, 1).await {
+                Ok(_) | Err(Error::AlreadyExists { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Checks a topic or stream name: 1–249 characters of `[A-Za-z0-9._-]`, as Kafka requires
+/// (Kinesis allows a subset of the same).
+pub fn validate_name(namespace: Namespace, name: &str) -> Result<()> {
+    let reason = if name.is_empty() {
+        Some("it is empty")
+    } else if name.len() > 249 {
+        Some("it is longer than 249 characters")
+    } else if name == "." || name == ".." {
+        Some("it is `.` or `..`")
+    } else if !name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-')) {
+        Some("only ASCII letters, digits, `.`, `_` and `-` are allowed")
+    } else {
+        None
+    };
+    match reason {
+        Some(reason) => Err(Error::InvalidName { noun: namespace.noun(), name: name.into(), reason }),
+        None => Ok(()),
+    }
+}
+
+/// The partition a keyed record goes to: the key's MD5 as a 128-bit number, split evenly over the
+/// partitions — how Kinesis maps partition keys to shards' hash-key ranges.
+pub fn partition_for_key(key: &[u8], partitions: u32) -> u32 {
+    use md5::{Digest, Md5};
+    let hash = u128::from_be_bytes(Md5::digest(key).into());
+    let width = u128::MAX / u128::from(partitions.max(1)) + 1;
+    (hash / width) as u32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_spread_over_every_partition_and_stay_in_range() {
+        let mut seen = [0u32; 4];
+        for i in 0..1000 {
+            let p = partition_for_key(format!("key-{i}").as_bytes(), 4);
+            seen[p as usize] += 1;
+        }
+        assert!(seen.iter().all(|&n| n > 150), "{seen:?}");
+        assert_eq!(partition_for_key(b"anything", 1), 0);
+    }
+
+    #[test]
+    fn names_follow_kafka_rules() {
+        assert!(validate_name(Namespace::Topics, "pinterest.pin").is_ok());
+        assert!(validate_name(Namespace::Streams, "streaming-pinterest-pin").is_ok());
+        for bad in ["", ".", "a b", "a/b", &"x".repeat(250)] {
+            assert!(validate_name(Namespace::Topics, bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn sequence_numbers_sort_like_offsets() {
+        let a = Position { partition: 0, offset: 9 }.sequence_number();
+        let b = Position { partition: 0, offset: 10 }.sequence_number();
+        assert!(a < b);
+        assert_eq!(Position { partition: 3, offset: 0 }.shard_id(), "shardId-000000000003");
+    }
+}

@@ -1,0 +1,1 @@
+//! The ingest API (SPEC §3): stub, being written.

@@ -1,0 +1,20 @@
+//! pinpipe: the Pinterest-style event pipeline as one program.
+//!
+//! ```text
+//!  source (MySQL | SQLite) ─► emulator ─HTTP─► gateway ─► eventlog ─┬─► sink ─► object store (JSON, Confluent layout)
+//!                                                                   │               │
+//!                                                                   │          batch job (clean → Q1–Q8 → results, report)
+//!                                                                   │               ▲ schedule
+//!                                                                   └─► stream job (clean → Delta tables, exactly once)
+//! ```
+//!
+//! Modules follow the data, in pipeline order. Every stage is a library function; the `pinpipe`
+//! binary (`main.rs`, `cli.rs`) only parses flags, handles signals and calls them, so `demo`, the
+//! command line and the tests share one code path.
+
+pub mod config;
+pub mod source;
+pub mod emulator;
+pub mod gateway;
+pub mod eventlog;
+pub mod bench;

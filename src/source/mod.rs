@@ -1,0 +1,1 @@
+//! The source database (SPEC §1): stub, being written.
