@@ -18,3 +18,4 @@ pub mod emulator;
 pub mod gateway;
 pub mod eventlog;
 pub mod bench;
+pub mod cli;

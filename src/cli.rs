@@ -1,0 +1,395 @@
+//! The command line (SPEC §10): clap definitions, config resolution, and one function per
+//! subcommand that calls the library stage it names.
+//!
+//! The only place with flags, environment variables, signals and terminal output; everything it
+//! runs is a library function, so the tests and `demo` use the same code. Global and backend
+//! flags are `global = true` (accepted before or after the subcommand) and every flag also reads
+//! `PINPIPE_<FLAG>`.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{self, Config, FileConfig, Overrides};
+use crate::emulator::{self, EmulatorConfig, Mode, Pace};
+use crate::eventlog::{self, EventLog, Namespace};
+use crate::{bench, gateway, source};
+
+/// pinpipe — the Pinterest-style event pipeline (source → emulator → ingest API → event log →
+/// S3 sink → batch analytics, and → stream job → Delta tables) as one program.
+///
+/// Everything runs on embedded defaults under --data (SQLite source, embedded durable log, local
+/// lake). Quick start:
+///
+///   pinpipe seed                       # 11,154 generated posts into data/source.db
+///   pinpipe gateway &                  # the ingest API on 127.0.0.1:8082
+///   pinpipe emulate --mode batch --count 100 --rate 0
+///   pinpipe topics describe pinterest.pin
+#[derive(Debug, Parser)]
+#[command(name = "pinpipe", version, about, long_about, max_term_width = 100)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Flags every subcommand accepts, before or after its name.
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// TOML config file (default: ./pinpipe.toml when it exists). Flags and PINPIPE_* variables win over it.
+    #[arg(long, global = true, env = "PINPIPE_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Folder for the embedded source, log, lake and results [default: ./data]
+    #[arg(long, global = true, env = "PINPIPE_DATA", value_name = "DIR")]
+    pub data: Option<PathBuf>,
+    /// Pipeline id used in topic, stream and table names [default: pinterest]
+    #[arg(long, global = true, env = "PINPIPE_ID")]
+    pub id: Option<String>,
+    /// Source database: sqlite://FILE or mysql://user:pass@host:port/db [default: sqlite://<data>/source.db]
+    #[arg(long, global = true, env = "PINPIPE_SOURCE", value_name = "URL")]
+    pub source: Option<String>,
+    /// Event log for the batch topics: embedded://DIR [default: embedded://<data>/log]
+    #[arg(long, global = true, env = "PINPIPE_LOG", value_name = "URL")]
+    pub log: Option<String>,
+    /// Event log for the streams: embedded://DIR [default: the --log URL]
+    #[arg(long, global = true, env = "PINPIPE_STREAMS", value_name = "URL")]
+    pub streams: Option<String>,
+    /// The lake: file://DIR or s3://bucket/prefix [default: file://<data>/lake]
+    #[arg(long, global = true, env = "PINPIPE_LAKE", value_name = "URL")]
+    pub lake: Option<String>,
+    /// Log line format on stderr (filter with RUST_LOG, e.g. RUST_LOG=debug)
+    #[arg(long, global = true, env = "PINPIPE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+/// How diagnostic log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create the three source tables if absent and fill them with generated posts.
+    Seed(SeedArgs),
+    /// Send random source rows to the ingest API, like the course's posting emulator.
+    Emulate(EmulateArgs),
+    /// Serve the ingest API: Kafka REST proxy routes and Kinesis-proxy routes over the event log.
+    Gateway(GatewayArgs),
+    /// Administer the batch topics (the Kafka side of the event log).
+    Topics {
+        #[command(subcommand)]
+        action: AdminAction,
+    },
+    /// Administer the streams (the Kinesis side of the event log).
+    Streams {
+        #[command(subcommand)]
+        action: AdminAction,
+    },
+    /// Measure a stage against a baseline run in the same process.
+    Bench {
+        #[command(subcommand)]
+        what: BenchWhat,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct SeedArgs {
+    /// Posts to generate (rows per table).
+    #[arg(long, env = "PINPIPE_ROWS", default_value_t = 11_154)]
+    pub rows: u64,
+    /// Random seed: the same seed writes the same rows.
+    #[arg(long, env = "PINPIPE_SEED", default_value_t = 42)]
+    pub seed: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct EmulateArgs {
+    /// batch: POST /topics/<id>.{pin,geo,user}; stream: PUT /streams/streaming-<id>-{pin,geo,user}/record
+    #[arg(long, env = "PINPIPE_MODE", value_enum)]
+    pub mode: Mode,
+    /// Base URL of the gateway, stage path included (e.g. http://127.0.0.1:8082/dev) [default: http://127.0.0.1:8082]
+    #[arg(long, env = "PINPIPE_API", value_name = "URL")]
+    pub api: Option<String>,
+    /// API key sent as x-api-key.
+    #[arg(long, env = "PINPIPE_API_KEY")]
+    pub api_key: Option<String>,
+    /// Iterations to run (each sends one post: three records).
+    #[arg(long, env = "PINPIPE_COUNT", conflicts_with = "forever", default_value_t = 100)]
+    pub count: u64,
+    /// Run until interrupted (Ctrl-C).
+    #[arg(long, env = "PINPIPE_FOREVER")]
+    pub forever: bool,
+    /// Iterations per second over all workers; 0 = as fast as the API answers. Without it, each
+    /// worker sleeps a random 0–2 s after every iteration, like the original.
+    #[arg(long, env = "PINPIPE_RATE")]
+    pub rate: Option<f64>,
+    /// Iterations in flight at once.
+    #[arg(long, env = "PINPIPE_CONCURRENCY", default_value_t = 1)]
+    pub concurrency: usize,
+    /// Random seed for the row choice.
+    #[arg(long, env = "PINPIPE_SEED", default_value_t = 42)]
+    pub seed: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct GatewayArgs {
+    /// Address to listen on [default: 127.0.0.1:8082]
+    #[arg(long, env = "PINPIPE_LISTEN", value_name = "ADDR")]
+    pub listen: Option<String>,
+    /// API Gateway stage prefix, e.g. /dev (routes become /dev/topics/…)
+    #[arg(long, env = "PINPIPE_BASE_PATH", value_name = "PATH")]
+    pub base_path: Option<String>,
+    /// Require x-api-key to be one of these (repeat the flag, or comma-separate in the variable).
+    #[arg(long = "api-key", env = "PINPIPE_API_KEY", value_delimiter = ',', value_name = "KEY")]
+    pub api_keys: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdminAction {
+    /// List all names.
+    List,
+    /// Create one.
+    Create {
+        name: String,
+        /// Partitions (Kafka) or shards (Kinesis).
+        #[arg(long, visible_alias = "shards", env = "PINPIPE_PARTITIONS", default_value_t = 1)]
+        partitions: u32,
+    },
+    /// Show partitions (shards) with their first and next offsets.
+    Describe { name: String },
+    /// Delete one with all its records.
+    Delete { name: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BenchWhat {
+    /// Drive the gateway over loopback with the embedded log durable, beside a bare axum handler.
+    Ingest(bench::IngestOptions),
+}
+
+/// Parses the command line, runs it, and returns the process exit code (0 ok, 2 error).
+pub async fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.global.log_format);
+    match run(cli).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::from(2)
+        }
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+async fn run(cli: Cli) -> Result<()> {
+    let file = FileConfig::load(cli.global.config.as_deref())?;
+    let g = cli.global;
+    let overrides =
+        Overrides { data: g.data, id: g.id, source: g.source, log: g.log, streams: g.streams, lake: g.lake };
+    let cfg = Config::resolve(overrides, &file)?;
+    match cli.command {
+        Command::Seed(args) => seed(&cfg, args).await,
+        Command::Emulate(args) => emulate(&cfg, &file, args).await,
+        Command::Gateway(args) => serve_gateway(&cfg, &file, args).await,
+        Command::Topics { action } => admin(&cfg, Namespace::Topics, action).await,
+        Command::Streams { action } => admin(&cfg, Namespace::Streams, action).await,
+        Command::Bench { what: BenchWhat::Ingest(opts) } => {
+            let report = bench::ingest(&opts).await?;
+            println!("{report}");
+            Ok(())
+        }
+    }
+}
+
+/// A token cancelled by Ctrl-C or SIGTERM: long-running commands stop cleanly on it.
+fn shutdown_on_signal() -> CancellationToken {
+    let token = CancellationToken::new();
+    let cancel = token.clone();
+    tokio::spawn(async move {
+        let ctrl_c = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        {
+            let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot listen for SIGTERM; Ctrl-C still stops");
+                    let _ = ctrl_c.await;
+                    cancel.cancel();
+                    return;
+                }
+            };
+            tokio::select! {
+                _ = ctrl_c => {}
+                _ = term.recv() => {}
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = ctrl_c.await;
+        tracing::info!("stopping");
+        cancel.cancel();
+    });
+    token
+}
+
+/// A progress bar on a terminal; hidden otherwise (callers print plain lines instead).
+fn progress_bar(len: Option<u64>, what: &str) -> ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = match len {
+        Some(len) => ProgressBar::new(len).with_style(
+            ProgressStyle::with_template("{msg:>10} [{bar:40}] {human_pos}/{human_len} {per_sec} eta {eta}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+        ),
+        None => ProgressBar::new_spinner(),
+    };
+    bar.set_message(what.to_string());
+    bar.enable_steady_tick(Duration::from_millis(200));
+    bar
+}
+
+async fn seed(cfg: &Config, args: SeedArgs) -> Result<()> {
+    let started = Instant::now();
+    let src = source::Source::connect(&cfg.source).await.context("opening the source")?;
+    src.create_tables().await.context("creating the source tables")?;
+    let bar = progress_bar(Some(args.rows), "seed");
+    let on_progress = {
+        let bar = bar.clone();
+        move |done: u64| bar.set_position(done)
+    };
+    src.seed(args.rows, args.seed, &on_progress).await.context("seeding the source")?;
+    bar.finish_and_clear();
+    let total = src.row_count().await?;
+    println!(
+        "seeded {} posts (seed {}) into {} in {:.1}s; the source now holds {total} rows per table",
+        args.rows,
+        args.seed,
+        cfg.source,
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+async fn emulate(cfg: &Config, file: &FileConfig, args: EmulateArgs) -> Result<()> {
+    let api = args
+        .api
+        .or_else(|| file.emulator.api.clone())
+        .unwrap_or_else(|| format!("http://{}", config::DEFAULT_LISTEN));
+    let count = (!args.forever).then_some(args.count);
+    let pace = args.rate.map_or(Pace::Original, Pace::Rate);
+    if args.rate.is_some_and(|r| !r.is_finite() || r < 0.0) {
+        bail!("--rate must be a non-negative number of iterations per second");
+    }
+    let reader = source::Source::connect(&cfg.source).await.context("opening the source")?.reader().await?;
+    let ecfg = EmulatorConfig {
+        api: api.clone(),
+        api_key: args.api_key.or_else(|| file.emulator.api_key.clone()),
+        id: cfg.id.clone(),
+        mode: args.mode,
+        count,
+        pace,
+        concurrency: args.concurrency,
+        seed: args.seed,
+        retry: emulator::Retry::default(),
+    };
+    let bar = progress_bar(count, "emulate");
+    let on_progress: Arc<dyn Fn(u64) + Send + Sync> = {
+        let bar = bar.clone();
+        Arc::new(move |done| bar.set_position(done))
+    };
+    let started = Instant::now();
+    let summary = emulator::run(ecfg, reader, shutdown_on_signal(), on_progress).await?;
+    bar.finish_and_clear();
+    println!(
+        "emulate {:?} → {api}: {} iterations in {:.1}s; sent {} records, failed {}, retries {}",
+        args.mode,
+        summary.iterations,
+        started.elapsed().as_secs_f64(),
+        summary.sent,
+        summary.failed,
+        summary.retries
+    );
+    if summary.failed > 0 {
+        bail!("{} records were not accepted (see the warnings above)", summary.failed);
+    }
+    Ok(())
+}
+
+/// Opens the topics and streams logs and makes sure the six default logs exist.
+pub async fn open_logs(cfg: &Config) -> Result<(Arc<dyn EventLog>, Arc<dyn EventLog>)> {
+    let topics = eventlog::open(&cfg.log, Namespace::Topics).await.context("opening the topics log")?;
+    let streams = eventlog::open(&cfg.streams, Namespace::Streams).await.context("opening the streams log")?;
+    eventlog::ensure_defaults(&*topics, &cfg.id).await?;
+    eventlog::ensure_defaults(&*streams, &cfg.id).await?;
+    Ok((topics, streams))
+}
+
+async fn serve_gateway(cfg: &Config, file: &FileConfig, args: GatewayArgs) -> Result<()> {
+    let listen = args.listen.or_else(|| file.gateway.listen.clone()).unwrap_or_else(|| config::DEFAULT_LISTEN.into());
+    let base_path = args.base_path.or_else(|| file.gateway.base_path.clone());
+    let api_keys = if args.api_keys.is_empty() { file.gateway.api_keys.clone() } else { args.api_keys };
+    let (topics, streams) = open_logs(cfg).await?;
+    let gcfg = gateway::GatewayConfig { base_path, api_keys };
+    let state = gateway::AppState::new(gcfg, topics, streams)?;
+    let listener = tokio::net::TcpListener::bind(&listen).await.with_context(|| format!("binding {listen}"))?;
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, log = %cfg.log, streams = %cfg.streams, "gateway listening");
+    println!("gateway listening on http://{addr}");
+    gateway::serve(listener, state, shutdown_on_signal()).await?;
+    Ok(())
+}
+
+async fn admin(cfg: &Config, namespace: Namespace, action: AdminAction) -> Result<()> {
+    let url = match namespace {
+        Namespace::Topics => &cfg.log,
+        Namespace::Streams => &cfg.streams,
+    };
+    let log = eventlog::open(url, namespace).await?;
+    eventlog::ensure_defaults(&*log, &cfg.id).await?;
+    let noun = namespace.noun();
+    match action {
+        AdminAction::List => {
+            for name in log.list().await? {
+                println!("{name}");
+            }
+        }
+        AdminAction::Create { name, partitions } => {
+            let info = log.create(&name, partitions).await?;
+            println!("created {noun} {} with {} partition(s)", info.name, info.partitions.len());
+        }
+        AdminAction::Describe { name } => {
+            let info = log.describe(&name).await?;
+            println!("{noun} {}: {} partition(s)", info.name, info.partitions.len());
+            println!("{:>9}  {:>12}  {:>12}  {:>10}", "partition", "first", "next", "records");
+            for p in info.partitions {
+                println!("{:>9}  {:>12}  {:>12}  {:>10}", p.partition, p.start, p.end, p.end - p.start);
+            }
+        }
+        AdminAction::Delete { name } => {
+            log.delete(&name).await?;
+            println!("deleted {noun} {name}");
+        }
+    }
+    Ok(())
+}
