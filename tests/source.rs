@@ -42,16 +42,32 @@ fn generated_rows_match_the_real_data_shares() {
         }
         let followers = |p: &source::Pin| text(&p.follower_count).to_owned();
         let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-        assert_share("follower_count <n>k", pin(|p| text(&p.follower_count).strip_suffix('k').is_some_and(|n| {
-            !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())
-        })), 74.0);
-        assert_share("follower_count digits", pin(|p| {
-            let s = text(&p.follower_count);
-            !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())
-        }), 18.0);
-        assert_share("follower_count <n>M", pin(|p| text(&p.follower_count).strip_suffix('M').is_some_and(|n| {
-            n.parse::<u32>().is_ok_and(|m| (1..=15).contains(&m))
-        })), 7.5);
+        assert_share(
+            "follower_count <n>k",
+            pin(|p| {
+                text(&p.follower_count)
+                    .strip_suffix('k')
+                    .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+            }),
+            74.0,
+        );
+        assert_share(
+            "follower_count digits",
+            pin(|p| {
+                let s = text(&p.follower_count);
+                !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())
+            }),
+            18.0,
+        );
+        assert_share(
+            "follower_count <n>M",
+            pin(|p| {
+                text(&p.follower_count)
+                    .strip_suffix('M')
+                    .is_some_and(|n| n.parse::<u32>().is_ok_and(|m| (1..=15).contains(&m)))
+            }),
+            7.5,
+        );
         assert_share("follower_count User Info Error", pin(|p| text(&p.follower_count) == data::USER_INFO_ERROR), 0.7);
         assert!(posts.iter().any(|p| followers(&p.pin) == "0"), "some follower counts are \"0\"");
         assert!(posts.iter().all(|p| {
@@ -392,4 +408,18 @@ async fn mysql_float_coordinates_and_null_datetimes_read_as_the_server_shows_the
         assert_eq!(read, post);
     })
     .await;
+}
+
+/// The seeding speed check: `cargo test --test source -- --ignored --nocapture`. Ignored by default
+/// because it writes a million rows (about 500 MB) and takes tens of seconds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "writes a million rows; run on demand to measure seeding speed"]
+async fn sqlite_seeds_a_million_rows_within_a_minute() {
+    let (_dir, source) = sqlite().await;
+    let started = std::time::Instant::now();
+    source.seed(1_000_000, 42, &|_| {}).await.expect("seed");
+    let elapsed = started.elapsed();
+    eprintln!("seeded 1,000,000 rows into SQLite in {elapsed:.1?}");
+    assert_eq!(source.row_count().await.expect("row_count"), 1_000_000);
+    assert!(elapsed < std::time::Duration::from_secs(60), "{elapsed:?}");
 }

@@ -7,6 +7,7 @@
 //! [`super::generator`]; nothing else in the pipeline depends on the list.
 
 /// Faker's country names, each once, in Faker's (roughly alphabetical) order.
+#[rustfmt::skip]
 pub const COUNTRIES: [&str; 243] = [
     "Afghanistan", "Albania", "Algeria", "American Samoa", "Andorra", "Angola", "Anguilla",
     "Antarctica (the territory South of 60 deg S)", "Antigua and Barbuda", "Argentina", "Armenia",

@@ -42,6 +42,7 @@ pub struct Category {
 }
 
 /// The 13 categories of the real data set, in alphabetical order.
+#[rustfmt::skip]
 pub const CATEGORIES: [Category; 13] = [
     Category {
         name: "art",
@@ -171,6 +172,7 @@ pub const CATEGORIES: [Category; 13] = [
 ];
 
 /// Adjectives shared by all categories, capitalised for titles.
+#[rustfmt::skip]
 pub const ADJECTIVES: &[&str] = &[
     "Easy", "Beautiful", "Simple", "Creative", "Cute", "Modern", "Vintage", "Amazing", "Cozy",
     "Minimalist", "Quick", "Stunning", "Unique", "Budget", "Rustic", "Elegant", "Colorful",
@@ -178,6 +180,7 @@ pub const ADJECTIVES: &[&str] = &[
 ];
 
 /// Sentence openers for descriptions; `{}` is replaced by the subject.
+#[rustfmt::skip]
 pub const DESCRIPTION_OPENERS: &[&str] = &[
     "Looking for {} ideas? You are in the right place.",
     "Discover the best {} ideas and get inspired.",
@@ -189,6 +192,7 @@ pub const DESCRIPTION_OPENERS: &[&str] = &[
 ];
 
 /// Second sentences of descriptions; `{}` is replaced by a setting of the category.
+#[rustfmt::skip]
 pub const DESCRIPTION_FOLLOW_UPS: &[&str] = &[
     "Perfect for {}, with step by step instructions and plenty of photos.",
     "A great choice for {} that anyone can try at home.",
@@ -198,11 +202,13 @@ pub const DESCRIPTION_FOLLOW_UPS: &[&str] = &[
 ];
 
 /// Suffixes of blog-style poster names ("Sarah's Kitchen", "The Crafty Studio").
+#[rustfmt::skip]
 pub const POSTER_SUFFIXES: &[&str] = &[
     "Studio", "Blog", "Design", "Magazine", "Co.", "Daily", "Life", "Collective", "Hub", "Journal",
 ];
 
 /// First names for users and posters (Faker-like, US English).
+#[rustfmt::skip]
 pub const FIRST_NAMES: &[&str] = &[
     "Aaron", "Abigail", "Adam", "Alexander", "Alexis", "Alicia", "Amanda", "Amber", "Amy", "Andrea",
     "Andrew", "Angela", "Anna", "Anthony", "Ashley", "Benjamin", "Brandon", "Brian", "Brittany",
@@ -219,6 +225,7 @@ pub const FIRST_NAMES: &[&str] = &[
 ];
 
 /// Last names for users (Faker-like, US English).
+#[rustfmt::skip]
 pub const LAST_NAMES: &[&str] = &[
     "Adams", "Allen", "Alvarez", "Anderson", "Bailey", "Baker", "Barnes", "Bell", "Bennett",
     "Brooks", "Brown", "Butler", "Campbell", "Carter", "Castillo", "Chavez", "Clark", "Collins",

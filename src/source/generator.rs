@@ -221,7 +221,11 @@ fn poster_name(category: &Category, rng: &mut ChaCha8Rng) -> String {
 fn follower_count(rng: &mut ChaCha8Rng) -> String {
     match rng.random::<f64>() * 0.993 {
         u if u < 0.180 => {
-            if rng.random_range(0..12) == 0 { "0".to_owned() } else { magnitude(rng).to_string() }
+            if rng.random_range(0..12) == 0 {
+                "0".to_owned()
+            } else {
+                magnitude(rng).to_string()
+            }
         }
         u if u < 0.255 => {
             let millions = if rng.random::<f64>() < 0.7 { rng.random_range(1..=3) } else { rng.random_range(4..=15) };
@@ -258,9 +262,7 @@ fn title_case(text: &str) -> String {
 /// Formats Unix seconds as `YYYY-MM-DD HH:MM:SS` (UTC). The generator's ranges are fixed and far
 /// inside chrono's, so the empty fallback is unreachable.
 fn datetime(seconds: i64) -> String {
-    chrono::DateTime::from_timestamp(seconds, 0)
-        .map(|t| t.format(DATETIME_FORMAT).to_string())
-        .unwrap_or_default()
+    chrono::DateTime::from_timestamp(seconds, 0).map(|t| t.format(DATETIME_FORMAT).to_string()).unwrap_or_default()
 }
 
 /// Samples an index with probability proportional to integer weights (a cumulative table and a

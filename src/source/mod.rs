@@ -6,20 +6,22 @@
 //! emulator (SPEC §2), which serializes each [`Post`] part as one JSON object: the field names and
 //! order of [`Pin`], [`Geo`] and [`User`] are that wire format, and must stay the column names.
 //!
-//! One code path serves both databases: the SQL text is shared and only the column types, the
-//! table options and the expression that reads a datetime as `YYYY-MM-DD HH:MM:SS` text differ
-//! ([`Dialect`]). Datetimes are written as that text on both (MySQL converts it into `DATETIME`;
-//! SQLite keeps it as TEXT, so any SQLite client sees what the emulator sends).
+//! One code path serves both databases: the SQL text is shared (`schema.rs`: only the column
+//! types, the table options and how a datetime is read back as `YYYY-MM-DD HH:MM:SS` text differ)
+//! and each operation is written once for both pools (`with_pool!`; row decoding in `rows.rs`).
+//! Datetimes are written as that text on both: MySQL converts it into `DATETIME`, SQLite keeps it
+//! as TEXT, so any SQLite client sees what the emulator sends.
 
+mod countries;
 pub mod data;
 pub mod generator;
-mod countries;
 mod rows;
+mod schema;
 
 pub use countries::COUNTRIES;
 pub use generator::{DEFAULT_ROWS, Generator, generate};
+pub use schema::Table;
 
-use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::Arc;
@@ -30,6 +32,8 @@ use sqlx::QueryBuilder;
 use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
+use schema::{Dialect, INSERT_GEO, INSERT_PIN, INSERT_USER, MYSQL, SELECT_PIN, SQLITE};
+
 /// The random seed `pinpipe seed` uses when none is given.
 pub const DEFAULT_SEED: u64 = 42;
 /// The most rows [`Source::seed`] writes: the key columns are `INT`, as in the original schema.
@@ -37,6 +41,7 @@ pub const MAX_ROWS: u64 = i32::MAX as u64;
 /// Rows per `INSERT` statement: 12 columns × 2,000 = 24,000 bound values, under SQLite's 32,766
 /// and MySQL's 65,535 placeholder limits, and about 1 MB of SQL text, under `max_allowed_packet`.
 const STATEMENT_ROWS: usize = 2_000;
+const _: () = assert!(STATEMENT_ROWS * 12 <= 32_766, "an INSERT of pins must fit SQLite's placeholder limit");
 /// Rows per transaction while seeding: large enough that commits are rare, small enough that
 /// progress is reported often and a generated chunk is a few megabytes.
 const CHUNK_ROWS: u64 = 10_000;
@@ -91,50 +96,6 @@ pub struct User {
     pub age: Option<i64>,
     /// `YYYY-MM-DD HH:MM:SS`, or `None` for a NULL in the database (see [`Geo::timestamp`]).
     pub date_joined: Option<String>,
-}
-
-/// The three source tables; errors name the one at fault.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Table {
-    Pin,
-    Geo,
-    User,
-}
-
-impl Table {
-    /// All three, in the order they are created and filled.
-    pub const ALL: [Table; 3] = [Table::Pin, Table::Geo, Table::User];
-
-    /// The table's name in the database.
-    pub fn name(self) -> &'static str {
-        match self {
-            Table::Pin => "pinterest_data",
-            Table::Geo => "geolocation_data",
-            Table::User => "user_data",
-        }
-    }
-
-    fn count_sql(self) -> &'static str {
-        match self {
-            Table::Pin => "SELECT COUNT(*) FROM pinterest_data",
-            Table::Geo => "SELECT COUNT(*) FROM geolocation_data",
-            Table::User => "SELECT COUNT(*) FROM user_data",
-        }
-    }
-
-    fn keys_sql(self) -> &'static str {
-        match self {
-            Table::Pin => "SELECT `index` FROM pinterest_data ORDER BY `index`",
-            Table::Geo => "SELECT ind FROM geolocation_data ORDER BY ind",
-            Table::User => "SELECT ind FROM user_data ORDER BY ind",
-        }
-    }
-}
-
-impl fmt::Display for Table {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
 }
 
 /// Errors of the source database. URLs in messages never include a password.
@@ -211,58 +172,6 @@ pub enum Error {
     Generator(#[source] tokio::task::JoinError),
 }
 
-/// What differs between the two databases: column types, table options, and how a datetime
-/// column is read back as `YYYY-MM-DD HH:MM:SS` text. Everything else is shared SQL.
-struct Dialect {
-    create: [(Table, &'static str); 3],
-    select_geo: &'static str,
-    select_user: &'static str,
-}
-
-/// Builds a [`Dialect`] from the parts that differ, so the table layout is written down once.
-macro_rules! dialect {
-    (int: $int:literal, real: $real:literal, datetime: $datetime:literal, options: $options:literal,
-     read_datetime: ($before:literal, $after:literal)) => {
-        Dialect {
-            create: [
-                (Table::Pin, concat!(
-                    "CREATE TABLE IF NOT EXISTS pinterest_data (`index` ", $int, " NOT NULL PRIMARY KEY, ",
-                    "unique_id TEXT, title TEXT, description TEXT, poster_name TEXT, follower_count TEXT, ",
-                    "tag_list TEXT, is_image_or_video TEXT, image_src TEXT, downloaded ", $int, ", ",
-                    "save_location TEXT, category TEXT)", $options)),
-                (Table::Geo, concat!(
-                    "CREATE TABLE IF NOT EXISTS geolocation_data (ind ", $int, " NOT NULL PRIMARY KEY, ",
-                    "`timestamp` ", $datetime, ", latitude ", $real, ", longitude ", $real, ", country TEXT)",
-                    $options)),
-                (Table::User, concat!(
-                    "CREATE TABLE IF NOT EXISTS user_data (ind ", $int, " NOT NULL PRIMARY KEY, ",
-                    "first_name TEXT, last_name TEXT, age ", $int, ", date_joined ", $datetime, ")", $options)),
-            ],
-            select_geo: concat!(
-                "SELECT ind, ", $before, "`timestamp`", $after, " AS `timestamp`, latitude, longitude, country ",
-                "FROM geolocation_data WHERE ind = ?"),
-            select_user: concat!(
-                "SELECT ind, first_name, last_name, age, ", $before, "date_joined", $after, " AS date_joined ",
-                "FROM user_data WHERE ind = ?"),
-        }
-    };
-}
-
-/// SQLite: datetimes as TEXT, floats as REAL; a datetime is read back as the text it holds.
-const SQLITE: Dialect = dialect!(int: "INTEGER", real: "REAL", datetime: "TEXT", options: "",
-    read_datetime: ("CAST(", " AS TEXT)"));
-/// MySQL / MariaDB: DOUBLE keeps the generated coordinates exact; utf8mb4 so `…` and U+00A0 fit
-/// whatever the server's default character set is.
-const MYSQL: Dialect = dialect!(int: "INT", real: "DOUBLE", datetime: "DATETIME",
-    options: " DEFAULT CHARSET=utf8mb4", read_datetime: ("DATE_FORMAT(", ", '%Y-%m-%d %H:%i:%s')"));
-
-const SELECT_PIN: &str = "SELECT `index`, unique_id, title, description, poster_name, follower_count, \
-    tag_list, is_image_or_video, image_src, downloaded, save_location, category FROM pinterest_data WHERE `index` = ?";
-const INSERT_PIN: &str = "INSERT INTO pinterest_data (`index`, unique_id, title, description, poster_name, \
-    follower_count, tag_list, is_image_or_video, image_src, downloaded, save_location, category) ";
-const INSERT_GEO: &str = "INSERT INTO geolocation_data (ind, `timestamp`, latitude, longitude, country) ";
-const INSERT_USER: &str = "INSERT INTO user_data (ind, first_name, last_name, age, date_joined) ";
-
 /// The connection pool of one backend. Both pools are `Arc`s inside, so cloning is cheap.
 #[derive(Debug, Clone)]
 enum Pool {
@@ -319,8 +228,8 @@ impl Source {
                 .map_err(|source| Error::Connect { url: shown.clone(), source })?;
             Pool::Sqlite(pool)
         } else if url.starts_with("mysql://") {
-            let options = MySqlConnectOptions::from_str(url)
-                .map_err(|source| Error::Connect { url: shown.clone(), source })?;
+            let options =
+                MySqlConnectOptions::from_str(url).map_err(|source| Error::Connect { url: shown.clone(), source })?;
             let pool = MySqlPoolOptions::new()
                 .max_connections(8)
                 .acquire_timeout(Duration::from_secs(10))
@@ -361,7 +270,7 @@ impl Source {
     /// `0..rows`), exactly [`generate`]`(rows, seed)`. Refuses ([`Error::NotEmpty`]) when any
     /// table already has rows: appending would break the row alignment and the determinism
     /// (`seed` twice must not double the data). Calls `progress(rows_done)` after each committed
-    /// chunk of 10,000 rows. Generation runs on a blocking thread, one chunk ahead of insertion.
+    /// chunk of 10,000 rows. Generation runs on a blocking thread, a few chunks ahead of insertion.
     pub async fn seed(&self, rows: u64, seed: u64, progress: &(dyn Fn(u64) + Send + Sync)) -> Result<(), Error> {
         if rows > MAX_ROWS {
             return Err(Error::TooManyRows { rows, max: MAX_ROWS });
@@ -408,12 +317,15 @@ impl Source {
             users.push(user);
         }
         let (first, posts) = (pins.first().map_or(0, |p| p.index), pins.len());
-        let failed = |table: Table, rows: usize| move |source| Error::Insert { table, first, rows, source };
+        // Each statement's error names its own first index and size.
+        let failed = |table: Table, first: Option<i64>, rows: usize| {
+            move |source| Error::Insert { table, first: first.unwrap_or_default(), rows, source }
+        };
         let transaction = |source| Error::Transaction { first, posts, source };
         with_pool!(self, pool => {
             let mut tx = pool.begin().await.map_err(transaction)?;
             for part in statements(pins) {
-                let fail = failed(Table::Pin, part.len());
+                let fail = failed(Table::Pin, part.first().map(|p| p.index), part.len());
                 let mut query = QueryBuilder::new(INSERT_PIN);
                 query.push_values(part, |mut row, pin| {
                     row.push_bind(pin.index)
@@ -432,7 +344,7 @@ impl Source {
                 query.build().execute(&mut *tx).await.map_err(fail)?;
             }
             for part in statements(geos) {
-                let fail = failed(Table::Geo, part.len());
+                let fail = failed(Table::Geo, part.first().map(|g| g.ind), part.len());
                 let mut query = QueryBuilder::new(INSERT_GEO);
                 query.push_values(part, |mut row, geo| {
                     row.push_bind(geo.ind)
@@ -444,7 +356,7 @@ impl Source {
                 query.build().execute(&mut *tx).await.map_err(fail)?;
             }
             for part in statements(users) {
-                let fail = failed(Table::User, part.len());
+                let fail = failed(Table::User, part.first().map(|u| u.ind), part.len());
                 let mut query = QueryBuilder::new(INSERT_USER);
                 query.push_values(part, |mut row, user| {
                     row.push_bind(user.ind)
@@ -471,7 +383,11 @@ impl Source {
             return Err(Error::Empty { table: shortest });
         }
         if lengths.iter().any(|&(_, n)| n != rows) {
-            tracing::warn!(?lengths, rows, "the source tables differ in length; reading only the first {rows} rows of each");
+            tracing::warn!(
+                ?lengths,
+                rows,
+                "the source tables differ in length; reading only the first {rows} rows of each"
+            );
         }
         Ok(Reader { source: self.clone(), pins: pins.into(), geos: geos.into(), users: users.into(), rows })
     }
@@ -495,9 +411,9 @@ impl Source {
     }
 
     async fn pin(&self, key: i64) -> Result<Pin, Error> {
-        let row = with_pool!(self, pool => match sqlx::query(SELECT_PIN).bind(key).fetch_optional(pool).await {
-            Ok(row) => row.as_ref().map(rows::pin).transpose(),
-            Err(e) => Err(e),
+        let row = with_pool!(self, pool => {
+            let row = sqlx::query(SELECT_PIN).bind(key).fetch_optional(pool).await;
+            row.and_then(|row| row.as_ref().map(rows::pin).transpose())
         });
         let row = row.map_err(|source| Error::Read { table: Table::Pin, key, source })?;
         row.ok_or(Error::RowVanished { table: Table::Pin, key })
@@ -505,9 +421,9 @@ impl Source {
 
     async fn geo(&self, key: i64) -> Result<Geo, Error> {
         let sql = self.dialect().select_geo;
-        let row = with_pool!(self, pool => match sqlx::query(sql).bind(key).fetch_optional(pool).await {
-            Ok(row) => row.as_ref().map(rows::geo).transpose(),
-            Err(e) => Err(e),
+        let row = with_pool!(self, pool => {
+            let row = sqlx::query(sql).bind(key).fetch_optional(pool).await;
+            row.and_then(|row| row.as_ref().map(rows::geo).transpose())
         });
         let row = row.map_err(|source| Error::Read { table: Table::Geo, key, source })?;
         row.ok_or(Error::RowVanished { table: Table::Geo, key })
@@ -515,9 +431,9 @@ impl Source {
 
     async fn user(&self, key: i64) -> Result<User, Error> {
         let sql = self.dialect().select_user;
-        let row = with_pool!(self, pool => match sqlx::query(sql).bind(key).fetch_optional(pool).await {
-            Ok(row) => row.as_ref().map(rows::user).transpose(),
-            Err(e) => Err(e),
+        let row = with_pool!(self, pool => {
+            let row = sqlx::query(sql).bind(key).fetch_optional(pool).await;
+            row.and_then(|row| row.as_ref().map(rows::user).transpose())
         });
         let row = row.map_err(|source| Error::Read { table: Table::User, key, source })?;
         row.ok_or(Error::RowVanished { table: Table::User, key })
@@ -596,16 +512,23 @@ mod tests {
     }
 
     #[test]
-    fn every_statement_stays_under_the_placeholder_limits() {
-        assert!(STATEMENT_ROWS * 12 < 32_766);
-    }
-
-    #[test]
     fn pins_serialize_as_the_column_names_in_column_order() {
         let post = generate(1, 1).next().map(|p| p.pin);
         let json = serde_json::to_string(&post).unwrap_or_default();
-        let keys = ["index", "unique_id", "title", "description", "poster_name", "follower_count", "tag_list",
-            "is_image_or_video", "image_src", "downloaded", "save_location", "category"];
+        let keys = [
+            "index",
+            "unique_id",
+            "title",
+            "description",
+            "poster_name",
+            "follower_count",
+            "tag_list",
+            "is_image_or_video",
+            "image_src",
+            "downloaded",
+            "save_location",
+            "category",
+        ];
         let positions: Vec<usize> = keys.iter().filter_map(|k| json.find(&format!("\"{k}\":"))).collect();
         assert_eq!(positions.len(), keys.len(), "{json}");
         assert!(positions.windows(2).all(|w| w[0] < w[1]), "{json}");
