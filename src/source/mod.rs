@@ -49,8 +49,11 @@ const CHUNK_ROWS: u64 = 10_000;
 /// One post: row `i` of each of the three tables (they are aligned by their index).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Post {
+    /// Sent to the `<id>.pin` topic / `streaming-<id>-pin` stream.
     pub pin: Pin,
+    /// Sent to the `<id>.geo` topic / stream.
     pub geo: Geo,
+    /// Sent to the `<id>.user` topic / stream.
     pub user: User,
 }
 
@@ -495,6 +498,20 @@ fn redact(url: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn handles_and_their_futures_can_cross_threads() {
+        fn shared<T: Send + Sync + Clone>() {}
+        fn send<T: Send>(_: &T) {}
+        shared::<Source>();
+        shared::<Reader>();
+        // Type-checked, never run: the emulator and the CLI spawn these futures on a runtime.
+        let _check = |source: Source, reader: Reader| {
+            send(&source.seed(1, 1, &|_| {}));
+            send(&source.reader());
+            send(&reader.post_at(0));
+        };
+    }
 
     #[test]
     fn redact_hides_only_the_password() {
