@@ -85,6 +85,8 @@ pub struct Geo {
     /// `YYYY-MM-DD HH:MM:SS`. `None` (JSON `null`) when the database holds NULL, so such a row is
     /// still sent and the cleaner rejects it with a reason instead of the emulator failing.
     pub timestamp: Option<String>,
+    /// Required, like the key: a NULL coordinate fails the read ([`Error::Read`]) rather than
+    /// sending a made-up number.
     pub latitude: f64,
     pub longitude: f64,
     pub country: Option<String>,
