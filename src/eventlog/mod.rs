@@ -231,8 +231,8 @@ pub fn validate_name(namespace: Namespace, name: &str) -> Result<()> {
 pub fn partition_for_key(key: &[u8], partitions: u32) -> u32 {
     use md5::{Digest, Md5};
     let hash = u128::from_be_bytes(Md5::digest(key).into());
-    let width = u128::MAX / u128::from(partitions.max(1)) + 1;
-    (hash / width) as u32
+    // The top 64 bits scaled to [0, partitions): the same split as equal hash-key ranges.
+    (((hash >> 64) * u128::from(partitions.max(1))) >> 64) as u32
 }
 
 #[cfg(test)]
