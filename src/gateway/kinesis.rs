@@ -377,19 +377,16 @@ fn describe_stream(info: LogInfo) -> StreamDescription {
     }
 }
 
-/// The MD5 hash-key range of shard `p` of `n`: the 128-bit key space split evenly, the same split
-/// [`eventlog::partition_for_key`] uses to pick a shard.
+/// The MD5 hash-key range of shard `p` of `n`: exactly the keys [`eventlog::partition_for_key`]
+/// sends to `p` (it scales the hash's top 64 bits to `[0, n)`), so the ranges are contiguous and
+/// cover the 128-bit key space.
 fn hash_key_range(p: u32, n: u32) -> (u128, u128) {
-    if n <= 1 {
-        return (0, u128::MAX);
-    }
-    let width = u128::MAX / u128::from(n) + 1;
-    let start = u128::from(p) * width;
-    let end = if p + 1 >= n {
-        u128::MAX
-    } else {
-        start + width - 1
-    };
+    let n = u128::from(n.max(1));
+    // The smallest top-64-bit value that maps to shard `q`: ceil(q * 2^64 / n).
+    let first_top = |q: u128| ((q << 64) + n - 1) / n;
+    let p = u128::from(p);
+    let start = first_top(p) << 64;
+    let end = if p + 1 >= n { u128::MAX } else { (first_top(p + 1) << 64) - 1 };
     (start, end)
 }
 
@@ -400,19 +397,20 @@ mod tests {
     #[test]
     fn hash_key_ranges_cover_the_key_space_like_partition_for_key() {
         assert_eq!(hash_key_range(0, 1), (0, u128::MAX));
-        for n in [2u32, 3, 4, 7] {
+        for n in [1u32, 2, 3, 4, 7, 1024] {
             let ranges: Vec<_> = (0..n).map(|p| hash_key_range(p, n)).collect();
             assert_eq!(ranges[0].0, 0);
             assert_eq!(ranges[n as usize - 1].1, u128::MAX);
             for w in ranges.windows(2) {
                 assert_eq!(w[0].1 + 1, w[1].0);
             }
-            for key in ["a", "pin-1", "streaming", "42"] {
+            for key in (0..200).map(|i| format!("key-{i}")) {
                 use md5::{Digest, Md5};
                 let hash = u128::from_be_bytes(Md5::digest(key.as_bytes()).into());
                 let p = eventlog::partition_for_key(key.as_bytes(), n);
                 let (s, e) = ranges[p as usize];
                 assert!(s <= hash && hash <= e, "{key} n={n}");
+                assert!(s <= e);
             }
         }
     }
