@@ -383,10 +383,14 @@ fn describe_stream(info: LogInfo) -> StreamDescription {
 fn hash_key_range(p: u32, n: u32) -> (u128, u128) {
     let n = u128::from(n.max(1));
     // The smallest top-64-bit value that maps to shard `q`: ceil(q * 2^64 / n).
-    let first_top = |q: u128| ((q << 64) + n - 1) / n;
+    let first_top = |q: u128| (q << 64).div_ceil(n);
     let p = u128::from(p);
     let start = first_top(p) << 64;
-    let end = if p + 1 >= n { u128::MAX } else { (first_top(p + 1) << 64) - 1 };
+    let end = if p + 1 >= n {
+        u128::MAX
+    } else {
+        (first_top(p + 1) << 64) - 1
+    };
     (start, end)
 }
 
