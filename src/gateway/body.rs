@@ -20,14 +20,9 @@ pub fn check_api_key(headers: &HeaderMap, keys: &[String]) -> Result<(), Error> 
     if keys.is_empty() {
         return Ok(());
     }
-    let given = headers
-        .get("x-api-key")
-        .map(|v| v.as_bytes())
-        .ok_or(Error::Forbidden)?;
+    let given = headers.get("x-api-key").map(|v| v.as_bytes()).ok_or(Error::Forbidden)?;
     // Look at every key, and every byte of equal-length keys, so timing says little.
-    let found = keys
-        .iter()
-        .fold(false, |found, k| found | same_bytes(given, k.as_bytes()));
+    let found = keys.iter().fold(false, |found, k| found | same_bytes(given, k.as_bytes()));
     if found { Ok(()) } else { Err(Error::Forbidden) }
 }
 
@@ -60,19 +55,11 @@ pub async fn read_body(
             .and_then(|s| s.trim().parse::<u64>().ok())
             .is_some_and(|n| n > MAX_BODY_BYTES as u64);
         if too_big {
-            return Err(Error::BodyTooLarge {
-                limit: MAX_BODY_BYTES,
-            });
+            return Err(Error::BodyTooLarge { limit: MAX_BODY_BYTES });
         }
     }
     let untyped = match media_type(headers) {
-        Some(mt)
-            if accepted
-                .iter()
-                .any(|a| mt.eq_ignore_ascii_case(a.as_bytes())) =>
-        {
-            false
-        }
+        Some(mt) if accepted.iter().any(|a| mt.eq_ignore_ascii_case(a.as_bytes())) => false,
         None if allow_untyped_empty => true,
         other => {
             let content_type = other.map(|b| String::from_utf8_lossy(b).into_owned());
@@ -82,9 +69,7 @@ pub async fn read_body(
     let bytes = match Limited::new(body, MAX_BODY_BYTES).collect().await {
         Ok(collected) => collected.to_bytes(),
         Err(e) if e.is::<LengthLimitError>() => {
-            return Err(Error::BodyTooLarge {
-                limit: MAX_BODY_BYTES,
-            });
+            return Err(Error::BodyTooLarge { limit: MAX_BODY_BYTES });
         }
         Err(e) => return Err(Error::BodyRead(e.to_string())),
     };
@@ -158,10 +143,7 @@ mod tests {
 
     #[test]
     fn removes_whitespace_between_tokens() {
-        assert_eq!(
-            compact(r#"{"index": 7528, "tags": ["a", "b"]}"#),
-            r#"{"index":7528,"tags":["a","b"]}"#
-        );
+        assert_eq!(compact(r#"{"index": 7528, "tags": ["a", "b"]}"#), r#"{"index":7528,"tags":["a","b"]}"#);
         let pretty = "{\n  \"a\" : [\r\n\t1 ,\n  2.50e3\n ],\n  \"b\": null\n}";
         assert_eq!(compact(pretty), r#"{"a":[1,2.50e3],"b":null}"#);
         assert_eq!(compact("  17  "), "17");
@@ -171,16 +153,9 @@ mod tests {
     #[test]
     fn keeps_strings_byte_for_byte() {
         let s = r#"{"t": "a  b", "q": "say \"hi\" , ok", "n": "line\nbreak\\", "z": "x"}"#;
-        assert_eq!(
-            compact(s),
-            r#"{"t":"a  b","q":"say \"hi\" , ok","n":"line\nbreak\\","z":"x"}"#
-        );
-        let u =
-            "{ \"d\": \"Lo\u{e9}s caf\u{e9} \u{2026}\u{a0}\", \"e\": \"\\u00e9 \\ud83d\\ude00\" }";
-        assert_eq!(
-            compact(u),
-            "{\"d\":\"Lo\u{e9}s caf\u{e9} \u{2026}\u{a0}\",\"e\":\"\\u00e9 \\ud83d\\ude00\"}"
-        );
+        assert_eq!(compact(s), r#"{"t":"a  b","q":"say \"hi\" , ok","n":"line\nbreak\\","z":"x"}"#);
+        let u = "{ \"d\": \"Lo\u{e9}s caf\u{e9} \u{2026}\u{a0}\", \"e\": \"\\u00e9 \\ud83d\\ude00\" }";
+        assert_eq!(compact(u), "{\"d\":\"Lo\u{e9}s caf\u{e9} \u{2026}\u{a0}\",\"e\":\"\\u00e9 \\ud83d\\ude00\"}");
         assert_eq!(compact(r#"[ "\\", "\\\"" , 1 ]"#), r#"["\\","\\\"",1]"#);
     }
 
@@ -222,57 +197,32 @@ mod tests {
         ] {
             let e = serde_json::from_slice::<R>(body).unwrap_err();
             let c = classify_json_error(e, body);
-            assert_eq!(
-                matches!(c, Error::MalformedJson(_)),
-                malformed,
-                "{:?}",
-                String::from_utf8_lossy(body)
-            );
+            assert_eq!(matches!(c, Error::MalformedJson(_)), malformed, "{:?}", String::from_utf8_lossy(body));
         }
     }
 
     #[tokio::test]
     async fn bodies_are_limited_with_or_without_content_length() {
         let mut h = HeaderMap::new();
-        h.insert(
-            header::CONTENT_TYPE,
-            "Application/JSON; charset=utf-8".parse().unwrap(),
-        );
-        let ok = read_body(&h, Body::from("{}"), &["application/json"], false)
-            .await
-            .unwrap();
+        h.insert(header::CONTENT_TYPE, "Application/JSON; charset=utf-8".parse().unwrap());
+        let ok = read_body(&h, Body::from("{}"), &["application/json"], false).await.unwrap();
         assert_eq!(&ok[..], b"{}");
 
         let big = vec![b' '; MAX_BODY_BYTES + 1];
-        let e = read_body(&h, Body::from(big), &["application/json"], false)
-            .await
-            .unwrap_err();
+        let e = read_body(&h, Body::from(big), &["application/json"], false).await.unwrap_err();
         assert!(matches!(e, Error::BodyTooLarge { .. }), "{e:?}");
 
-        h.insert(
-            header::CONTENT_LENGTH,
-            (MAX_BODY_BYTES + 1).to_string().parse().unwrap(),
-        );
-        let e = read_body(&h, Body::empty(), &["application/json"], false)
-            .await
-            .unwrap_err();
+        h.insert(header::CONTENT_LENGTH, (MAX_BODY_BYTES + 1).to_string().parse().unwrap());
+        let e = read_body(&h, Body::empty(), &["application/json"], false).await.unwrap_err();
         assert!(matches!(e, Error::BodyTooLarge { .. }), "{e:?}");
 
         let mut h = HeaderMap::new();
         h.insert(header::CONTENT_TYPE, "text/plain".parse().unwrap());
-        let e = read_body(&h, Body::from("{}"), &["application/json"], true)
-            .await
-            .unwrap_err();
+        let e = read_body(&h, Body::from("{}"), &["application/json"], true).await.unwrap_err();
         assert!(matches!(e, Error::UnsupportedMediaType { .. }), "{e:?}");
         let h = HeaderMap::new();
-        assert!(
-            read_body(&h, Body::empty(), &["application/json"], true)
-                .await
-                .is_ok()
-        );
-        let e = read_body(&h, Body::from("{}"), &["application/json"], true)
-            .await
-            .unwrap_err();
+        assert!(read_body(&h, Body::empty(), &["application/json"], true).await.is_ok());
+        let e = read_body(&h, Body::from("{}"), &["application/json"], true).await.unwrap_err();
         assert!(matches!(e, Error::UnsupportedMediaType { .. }), "{e:?}");
     }
 }

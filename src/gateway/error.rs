@@ -68,11 +68,7 @@ pub enum Error {
     InvalidRequest(String),
     /// One record is bigger than the per-record limit (Kafka: its value; Kinesis: data + key).
     #[error("record {index} is {size} bytes, more than the {limit}-byte limit")]
-    RecordTooLarge {
-        index: usize,
-        size: usize,
-        limit: usize,
-    },
+    RecordTooLarge { index: usize, size: usize, limit: usize },
     /// A call with no records at all.
     #[error("the request holds no records")]
     NoRecords,
@@ -115,18 +111,12 @@ pub struct ApiError {
 impl ApiError {
     /// The error in the Kafka REST shape.
     pub fn kafka(error: impl Into<Error>) -> Self {
-        ApiError {
-            family: Family::Kafka,
-            error: error.into(),
-        }
+        ApiError { family: Family::Kafka, error: error.into() }
     }
 
     /// The error in the Kinesis shape.
     pub fn kinesis(error: impl Into<Error>) -> Self {
-        ApiError {
-            family: Family::Kinesis,
-            error: error.into(),
-        }
+        ApiError { family: Family::Kinesis, error: error.into() }
     }
 }
 
@@ -178,84 +168,48 @@ impl IntoResponse for ApiError {
             Family::Kafka => {
                 let (status, code, message) = match err {
                     E::Forbidden => (S::FORBIDDEN, 403, "Forbidden".to_owned()),
-                    E::BodyTooLarge { limit } => (
-                        S::PAYLOAD_TOO_LARGE,
-                        413,
-                        format!("Request entity too large: the limit is {limit} bytes."),
-                    ),
-                    E::UnsupportedMediaType { .. } => (
-                        S::UNSUPPORTED_MEDIA_TYPE,
-                        415,
-                        "HTTP 415 Unsupported Media Type".to_owned(),
-                    ),
+                    E::BodyTooLarge { limit } => {
+                        (S::PAYLOAD_TOO_LARGE, 413, format!("Request entity too large: the limit is {limit} bytes."))
+                    }
+                    E::UnsupportedMediaType { .. } => {
+                        (S::UNSUPPORTED_MEDIA_TYPE, 415, "HTTP 415 Unsupported Media Type".to_owned())
+                    }
                     E::BodyRead(_) | E::MalformedJson(_) => (S::BAD_REQUEST, 400, err.to_string()),
-                    E::InvalidRequest(_)
-                    | E::NoRecords
-                    | E::TooManyRecords { .. }
-                    | E::StreamNameMismatch { .. } => {
+                    E::InvalidRequest(_) | E::NoRecords | E::TooManyRecords { .. } | E::StreamNameMismatch { .. } => {
                         (S::UNPROCESSABLE_ENTITY, 422, err.to_string())
                     }
                     E::RecordTooLarge { .. } => (S::UNPROCESSABLE_ENTITY, 42201, err.to_string()),
                     E::Log(L::NotFound { name, .. } | L::InvalidName { name, .. }) => {
                         (S::NOT_FOUND, 40401, format!("Topic {name} not found."))
                     }
-                    E::Log(L::NoSuchPartition { .. }) => {
-                        (S::NOT_FOUND, 40402, "Partition not found.".to_owned())
-                    }
+                    E::Log(L::NoSuchPartition { .. }) => (S::NOT_FOUND, 40402, "Partition not found.".to_owned()),
                     E::Log(L::AlreadyExists { name, .. }) => {
                         (S::CONFLICT, 40902, format!("Topic {name} already exists."))
                     }
-                    E::Log(L::InvalidPartitionCount(_)) => {
-                        (S::UNPROCESSABLE_ENTITY, 422, err.to_string())
-                    }
-                    _ if unavailable => (
-                        S::SERVICE_UNAVAILABLE,
-                        50301,
-                        "Service unavailable".to_owned(),
-                    ),
-                    _ => (
-                        S::INTERNAL_SERVER_ERROR,
-                        500,
-                        "Internal server error".to_owned(),
-                    ),
+                    E::Log(L::InvalidPartitionCount(_)) => (S::UNPROCESSABLE_ENTITY, 422, err.to_string()),
+                    _ if unavailable => (S::SERVICE_UNAVAILABLE, 50301, "Service unavailable".to_owned()),
+                    _ => (S::INTERNAL_SERVER_ERROR, 500, "Internal server error".to_owned()),
                 };
-                (
-                    status,
-                    json(&KafkaBody {
-                        error_code: code,
-                        message: &message,
-                    }),
-                    KAFKA_CONTENT_TYPE,
-                )
+                (status, json(&KafkaBody { error_code: code, message: &message }), KAFKA_CONTENT_TYPE)
             }
             Family::Kinesis => {
                 let (status, kind, message) = match err {
-                    E::Forbidden => (
-                        S::FORBIDDEN,
-                        "AccessDeniedException",
-                        "Forbidden".to_owned(),
-                    ),
-                    E::BodyTooLarge { .. } => {
-                        (S::PAYLOAD_TOO_LARGE, "ValidationException", err.to_string())
-                    }
+                    E::Forbidden => (S::FORBIDDEN, "AccessDeniedException", "Forbidden".to_owned()),
+                    E::BodyTooLarge { .. } => (S::PAYLOAD_TOO_LARGE, "ValidationException", err.to_string()),
                     E::UnsupportedMediaType { .. } => (
                         S::UNSUPPORTED_MEDIA_TYPE,
                         "UnsupportedMediaTypeException",
                         "Unsupported Media Type".to_owned(),
                     ),
-                    E::BodyRead(_) | E::MalformedJson(_) => {
-                        (S::BAD_REQUEST, "SerializationException", err.to_string())
-                    }
+                    E::BodyRead(_) | E::MalformedJson(_) => (S::BAD_REQUEST, "SerializationException", err.to_string()),
                     E::InvalidRequest(_)
                     | E::NoRecords
                     | E::TooManyRecords { .. }
                     | E::RecordTooLarge { .. }
                     | E::StreamNameMismatch { .. }
-                    | E::Log(
-                        L::InvalidName { .. }
-                        | L::InvalidPartitionCount(_)
-                        | L::NoSuchPartition { .. },
-                    ) => (S::BAD_REQUEST, "ValidationException", err.to_string()),
+                    | E::Log(L::InvalidName { .. } | L::InvalidPartitionCount(_) | L::NoSuchPartition { .. }) => {
+                        (S::BAD_REQUEST, "ValidationException", err.to_string())
+                    }
                     E::Log(L::NotFound { name, .. }) => (
                         S::NOT_FOUND,
                         "ResourceNotFoundException",
@@ -266,31 +220,16 @@ impl IntoResponse for ApiError {
                         "ResourceInUseException",
                         format!("Stream {name} under account {ACCOUNT} already exists."),
                     ),
-                    _ if unavailable => (
-                        S::SERVICE_UNAVAILABLE,
-                        "ServiceUnavailableException",
-                        "Service unavailable".to_owned(),
-                    ),
-                    _ => (
-                        S::INTERNAL_SERVER_ERROR,
-                        "InternalFailure",
-                        "Internal service error".to_owned(),
-                    ),
+                    _ if unavailable => {
+                        (S::SERVICE_UNAVAILABLE, "ServiceUnavailableException", "Service unavailable".to_owned())
+                    }
+                    _ => (S::INTERNAL_SERVER_ERROR, "InternalFailure", "Internal service error".to_owned()),
                 };
-                (
-                    status,
-                    json(&KinesisBody {
-                        kind,
-                        message: &message,
-                    }),
-                    "application/json",
-                )
+                (status, json(&KinesisBody { kind, message: &message }), "application/json")
             }
         };
         let mut response = (status, body).into_response();
-        response
-            .headers_mut()
-            .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+        response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
         response
     }
 }
@@ -323,20 +262,14 @@ mod tests {
     async fn reply(e: ApiError) -> (StatusCode, String, String) {
         let r = e.into_response();
         let status = r.status();
-        let ct = r.headers()[header::CONTENT_TYPE]
-            .to_str()
-            .unwrap()
-            .to_owned();
+        let ct = r.headers()[header::CONTENT_TYPE].to_str().unwrap().to_owned();
         let body = r.into_body().collect().await.unwrap().to_bytes();
         (status, ct, String::from_utf8(body.to_vec()).unwrap())
     }
 
     #[tokio::test]
     async fn kafka_errors_use_the_proxy_envelope() {
-        let nf = eventlog::Error::NotFound {
-            noun: "topic",
-            name: "pinterest.x".into(),
-        };
+        let nf = eventlog::Error::NotFound { noun: "topic", name: "pinterest.x".into() };
         assert_eq!(
             reply(ApiError::kafka(nf)).await,
             (
@@ -345,32 +278,20 @@ mod tests {
                 r#"{"error_code":40401,"message":"Topic pinterest.x not found."}"#.into()
             )
         );
-        let (s, _, b) = reply(ApiError::kafka(Error::UnsupportedMediaType {
-            content_type: None,
-        }))
-        .await;
+        let (s, _, b) = reply(ApiError::kafka(Error::UnsupportedMediaType { content_type: None })).await;
         assert_eq!(
             (s, b.as_str()),
-            (
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                r#"{"error_code":415,"message":"HTTP 415 Unsupported Media Type"}"#
-            )
+            (StatusCode::UNSUPPORTED_MEDIA_TYPE, r#"{"error_code":415,"message":"HTTP 415 Unsupported Media Type"}"#)
         );
     }
 
     #[tokio::test]
     async fn server_side_failures_stay_generic() {
-        let e = eventlog::Error::Io {
-            path: "/secret/dir".into(),
-            source: std::io::Error::other("disk on fire"),
-        };
+        let e = eventlog::Error::Io { path: "/secret/dir".into(), source: std::io::Error::other("disk on fire") };
         let (s, _, b) = reply(ApiError::kafka(e)).await;
         assert_eq!(
             (s, b.as_str()),
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                r#"{"error_code":50301,"message":"Service unavailable"}"#
-            )
+            (StatusCode::SERVICE_UNAVAILABLE, r#"{"error_code":50301,"message":"Service unavailable"}"#)
         );
         let e = eventlog::Error::UnsupportedUrl("x://secret".into());
         let (s, ct, b) = reply(ApiError::kinesis(e)).await;
@@ -386,10 +307,7 @@ mod tests {
 
     #[tokio::test]
     async fn kinesis_errors_use_the_kinesis_shape() {
-        let e = eventlog::Error::AlreadyExists {
-            noun: "stream",
-            name: "s".into(),
-        };
+        let e = eventlog::Error::AlreadyExists { noun: "stream", name: "s".into() };
         let (s, _, b) = reply(ApiError::kinesis(e)).await;
         assert_eq!(
             (s, b.as_str()),

@@ -45,26 +45,15 @@ struct ProduceRecord<'a> {
 }
 
 /// `POST /topics/{topic}`: appends the records and answers with their offsets.
-pub async fn produce(
-    State(state): State<AppState>,
-    Path(topic): Path<String>,
-    req: Request,
-) -> Response {
-    respond(
-        &state,
-        Route::Topics,
-        Family::Kafka,
-        produce_inner(&state, &topic, req),
-    )
-    .await
+pub async fn produce(State(state): State<AppState>, Path(topic): Path<String>, req: Request) -> Response {
+    respond(&state, Route::Topics, Family::Kafka, produce_inner(&state, &topic, req)).await
 }
 
 async fn produce_inner(state: &AppState, topic: &str, req: Request) -> Result<Response, Error> {
     let (parts, body) = req.into_parts();
     check_api_key(&parts.headers, &state.config().api_keys)?;
     let bytes = read_body(&parts.headers, body, &[PRODUCE_CONTENT_TYPE], false).await?;
-    let request: ProduceRequest<'_> =
-        serde_json::from_slice(&bytes).map_err(|e| classify_json_error(e, &bytes))?;
+    let request: ProduceRequest<'_> = serde_json::from_slice(&bytes).map_err(|e| classify_json_error(e, &bytes))?;
     if request.records.is_empty() {
         return Err(Error::NoRecords);
     }
@@ -74,18 +63,10 @@ async fn produce_inner(state: &AppState, topic: &str, req: Request) -> Result<Re
     for (index, r) in request.records.iter().enumerate() {
         let value = compact_json(r.value.get());
         if value.len() > MAX_VALUE_BYTES && too_large.is_none() {
-            too_large = Some(Error::RecordTooLarge {
-                index,
-                size: value.len(),
-                limit: MAX_VALUE_BYTES,
-            });
+            too_large = Some(Error::RecordTooLarge { index, size: value.len(), limit: MAX_VALUE_BYTES });
         }
         let key = r.key.map(|k| compact_json(k.get()));
-        records.push(NewRecord {
-            key,
-            value,
-            partition: r.partition,
-        });
+        records.push(NewRecord { key, value, partition: r.partition });
     }
     let topics = state.topics();
     if let Some(e) = too_large {
@@ -108,11 +89,8 @@ fn offsets_reply(positions: &[Position]) -> Vec<u8> {
             out.push(',');
         }
         // Writing to a String cannot fail.
-        let _ = write!(
-            out,
-            "{{\"partition\":{},\"offset\":{},\"error_code\":null,\"error\":null}}",
-            p.partition, p.offset
-        );
+        let _ =
+            write!(out, "{{\"partition\":{},\"offset\":{},\"error_code\":null,\"error\":null}}", p.partition, p.offset);
     }
     out.push_str("],\"key_schema_id\":null,\"value_schema_id\":null}");
     out.into_bytes()
@@ -154,11 +132,7 @@ struct Replica {
 }
 
 /// `GET /topics/{topic}`: the proxy's topic shape, one broker (id 1) leading every partition.
-pub async fn describe(
-    State(state): State<AppState>,
-    Path(topic): Path<String>,
-    req: Request,
-) -> Response {
+pub async fn describe(State(state): State<AppState>, Path(topic): Path<String>, req: Request) -> Response {
     let (parts, _) = req.into_parts();
     respond(&state, Route::Admin, Family::Kafka, async {
         check_api_key(&parts.headers, &state.config().api_keys)?;
@@ -173,11 +147,7 @@ pub async fn describe(
                 .map(|p| PartitionReply {
                     partition: p.partition,
                     leader: 1,
-                    replicas: [Replica {
-                        broker: 1,
-                        leader: true,
-                        in_sync: true,
-                    }],
+                    replicas: [Replica { broker: 1, leader: true, in_sync: true }],
                 })
                 .collect(),
         };
@@ -196,16 +166,7 @@ mod tests {
 
     #[test]
     fn offsets_reply_matches_the_proxy_bytes() {
-        let p = [
-            Position {
-                partition: 0,
-                offset: 41,
-            },
-            Position {
-                partition: 2,
-                offset: 7,
-            },
-        ];
+        let p = [Position { partition: 0, offset: 41 }, Position { partition: 2, offset: 7 }];
         assert_eq!(
             String::from_utf8(offsets_reply(&p)).unwrap(),
             r#"{"offsets":[{"partition":0,"offset":41,"error_code":null,"error":null},{"partition":2,"offset":7,"error_code":null,"error":null}],"key_schema_id":null,"value_schema_id":null}"#
@@ -214,7 +175,8 @@ mod tests {
 
     #[test]
     fn parses_the_emulator_body_without_copying_values() {
-        let body = br#"{"records": [{"value": {"index": 1, "t": "a b"}}, {"key": "k", "value": null, "partition": 0}]}"#;
+        let body =
+            br#"{"records": [{"value": {"index": 1, "t": "a b"}}, {"key": "k", "value": null, "partition": 0}]}"#;
         let r: ProduceRequest<'_> = serde_json::from_slice(body).unwrap();
         assert_eq!(r.records.len(), 2);
         assert_eq!(r.records[0].value.get(), r#"{"index": 1, "t": "a b"}"#);
@@ -227,13 +189,8 @@ mod tests {
             br#"{"value": 1}"#,
             br#"{"records": [{"value": 1, "partition": -1}]}"#,
         ] {
-            let e = serde_json::from_slice::<ProduceRequest<'_>>(bad)
-                .err()
-                .unwrap();
-            assert!(matches!(
-                classify_json_error(e, bad),
-                Error::InvalidRequest(_)
-            ));
+            let e = serde_json::from_slice::<ProduceRequest<'_>>(bad).err().unwrap();
+            assert!(matches!(classify_json_error(e, bad), Error::InvalidRequest(_)));
         }
     }
 }

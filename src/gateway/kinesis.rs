@@ -61,53 +61,34 @@ struct PutRecordsEntry<'a> {
 }
 
 /// `PUT /streams/{name}/record`: one record → `{"ShardId":…,"SequenceNumber":…}`.
-pub async fn put_record(
-    State(state): State<AppState>,
-    Path(name): Path<String>,
-    req: Request,
-) -> Response {
+pub async fn put_record(State(state): State<AppState>, Path(name): Path<String>, req: Request) -> Response {
     respond(&state, Route::Streams, Family::Kinesis, async {
         let (parts, body) = req.into_parts();
         check_api_key(&parts.headers, &state.config().api_keys)?;
         let bytes = read_body(&parts.headers, body, CONTENT_TYPES, false).await?;
-        let r: PutRecordRequest<'_> =
-            serde_json::from_slice(&bytes).map_err(|e| classify_json_error(e, &bytes))?;
+        let r: PutRecordRequest<'_> = serde_json::from_slice(&bytes).map_err(|e| classify_json_error(e, &bytes))?;
         check_stream_name(&name, r.stream_name.as_deref())?;
         let record = new_record(0, r.data, &r.partition_key)?;
         let positions = append(&state, &name, vec![record]).await?;
-        let p = positions
-            .first()
-            .ok_or_else(|| Error::Internal("append returned no position".into()))?;
-        let body = format!(
-            r#"{{"ShardId":"{}","SequenceNumber":"{}"}}"#,
-            p.shard_id(),
-            p.sequence_number()
-        );
+        let p = positions.first().ok_or_else(|| Error::Internal("append returned no position".into()))?;
+        let body = format!(r#"{{"ShardId":"{}","SequenceNumber":"{}"}}"#, p.shard_id(), p.sequence_number());
         Ok(reply(StatusCode::OK, "application/json", body.into_bytes()))
     })
     .await
 }
 
 /// `PUT /streams/{name}/records`: up to 500 records → the `PutRecords` reply.
-pub async fn put_records(
-    State(state): State<AppState>,
-    Path(name): Path<String>,
-    req: Request,
-) -> Response {
+pub async fn put_records(State(state): State<AppState>, Path(name): Path<String>, req: Request) -> Response {
     respond(&state, Route::Streams, Family::Kinesis, async {
         let (parts, body) = req.into_parts();
         check_api_key(&parts.headers, &state.config().api_keys)?;
         let bytes = read_body(&parts.headers, body, CONTENT_TYPES, false).await?;
-        let r: PutRecordsRequest<'_> =
-            serde_json::from_slice(&bytes).map_err(|e| classify_json_error(e, &bytes))?;
+        let r: PutRecordsRequest<'_> = serde_json::from_slice(&bytes).map_err(|e| classify_json_error(e, &bytes))?;
         check_stream_name(&name, r.stream_name.as_deref())?;
         match r.records.len() {
             0 => return Err(Error::NoRecords),
             n if n > MAX_RECORDS => {
-                return Err(Error::TooManyRecords {
-                    count: n,
-                    limit: MAX_RECORDS,
-                });
+                return Err(Error::TooManyRecords { count: n, limit: MAX_RECORDS });
             }
             _ => {}
         }
@@ -118,11 +99,7 @@ pub async fn put_records(
             .map(|(i, e)| new_record(i, e.data, &e.partition_key))
             .collect::<Result<Vec<_>, _>>()?;
         let positions = append(&state, &name, records).await?;
-        Ok(reply(
-            StatusCode::OK,
-            "application/json",
-            put_records_reply(&positions),
-        ))
+        Ok(reply(StatusCode::OK, "application/json", put_records_reply(&positions)))
     })
     .await
 }
@@ -130,10 +107,7 @@ pub async fn put_records(
 /// A body `StreamName`, when given, must be the stream the path names.
 fn check_stream_name(path: &str, body: Option<&str>) -> Result<(), Error> {
     match body {
-        Some(b) if b != path => Err(Error::StreamNameMismatch {
-            path: path.into(),
-            body: b.into(),
-        }),
+        Some(b) if b != path => Err(Error::StreamNameMismatch { path: path.into(), body: b.into() }),
         _ => Ok(()),
     }
 }
@@ -148,32 +122,20 @@ fn new_record(index: usize, data: &RawValue, key: &str) -> Result<NewRecord, Err
             index + 1
         )));
     }
-    Ok(NewRecord {
-        key: Some(key.as_bytes().to_vec()),
-        value: compact_json(data.get()),
-        partition: None,
-    })
+    Ok(NewRecord { key: Some(key.as_bytes().to_vec()), value: compact_json(data.get()), partition: None })
 }
 
 /// The first record over Kinesis's 1 MiB limit (compacted data plus partition key), if any.
 fn first_too_large(records: &[NewRecord]) -> Option<Error> {
     records.iter().enumerate().find_map(|(index, r)| {
         let size = r.value.len() + r.key.as_ref().map_or(0, Vec::len);
-        (size > MAX_RECORD_BYTES).then_some(Error::RecordTooLarge {
-            index,
-            size,
-            limit: MAX_RECORD_BYTES,
-        })
+        (size > MAX_RECORD_BYTES).then_some(Error::RecordTooLarge { index, size, limit: MAX_RECORD_BYTES })
     })
 }
 
 /// Appends records that passed every shape check, and counts them. An unknown stream outranks a
 /// record that is too large, and nothing is written when any record is.
-async fn append(
-    state: &AppState,
-    name: &str,
-    records: Vec<NewRecord>,
-) -> Result<Vec<Position>, Error> {
+async fn append(state: &AppState, name: &str, records: Vec<NewRecord>) -> Result<Vec<Position>, Error> {
     let streams = state.streams();
     if let Some(e) = first_too_large(&records) {
         streams.describe(name).await?;
@@ -194,12 +156,7 @@ fn put_records_reply(positions: &[Position]) -> Vec<u8> {
             out.push(',');
         }
         // Writing to a String cannot fail.
-        let _ = write!(
-            out,
-            r#"{{"SequenceNumber":"{}","ShardId":"{}"}}"#,
-            p.sequence_number(),
-            p.shard_id()
-        );
+        let _ = write!(out, r#"{{"SequenceNumber":"{}","ShardId":"{}"}}"#, p.sequence_number(), p.shard_id());
     }
     out.push_str("]}");
     out.into_bytes()
@@ -217,10 +174,7 @@ pub async fn list(State(state): State<AppState>, req: Request) -> Response {
             has_more_streams: bool,
         }
         let stream_names = state.streams().list().await?;
-        let body = to_json(&Reply {
-            stream_names,
-            has_more_streams: false,
-        })?;
+        let body = to_json(&Reply { stream_names, has_more_streams: false })?;
         Ok(reply(StatusCode::OK, "application/json", body))
     })
     .await
@@ -235,11 +189,7 @@ struct CreateStreamRequest {
 }
 
 /// `POST /streams/{name}` with `{"ShardCount":n}` (default 1, the body may be empty) → `{}`.
-pub async fn create(
-    State(state): State<AppState>,
-    Path(name): Path<String>,
-    req: Request,
-) -> Response {
+pub async fn create(State(state): State<AppState>, Path(name): Path<String>, req: Request) -> Response {
     respond(&state, Route::Admin, Family::Kinesis, async {
         let (parts, body) = req.into_parts();
         check_api_key(&parts.headers, &state.config().api_keys)?;
@@ -247,8 +197,7 @@ pub async fn create(
         let shards = if bytes.trim_ascii().is_empty() {
             1
         } else {
-            let r: CreateStreamRequest =
-                serde_json::from_slice(&bytes).map_err(|e| classify_json_error(e, &bytes))?;
+            let r: CreateStreamRequest = serde_json::from_slice(&bytes).map_err(|e| classify_json_error(e, &bytes))?;
             check_stream_name(&name, r.stream_name.as_deref())?;
             r.shard_count.unwrap_or(1)
         };
@@ -260,11 +209,7 @@ pub async fn create(
 }
 
 /// `DELETE /streams/{name}` → `{}`.
-pub async fn delete(
-    State(state): State<AppState>,
-    Path(name): Path<String>,
-    req: Request,
-) -> Response {
+pub async fn delete(State(state): State<AppState>, Path(name): Path<String>, req: Request) -> Response {
     let (parts, _) = req.into_parts();
     respond(&state, Route::Admin, Family::Kinesis, async {
         check_api_key(&parts.headers, &state.config().api_keys)?;
@@ -317,11 +262,7 @@ struct SequenceNumberRange {
 }
 
 /// `GET /streams/{name}` → `{"StreamDescription":{…}}`.
-pub async fn describe(
-    State(state): State<AppState>,
-    Path(name): Path<String>,
-    req: Request,
-) -> Response {
+pub async fn describe(State(state): State<AppState>, Path(name): Path<String>, req: Request) -> Response {
     let (parts, _) = req.into_parts();
     respond(&state, Route::Admin, Family::Kinesis, async {
         check_api_key(&parts.headers, &state.config().api_keys)?;
@@ -332,9 +273,7 @@ pub async fn describe(
         struct Reply {
             stream_description: StreamDescription,
         }
-        let body = to_json(&Reply {
-            stream_description: describe_stream(info),
-        })?;
+        let body = to_json(&Reply { stream_description: describe_stream(info) })?;
         Ok(reply(StatusCode::OK, "application/json", body))
     })
     .await
@@ -349,16 +288,9 @@ fn describe_stream(info: LogInfo) -> StreamDescription {
             let (start, end) = hash_key_range(p.partition, n);
             Shard {
                 shard_id: eventlog::shard_id(p.partition),
-                hash_key_range: HashKeyRange {
-                    starting_hash_key: start.to_string(),
-                    ending_hash_key: end.to_string(),
-                },
+                hash_key_range: HashKeyRange { starting_hash_key: start.to_string(), ending_hash_key: end.to_string() },
                 sequence_number_range: SequenceNumberRange {
-                    starting_sequence_number: Position {
-                        partition: p.partition,
-                        offset: p.start,
-                    }
-                    .sequence_number(),
+                    starting_sequence_number: Position { partition: p.partition, offset: p.start }.sequence_number(),
                 },
             }
         })
@@ -370,9 +302,7 @@ fn describe_stream(info: LogInfo) -> StreamDescription {
         shards,
         has_more_shards: false,
         retention_period_hours: 24,
-        enhanced_monitoring: [ShardLevelMetrics {
-            shard_level_metrics: [],
-        }],
+        enhanced_monitoring: [ShardLevelMetrics { shard_level_metrics: [] }],
         encryption_type: "NONE",
     }
 }
@@ -386,11 +316,7 @@ fn hash_key_range(p: u32, n: u32) -> (u128, u128) {
     let first_top = |q: u128| (q << 64).div_ceil(n);
     let p = u128::from(p);
     let start = first_top(p) << 64;
-    let end = if p + 1 >= n {
-        u128::MAX
-    } else {
-        (first_top(p + 1) << 64) - 1
-    };
+    let end = if p + 1 >= n { u128::MAX } else { (first_top(p + 1) << 64) - 1 };
     (start, end)
 }
 
@@ -421,10 +347,7 @@ mod tests {
 
     #[test]
     fn put_records_reply_has_the_kinesis_shape() {
-        let p = [Position {
-            partition: 0,
-            offset: 3,
-        }];
+        let p = [Position { partition: 0, offset: 3 }];
         assert_eq!(
             String::from_utf8(put_records_reply(&p)).unwrap(),
             r#"{"FailedRecordCount":0,"Records":[{"SequenceNumber":"00000000000000000003","ShardId":"shardId-000000000000"}]}"#
@@ -435,21 +358,14 @@ mod tests {
     fn partition_keys_and_record_sizes_are_limited() {
         let data = RawValue::from_string("{\"a\": 1}".into()).unwrap();
         let r = new_record(0, &data, "k").unwrap();
-        assert_eq!(
-            (r.key.as_deref(), r.value.as_slice()),
-            (Some(&b"k"[..]), &b"{\"a\":1}"[..])
-        );
+        assert_eq!((r.key.as_deref(), r.value.as_slice()), (Some(&b"k"[..]), &b"{\"a\":1}"[..]));
         assert!(new_record(0, &data, "").is_err());
         assert!(new_record(0, &data, &"\u{e9}".repeat(256)).is_ok());
         assert!(new_record(0, &data, &"x".repeat(257)).is_err());
-        let big =
-            RawValue::from_string(format!("\"{}\"", "x".repeat(MAX_RECORD_BYTES - 3))).unwrap();
+        let big = RawValue::from_string(format!("\"{}\"", "x".repeat(MAX_RECORD_BYTES - 3))).unwrap();
         let fits = new_record(0, &big, "k").unwrap();
         assert!(first_too_large(&[fits]).is_none());
         let over = new_record(0, &big, "kk").unwrap();
-        assert!(matches!(
-            first_too_large(&[r, over]),
-            Some(Error::RecordTooLarge { index: 1, .. })
-        ));
+        assert!(matches!(first_too_large(&[r, over]), Some(Error::RecordTooLarge { index: 1, .. })));
     }
 }

@@ -45,9 +45,7 @@ impl Route {
 const STATUSES: [u16; 11] = [200, 400, 403, 404, 405, 409, 413, 415, 422, 500, 503];
 
 /// Upper bounds of the duration histogram, in seconds (the `le` labels).
-const BUCKETS: [f64; 12] = [
-    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
-];
+const BUCKETS: [f64; 12] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5];
 
 /// Per-route duration histogram: cumulative buckets are computed when rendering.
 #[derive(Default)]
@@ -80,25 +78,16 @@ impl Metrics {
                 self.requests[r][i].fetch_add(1, Ordering::Relaxed);
             }
             None => {
-                let mut other = self
-                    .other_requests
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner);
+                let mut other = self.other_requests.lock().unwrap_or_else(PoisonError::into_inner);
                 *other.entry((r, code)).or_default() += 1;
             }
         }
         let elapsed = started.elapsed();
         let secs = elapsed.as_secs_f64();
-        let bucket = BUCKETS
-            .iter()
-            .position(|&le| secs <= le)
-            .unwrap_or(BUCKETS.len());
+        let bucket = BUCKETS.iter().position(|&le| secs <= le).unwrap_or(BUCKETS.len());
         let h = &self.durations[r];
         h.buckets[bucket].fetch_add(1, Ordering::Relaxed);
-        h.sum_nanos.fetch_add(
-            u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX),
-            Ordering::Relaxed,
-        );
+        h.sum_nanos.fetch_add(u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX), Ordering::Relaxed);
         h.count.fetch_add(1, Ordering::Relaxed);
     }
 
@@ -113,10 +102,7 @@ impl Metrics {
             }
         }
         let mut records = self.records.write().unwrap_or_else(PoisonError::into_inner);
-        records
-            .entry(name.to_owned())
-            .or_default()
-            .fetch_add(n, Ordering::Relaxed);
+        records.entry(name.to_owned()).or_default().fetch_add(n, Ordering::Relaxed);
     }
 
     /// The number of requests of `route` answered with `status` so far.
@@ -125,10 +111,7 @@ impl Metrics {
         match STATUSES.iter().position(|&s| s == code) {
             Some(i) => self.requests[route.index()][i].load(Ordering::Relaxed),
             None => {
-                let other = self
-                    .other_requests
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner);
+                let other = self.other_requests.lock().unwrap_or_else(PoisonError::into_inner);
                 other.get(&(route.index(), code)).copied().unwrap_or(0)
             }
         }
@@ -146,11 +129,7 @@ impl Metrics {
         // Writing to a String cannot fail; the results are ignored on purpose.
         out.push_str("# HELP pinpipe_gateway_requests_total Requests answered, by route family and HTTP status.\n");
         out.push_str("# TYPE pinpipe_gateway_requests_total counter\n");
-        let other = self
-            .other_requests
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone();
+        let other = self.other_requests.lock().unwrap_or_else(PoisonError::into_inner).clone();
         for route in Route::ALL {
             let mut rows: BTreeMap<u16, u64> = STATUSES
                 .iter()
@@ -174,21 +153,14 @@ impl Metrics {
 
         out.push_str("# HELP pinpipe_gateway_records_total Records durably appended, by log.\n");
         out.push_str("# TYPE pinpipe_gateway_records_total counter\n");
-        for (name, n) in self
-            .records
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .iter()
-        {
+        for (name, n) in self.records.read().unwrap_or_else(PoisonError::into_inner).iter() {
             // Log names are [A-Za-z0-9._-] (eventlog::validate_name): nothing to escape.
-            let _ = writeln!(
-                out,
-                "pinpipe_gateway_records_total{{log=\"{name}\"}} {}",
-                n.load(Ordering::Relaxed)
-            );
+            let _ = writeln!(out, "pinpipe_gateway_records_total{{log=\"{name}\"}} {}", n.load(Ordering::Relaxed));
         }
 
-        out.push_str("# HELP pinpipe_gateway_request_duration_seconds Time from routing to the reply, by route family.\n");
+        out.push_str(
+            "# HELP pinpipe_gateway_request_duration_seconds Time from routing to the reply, by route family.\n",
+        );
         out.push_str("# TYPE pinpipe_gateway_request_duration_seconds histogram\n");
         for route in Route::ALL {
             let h = &self.durations[route.index()];
@@ -207,10 +179,7 @@ impl Metrics {
                 "pinpipe_gateway_request_duration_seconds_bucket{{route=\"{label}\",le=\"+Inf\"}} {cumulative}"
             );
             let sum = h.sum_nanos.load(Ordering::Relaxed) as f64 / 1e9;
-            let _ = writeln!(
-                out,
-                "pinpipe_gateway_request_duration_seconds_sum{{route=\"{label}\"}} {sum}"
-            );
+            let _ = writeln!(out, "pinpipe_gateway_request_duration_seconds_sum{{route=\"{label}\"}} {sum}");
             let _ = writeln!(
                 out,
                 "pinpipe_gateway_request_duration_seconds_count{{route=\"{label}\"}} {}",
@@ -238,23 +207,10 @@ mod tests {
         assert_eq!(m.requests(Route::Streams, StatusCode::IM_A_TEAPOT), 1);
         assert_eq!(m.records("pinterest.pin"), 5);
         let text = m.render();
-        assert!(
-            text.contains("pinpipe_gateway_requests_total{route=\"topics\",status=\"200\"} 2\n"),
-            "{text}"
-        );
-        assert!(
-            text.contains("pinpipe_gateway_requests_total{route=\"streams\",status=\"418\"} 1\n"),
-            "{text}"
-        );
-        assert!(
-            text.contains("pinpipe_gateway_records_total{log=\"pinterest.pin\"} 5\n"),
-            "{text}"
-        );
-        assert!(text.contains(
-            "pinpipe_gateway_request_duration_seconds_bucket{route=\"topics\",le=\"+Inf\"} 2\n"
-        ));
-        assert!(
-            text.contains("pinpipe_gateway_request_duration_seconds_count{route=\"admin\"} 0\n")
-        );
+        assert!(text.contains("pinpipe_gateway_requests_total{route=\"topics\",status=\"200\"} 2\n"), "{text}");
+        assert!(text.contains("pinpipe_gateway_requests_total{route=\"streams\",status=\"418\"} 1\n"), "{text}");
+        assert!(text.contains("pinpipe_gateway_records_total{log=\"pinterest.pin\"} 5\n"), "{text}");
+        assert!(text.contains("pinpipe_gateway_request_duration_seconds_bucket{route=\"topics\",le=\"+Inf\"} 2\n"));
+        assert!(text.contains("pinpipe_gateway_request_duration_seconds_count{route=\"admin\"} 0\n"));
     }
 }

@@ -80,21 +80,12 @@ impl AppState {
     ) -> Result<Self, Error> {
         config.base_path = normalize_base_path(config.base_path.as_deref())?;
         if topics.namespace() != Namespace::Topics || streams.namespace() != Namespace::Streams {
-            return Err(Error::Config(
-                "the topics log must hold topics and the streams log streams".into(),
-            ));
+            return Err(Error::Config("the topics log must hold topics and the streams log streams".into()));
         }
         if config.api_keys.iter().any(String::is_empty) {
             return Err(Error::Config("an API key may not be empty".into()));
         }
-        Ok(AppState {
-            inner: Arc::new(Inner {
-                config,
-                topics,
-                streams,
-                metrics: Metrics::default(),
-            }),
-        })
+        Ok(AppState { inner: Arc::new(Inner { config, topics, streams, metrics: Metrics::default() }) })
     }
 
     /// The configuration, with the base path normalized (`Some("/dev")` or `None`).
@@ -130,8 +121,7 @@ fn normalize_base_path(base: Option<&str>) -> Result<Option<String>, Error> {
         !s.is_empty()
             && s != "."
             && s != ".."
-            && s.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+            && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
     };
     let first = trimmed.split('/').next().unwrap_or_default();
     if !trimmed.split('/').all(ok_segment) || matches!(first, "healthz" | "metrics") {
@@ -146,17 +136,9 @@ fn normalize_base_path(base: Option<&str>) -> Result<Option<String>, Error> {
 pub fn app(state: AppState) -> Router {
     let api = Router::new()
         .route("/topics", get(kafka_rest::list))
-        .route(
-            "/topics/{topic}",
-            get(kafka_rest::describe).post(kafka_rest::produce),
-        )
+        .route("/topics/{topic}", get(kafka_rest::describe).post(kafka_rest::produce))
         .route("/streams", get(kinesis::list))
-        .route(
-            "/streams/{name}",
-            post(kinesis::create)
-                .get(kinesis::describe)
-                .delete(kinesis::delete),
-        )
+        .route("/streams/{name}", post(kinesis::create).get(kinesis::describe).delete(kinesis::delete))
         .route("/streams/{name}/record", put(kinesis::put_record))
         .route("/streams/{name}/records", put(kinesis::put_records));
     let api = match state.config().base_path.as_deref() {
@@ -206,8 +188,7 @@ pub(crate) async fn respond(
 /// A reply with a body and a fixed content type.
 pub(crate) fn reply(status: StatusCode, content_type: &'static str, body: Vec<u8>) -> Response {
     let mut r = (status, body).into_response();
-    r.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     r
 }
 
@@ -228,11 +209,7 @@ async fn healthz() -> &'static str {
 
 /// `GET /metrics`: Prometheus text format 0.0.4.
 async fn metrics_text(State(state): State<AppState>) -> Response {
-    reply(
-        StatusCode::OK,
-        "text/plain; version=0.0.4",
-        state.metrics().render().into_bytes(),
-    )
+    reply(StatusCode::OK, "text/plain; version=0.0.4", state.metrics().render().into_bytes())
 }
 
 #[cfg(test)]
@@ -244,18 +221,9 @@ mod tests {
         assert_eq!(normalize_base_path(None).unwrap(), None);
         assert_eq!(normalize_base_path(Some("/")).unwrap(), None);
         assert_eq!(normalize_base_path(Some("")).unwrap(), None);
-        assert_eq!(
-            normalize_base_path(Some("dev")).unwrap().as_deref(),
-            Some("/dev")
-        );
-        assert_eq!(
-            normalize_base_path(Some("/dev/")).unwrap().as_deref(),
-            Some("/dev")
-        );
-        assert_eq!(
-            normalize_base_path(Some("/a/v1")).unwrap().as_deref(),
-            Some("/a/v1")
-        );
+        assert_eq!(normalize_base_path(Some("dev")).unwrap().as_deref(), Some("/dev"));
+        assert_eq!(normalize_base_path(Some("/dev/")).unwrap().as_deref(), Some("/dev"));
+        assert_eq!(normalize_base_path(Some("/a/v1")).unwrap().as_deref(), Some("/a/v1"));
         for bad in ["/a b", "/a//b", "/metrics", "/{x}", "/a/../b", "/*"] {
             assert!(normalize_base_path(Some(bad)).is_err(), "{bad}");
         }
