@@ -36,7 +36,7 @@
 //!
 //! No failed request is ever answered with 200.
 
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
@@ -228,9 +228,7 @@ impl IntoResponse for ApiError {
                 (status, json(&KinesisBody { kind, message: &message }), "application/json")
             }
         };
-        let mut response = (status, body).into_response();
-        response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-        response
+        super::reply(status, content_type, body)
     }
 }
 
@@ -257,6 +255,7 @@ impl std::fmt::Display for ErrorChain<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::http::header;
     use http_body_util::BodyExt;
 
     async fn reply(e: ApiError) -> (StatusCode, String, String) {

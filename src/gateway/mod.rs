@@ -32,6 +32,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::Router;
+use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -161,7 +162,7 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) -> Result<(), Error> {
     if let Ok(addr) = listener.local_addr() {
-        tracing::info!(%addr, base_path = ?state.config().base_path, "gateway listening");
+        tracing::debug!(%addr, base_path = ?state.config().base_path, "gateway serving");
     }
     axum::serve(listener, app(state))
         .with_graceful_shutdown(async move { shutdown.cancelled().await })
@@ -187,7 +188,8 @@ pub(crate) async fn respond(
 
 /// A reply with a body and a fixed content type.
 pub(crate) fn reply(status: StatusCode, content_type: &'static str, body: Vec<u8>) -> Response {
-    let mut r = (status, body).into_response();
+    let mut r = Response::new(Body::from(body));
+    *r.status_mut() = status;
     r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     r
 }
