@@ -1,1 +1,233 @@
-//! The ingest API (SPEC §3): stub, being written.
+//! The ingest API (SPEC §3): the HTTP server that stands for API Gateway + the Confluent REST
+//! proxy (batch path) and API Gateway's Kinesis integration (stream path).
+//!
+//! Fed by the posting emulator (or any client speaking those APIs); feeds the two event logs —
+//! topics and streams, separate [`EventLog`]s — and answers a write only once the log made it
+//! durable. Owns routing, the optional base path (an API Gateway stage such as `/dev`), API keys
+//! and `/metrics`; the route families live in [`kafka_rest`] and [`kinesis`], body handling in
+//! [`body`], the error → response mapping in [`error`], counters in [`metrics`].
+//!
+//! [`app`] builds the router without a socket (tests call it directly); [`serve`] runs it on a
+//! listener until the shutdown token fires, then finishes the requests in flight.
+//!
+//! Routes (`{base}` is the optional base path; `/healthz` and `/metrics` stay at the root and
+//! never need a key):
+//!
+//! | route | does |
+//! | --- | --- |
+//! | `POST {base}/topics/{topic}` | Kafka REST produce |
+//! | `GET {base}/topics`, `GET {base}/topics/{topic}` | list / describe topics |
+//! | `GET {base}/streams` | list streams |
+//! | `POST`/`GET`/`DELETE {base}/streams/{name}` | create / describe / delete a stream |
+//! | `PUT {base}/streams/{name}/record`, `…/records` | Kinesis PutRecord / PutRecords |
+//! | `GET /healthz`, `GET /metrics` | liveness, Prometheus counters |
+
+pub mod body;
+pub mod error;
+pub mod kafka_rest;
+pub mod kinesis;
+pub mod metrics;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use serde::Serialize;
+use tokio_util::sync::CancellationToken;
+
+pub use error::Error;
+use error::{ApiError, Family};
+pub use metrics::Metrics;
+use metrics::Route;
+
+use crate::eventlog::{EventLog, Namespace};
+
+/// What the gateway is told by the CLI or the config file (`[gateway]` in `pinpipe.toml`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GatewayConfig {
+    /// An API Gateway stage prefix such as `/dev`: the API routes then live only under it.
+    /// `None`, `""` and `"/"` mean no prefix; a trailing `/` is ignored.
+    pub base_path: Option<String>,
+    /// Accepted `x-api-key` values. Empty: the API is open. Otherwise every topics/streams route
+    /// requires one of them (403 without).
+    pub api_keys: Vec<String>,
+}
+
+/// Everything a request needs; cheap to clone (one `Arc`).
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: GatewayConfig,
+    topics: Arc<dyn EventLog>,
+    streams: Arc<dyn EventLog>,
+    metrics: Metrics,
+}
+
+impl AppState {
+    /// Checks the configuration and pairs it with the two logs: `topics` must be a
+    /// [`Namespace::Topics`] log and `streams` a [`Namespace::Streams`] one.
+    pub fn new(
+        mut config: GatewayConfig,
+        topics: Arc<dyn EventLog>,
+        streams: Arc<dyn EventLog>,
+    ) -> Result<Self, Error> {
+        config.base_path = normalize_base_path(config.base_path.as_deref())?;
+        if topics.namespace() != Namespace::Topics || streams.namespace() != Namespace::Streams {
+            return Err(Error::Config("the topics log must hold topics and the streams log streams".into()));
+        }
+        if config.api_keys.iter().any(String::is_empty) {
+            return Err(Error::Config("an API key may not be empty".into()));
+        }
+        Ok(AppState { inner: Arc::new(Inner { config, topics, streams, metrics: Metrics::default() }) })
+    }
+
+    /// The configuration, with the base path normalized (`Some("/dev")` or `None`).
+    pub fn config(&self) -> &GatewayConfig {
+        &self.inner.config
+    }
+
+    /// The Kafka-style topics log.
+    pub fn topics(&self) -> &Arc<dyn EventLog> {
+        &self.inner.topics
+    }
+
+    /// The Kinesis-style streams log.
+    pub fn streams(&self) -> &Arc<dyn EventLog> {
+        &self.inner.streams
+    }
+
+    /// The counters behind `/metrics`.
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
+    }
+}
+
+/// `Some("/a/b")` for `"a/b/"`, `"/a/b"`…; `None` for no prefix. Segments use the characters of
+/// API Gateway stage names, and the prefix may not hide `/healthz` or `/metrics`.
+fn normalize_base_path(base: Option<&str>) -> Result<Option<String>, Error> {
+    let Some(base) = base else { return Ok(None) };
+    let trimmed = base.trim_matches('/');
+    if trimmed.is_empty() {
+        return Ok(None);
+    }
+    let ok_segment = |s: &str| {
+        !s.is_empty()
+            && s != "."
+            && s != ".."
+            && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+    };
+    let first = trimmed.split('/').next().unwrap_or_default();
+    if !trimmed.split('/').all(ok_segment) || matches!(first, "healthz" | "metrics") {
+        return Err(Error::Config(format!(
+            "base path `{base}`: use segments of letters, digits, `-`, `_` and `.`, such as `/dev`"
+        )));
+    }
+    Ok(Some(format!("/{trimmed}")))
+}
+
+/// The whole HTTP API as a router, without a socket.
+pub fn app(state: AppState) -> Router {
+    let api = Router::new()
+        .route("/topics", get(kafka_rest::list))
+        .route("/topics/{topic}", get(kafka_rest::describe).post(kafka_rest::produce))
+        .route("/streams", get(kinesis::list))
+        .route("/streams/{name}", post(kinesis::create).get(kinesis::describe).delete(kinesis::delete))
+        .route("/streams/{name}/record", put(kinesis::put_record))
+        .route("/streams/{name}/records", put(kinesis::put_records));
+    let api = match state.config().base_path.as_deref() {
+        Some(base) => Router::new().nest(base, api),
+        None => api,
+    };
+    Router::new()
+        .route("/", get(index))
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics_text))
+        .merge(api)
+        .with_state(state)
+}
+
+/// Serves [`app`] on `listener` until `shutdown` is cancelled, then stops accepting and lets the
+/// requests in flight finish.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: CancellationToken,
+) -> Result<(), Error> {
+    if let Ok(addr) = listener.local_addr() {
+        tracing::debug!(%addr, base_path = ?state.config().base_path, "gateway serving");
+    }
+    axum::serve(listener, app(state))
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await
+        .map_err(Error::Serve)
+}
+
+/// Runs a handler body, turns its error into `family`'s shape, and counts the answer.
+pub(crate) async fn respond(
+    state: &AppState,
+    route: Route,
+    family: Family,
+    handler: impl Future<Output = Result<Response, Error>>,
+) -> Response {
+    let started = Instant::now();
+    let response = match handler.await {
+        Ok(r) => r,
+        Err(error) => ApiError { family, error }.into_response(),
+    };
+    state.metrics().observe(route, response.status(), started);
+    response
+}
+
+/// A reply with a body and a fixed content type.
+pub(crate) fn reply(status: StatusCode, content_type: &'static str, body: Vec<u8>) -> Response {
+    let mut r = Response::new(Body::from(body));
+    *r.status_mut() = status;
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    r
+}
+
+/// Serializes a reply body; a failure here is the server's bug, answered with a generic 500.
+pub(crate) fn to_json<T: Serialize>(v: &T) -> Result<Vec<u8>, Error> {
+    serde_json::to_vec(v).map_err(|e| Error::Internal(format!("cannot serialize a reply: {e}")))
+}
+
+/// `GET /`: a pointer to the API until the status page exists.
+async fn index() -> &'static str {
+    "pinpipe gateway: POST /topics/{topic}, PUT /streams/{name}/record(s); see /metrics\n"
+}
+
+/// `GET /healthz`: the process answers.
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+/// `GET /metrics`: Prometheus text format 0.0.4.
+async fn metrics_text(State(state): State<AppState>) -> Response {
+    reply(StatusCode::OK, "text/plain; version=0.0.4", state.metrics().render().into_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base_paths_are_normalized_or_refused() {
+        assert_eq!(normalize_base_path(None).unwrap(), None);
+        assert_eq!(normalize_base_path(Some("/")).unwrap(), None);
+        assert_eq!(normalize_base_path(Some("")).unwrap(), None);
+        assert_eq!(normalize_base_path(Some("dev")).unwrap().as_deref(), Some("/dev"));
+        assert_eq!(normalize_base_path(Some("/dev/")).unwrap().as_deref(), Some("/dev"));
+        assert_eq!(normalize_base_path(Some("/a/v1")).unwrap().as_deref(), Some("/a/v1"));
+        for bad in ["/a b", "/a//b", "/metrics", "/{x}", "/a/../b", "/*"] {
+            assert!(normalize_base_path(Some(bad)).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,196 @@
+//! The Confluent REST Proxy v2 subset: `POST /topics/{topic}`, `GET /topics`,
+//! `GET /topics/{topic}`, answering byte for byte as the proxy does (SPEC §3).
+//!
+//! Fed by the batch-mode emulator (or any Kafka REST client); feeds the topics
+//! [`EventLog`](crate::eventlog::EventLog). A produce request is answered only after `append`
+//! returned, i.e. once the records are durable. Record values are stored as compacted JSON text
+//! ([`compact_json`]); topic creation is the CLI's job, through the log directly.
+
+use std::fmt::Write as _;
+
+use axum::extract::{Path, Request, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+use super::body::{check_api_key, classify_json_error, compact_json, read_body};
+use super::error::{Error, Family, KAFKA_CONTENT_TYPE};
+use super::metrics::Route;
+use super::{AppState, reply, respond, to_json};
+use crate::eventlog::{self, NewRecord, Position};
+
+/// The media type of a JSON-embedded produce request.
+const PRODUCE_CONTENT_TYPE: &str = "application/vnd.kafka.json.v2+json";
+
+/// Kafka's default `max.message.bytes` (1 MB), applied to each compacted value.
+pub const MAX_VALUE_BYTES: usize = 1_000_000;
+
+/// `{"records":[…]}`; other top-level fields (schemas) are ignored.
+#[derive(Deserialize)]
+struct ProduceRequest<'a> {
+    #[serde(borrow)]
+    records: Vec<ProduceRecord<'a>>,
+}
+
+/// One record: any JSON `value` (required, may be `null`), optional `key` and `partition`.
+#[derive(Deserialize)]
+struct ProduceRecord<'a> {
+    #[serde(borrow)]
+    value: &'a RawValue,
+    #[serde(borrow, default)]
+    key: Option<&'a RawValue>,
+    #[serde(default)]
+    partition: Option<u32>,
+}
+
+/// `POST /topics/{topic}`: appends the records and answers with their offsets.
+pub async fn produce(State(state): State<AppState>, Path(topic): Path<String>, req: Request) -> Response {
+    respond(&state, Route::Topics, Family::Kafka, produce_inner(&state, &topic, req)).await
+}
+
+async fn produce_inner(state: &AppState, topic: &str, req: Request) -> Result<Response, Error> {
+    let (parts, body) = req.into_parts();
+    check_api_key(&parts.headers, &state.config().api_keys)?;
+    let bytes = read_body(&parts.headers, body, &[PRODUCE_CONTENT_TYPE], false).await?;
+    let request: ProduceRequest<'_> = serde_json::from_slice(&bytes).map_err(|e| classify_json_error(e, &bytes))?;
+    if request.records.is_empty() {
+        return Err(Error::NoRecords);
+    }
+
+    let mut records = Vec::with_capacity(request.records.len());
+    let mut too_large = None;
+    for (index, r) in request.records.iter().enumerate() {
+        let value = compact_json(r.value.get());
+        if value.len() > MAX_VALUE_BYTES && too_large.is_none() {
+            too_large = Some(Error::RecordTooLarge { index, size: value.len(), limit: MAX_VALUE_BYTES });
+        }
+        let key = r.key.map(|k| compact_json(k.get()));
+        records.push(NewRecord { key, value, partition: r.partition });
+    }
+    let topics = state.topics();
+    if let Some(e) = too_large {
+        // An unknown topic outranks a record that is too large.
+        topics.describe(topic).await?;
+        return Err(e);
+    }
+    let count = records.len();
+    let positions = topics.append(topic, records).await?;
+    state.metrics().add_records(topic, count);
+    Ok(kafka_json(StatusCode::OK, offsets_reply(&positions)))
+}
+
+/// The produce reply, exactly as the proxy writes it.
+fn offsets_reply(positions: &[Position]) -> Vec<u8> {
+    let mut out = String::with_capacity(64 + positions.len() * 64);
+    out.push_str("{\"offsets\":[");
+    for (i, p) in positions.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        // Writing to a String cannot fail.
+        let _ =
+            write!(out, "{{\"partition\":{},\"offset\":{},\"error_code\":null,\"error\":null}}", p.partition, p.offset);
+    }
+    out.push_str("],\"key_schema_id\":null,\"value_schema_id\":null}");
+    out.into_bytes()
+}
+
+/// `GET /topics`: the topic names, sorted.
+pub async fn list(State(state): State<AppState>, req: Request) -> Response {
+    let (parts, _) = req.into_parts();
+    respond(&state, Route::Admin, Family::Kafka, async {
+        check_api_key(&parts.headers, &state.config().api_keys)?;
+        let names = state.topics().list().await?;
+        Ok(kafka_json(StatusCode::OK, to_json(&names)?))
+    })
+    .await
+}
+
+#[derive(Serialize)]
+struct TopicReply<'a> {
+    name: &'a str,
+    configs: Configs,
+    partitions: Vec<PartitionReply>,
+}
+
+#[derive(Serialize)]
+struct Configs {}
+
+#[derive(Serialize)]
+struct PartitionReply {
+    partition: u32,
+    leader: u32,
+    replicas: [Replica; 1],
+}
+
+#[derive(Serialize)]
+struct Replica {
+    broker: u32,
+    leader: bool,
+    in_sync: bool,
+}
+
+/// `GET /topics/{topic}`: the proxy's topic shape, one broker (id 1) leading every partition.
+pub async fn describe(State(state): State<AppState>, Path(topic): Path<String>, req: Request) -> Response {
+    let (parts, _) = req.into_parts();
+    respond(&state, Route::Admin, Family::Kafka, async {
+        check_api_key(&parts.headers, &state.config().api_keys)?;
+        eventlog::validate_name(eventlog::Namespace::Topics, &topic)?;
+        let info = state.topics().describe(&topic).await?;
+        let reply = TopicReply {
+            name: &info.name,
+            configs: Configs {},
+            partitions: info
+                .partitions
+                .iter()
+                .map(|p| PartitionReply {
+                    partition: p.partition,
+                    leader: 1,
+                    replicas: [Replica { broker: 1, leader: true, in_sync: true }],
+                })
+                .collect(),
+        };
+        Ok(kafka_json(StatusCode::OK, to_json(&reply)?))
+    })
+    .await
+}
+
+fn kafka_json(status: StatusCode, body: Vec<u8>) -> Response {
+    reply(status, KAFKA_CONTENT_TYPE, body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offsets_reply_matches_the_proxy_bytes() {
+        let p = [Position { partition: 0, offset: 41 }, Position { partition: 2, offset: 7 }];
+        assert_eq!(
+            String::from_utf8(offsets_reply(&p)).unwrap(),
+            r#"{"offsets":[{"partition":0,"offset":41,"error_code":null,"error":null},{"partition":2,"offset":7,"error_code":null,"error":null}],"key_schema_id":null,"value_schema_id":null}"#
+        );
+    }
+
+    #[test]
+    fn parses_the_emulator_body_without_copying_values() {
+        let body =
+            br#"{"records": [{"value": {"index": 1, "t": "a b"}}, {"key": "k", "value": null, "partition": 0}]}"#;
+        let r: ProduceRequest<'_> = serde_json::from_slice(body).unwrap();
+        assert_eq!(r.records.len(), 2);
+        assert_eq!(r.records[0].value.get(), r#"{"index": 1, "t": "a b"}"#);
+        assert_eq!(r.records[1].value.get(), "null");
+        assert_eq!(r.records[1].key.map(RawValue::get), Some(r#""k""#));
+        assert_eq!(r.records[1].partition, Some(0));
+        for bad in [
+            &br#"{"records": [{"key": 1}]}"#[..],
+            br#"{"records": {}}"#,
+            br#"{"value": 1}"#,
+            br#"{"records": [{"value": 1, "partition": -1}]}"#,
+        ] {
+            let e = serde_json::from_slice::<ProduceRequest<'_>>(bad).err().unwrap();
+            assert!(matches!(classify_json_error(e, bad), Error::InvalidRequest(_)));
+        }
+    }
+}
