@@ -22,9 +22,9 @@ pub struct IngestOptions {
     /// Seconds of load per case.
     #[arg(long, env = "PINPIPE_BENCH_SECONDS", default_value_t = 5.0)]
     pub seconds: f64,
-    /// Requests in flight at once (keep-alive connections).
-    #[arg(long, env = "PINPIPE_CONCURRENCY", default_value_t = 32)]
-    pub concurrency: usize,
+    /// Requests in flight at once (keep-alive connections); each level is a separate round.
+    #[arg(long, env = "PINPIPE_CONCURRENCY", value_delimiter = ',', default_values_t = [32, 64])]
+    pub concurrency: Vec<usize>,
 }
 
 /// Errors that stop a benchmark.
@@ -46,6 +46,7 @@ pub enum Error {
 #[derive(Debug, Clone)]
 pub struct CaseResult {
     pub name: String,
+    pub concurrency: usize,
     pub records_per_request: usize,
     pub requests: u64,
     pub seconds: f64,
@@ -66,19 +67,23 @@ impl CaseResult {
 /// All cases of one `bench ingest` run.
 #[derive(Debug, Clone)]
 pub struct IngestReport {
-    pub concurrency: usize,
     pub cases: Vec<CaseResult>,
 }
 
 impl fmt::Display for IngestReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "ingest benchmark: {} connections, loopback, embedded log durable (fsync per group commit)", self.concurrency)?;
-        writeln!(f, "{:<28} {:>8} {:>12} {:>12} {:>10} {:>10}", "case", "rec/req", "requests/s", "records/s", "p50", "p99")?;
+        writeln!(f, "ingest benchmark: loopback HTTP/1.1 keep-alive, embedded log durable (fsync before each answer)")?;
+        writeln!(
+            f,
+            "{:<24} {:>5} {:>8} {:>12} {:>12} {:>10} {:>10}",
+            "case", "conns", "rec/req", "requests/s", "records/s", "p50", "p99"
+        )?;
         for c in &self.cases {
             writeln!(
                 f,
-                "{:<28} {:>8} {:>12.0} {:>12.0} {:>10} {:>10}",
+                "{:<24} {:>5} {:>8} {:>12.0} {:>12.0} {:>10} {:>10}",
                 c.name,
+                c.concurrency,
                 c.records_per_request,
                 c.requests_per_second(),
                 c.records_per_second(),
@@ -86,14 +91,13 @@ impl fmt::Display for IngestReport {
                 format!("{:.2}ms", c.p99.as_secs_f64() * 1e3),
             )?;
         }
-        for size in [1, 100] {
-            let find = |prefix: &str| {
-                self.cases.iter().find(|c| c.name.starts_with(prefix) && c.records_per_request == size)
-            };
-            if let (Some(bare), Some(gw)) = (find("bare"), find("gateway")) {
+        for pair in self.cases.chunks(2) {
+            if let [bare, gw] = pair {
                 writeln!(
                     f,
-                    "ratio gateway/bare at {size} record(s) per request: {:.0}% of the request rate",
+                    "gateway / bare handler, {} conns, {} record(s) per request: {:.0}% of the request rate",
+                    gw.concurrency,
+                    gw.records_per_request,
                     100.0 * gw.requests_per_second() / bare.requests_per_second()
                 )?;
             }
@@ -125,23 +129,23 @@ pub async fn ingest(opts: &IngestOptions) -> Result<IngestReport, Error> {
     let gw = gw_listener.local_addr()?;
     tokio::spawn(gateway::serve(gw_listener, state, stop.child_token()));
 
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(opts.concurrency)
-        .build()
-        .map_err(Error::Client)?;
     let duration = Duration::from_secs_f64(opts.seconds.max(0.1));
     let mut cases = Vec::new();
-    for size in [1, 100] {
-        let body = kafka_body(size);
-        for (name, url) in [
-            ("bare axum handler", format!("http://{bare}/topics/bench.pin")),
-            ("gateway + embedded log", format!("http://{gw}/topics/bench.pin")),
-        ] {
-            cases.push(drive(&client, name, &url, &body, size, opts.concurrency, duration).await?);
+    for &concurrency in &opts.concurrency {
+        let client = reqwest::Client::builder().pool_max_idle_per_host(concurrency).build().map_err(Error::Client)?;
+        for size in [1, 100] {
+            let body = kafka_body(size);
+            // Baseline first, then the gateway, under the same load: each pair is one ratio.
+            for (name, url) in [
+                ("bare axum handler", format!("http://{bare}/topics/bench.pin")),
+                ("gateway + embedded log", format!("http://{gw}/topics/bench.pin")),
+            ] {
+                cases.push(drive(&client, name, &url, &body, size, concurrency, duration).await?);
+            }
         }
     }
     stop.cancel();
-    Ok(IngestReport { concurrency: opts.concurrency, cases })
+    Ok(IngestReport { cases })
 }
 
 /// The baseline: accepts the body and answers the gateway's reply shape without touching it.
@@ -218,6 +222,7 @@ async fn drive(
     }
     Ok(CaseResult {
         name: name.to_string(),
+        concurrency,
         records_per_request: records,
         requests: hist.len(),
         seconds,

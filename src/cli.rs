@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{self, Config, FileConfig, Overrides};
 use crate::emulator::{self, EmulatorConfig, Mode, Pace};
 use crate::eventlog::{self, EventLog, Namespace};
-use crate::{bench, gateway, source};
+use crate::{bench, demo, gateway, source};
 
 /// pinpipe — the Pinterest-style event pipeline (source → emulator → ingest API → event log →
 /// S3 sink → batch analytics, and → stream job → Delta tables) as one program.
@@ -96,6 +96,8 @@ pub enum Command {
         #[command(subcommand)]
         action: AdminAction,
     },
+    /// Run every stage end to end in one process on the embedded defaults and show the counts.
+    Demo(DemoArgs),
     /// Measure a stage against a baseline run in the same process.
     Bench {
         #[command(subcommand)]
@@ -111,6 +113,22 @@ pub struct SeedArgs {
     /// Random seed: the same seed writes the same rows.
     #[arg(long, env = "PINPIPE_SEED", default_value_t = 42)]
     pub seed: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Emulator iterations per mode (batch, then stream).
+    #[arg(long, env = "PINPIPE_COUNT", default_value_t = 1000)]
+    pub count: u64,
+    /// Posts to generate when the source is empty.
+    #[arg(long, env = "PINPIPE_ROWS", default_value_t = 11_154)]
+    pub rows: u64,
+    /// Seed for the generator and the emulator.
+    #[arg(long, env = "PINPIPE_SEED", default_value_t = 42)]
+    pub seed: u64,
+    /// Emulator requests in flight at once.
+    #[arg(long, env = "PINPIPE_CONCURRENCY", default_value_t = 16)]
+    pub concurrency: usize,
 }
 
 #[derive(Debug, Args)]
@@ -213,6 +231,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Gateway(args) => serve_gateway(&cfg, &file, args).await,
         Command::Topics { action } => admin(&cfg, Namespace::Topics, action).await,
         Command::Streams { action } => admin(&cfg, Namespace::Streams, action).await,
+        Command::Demo(args) => run_demo(&cfg, args).await,
         Command::Bench { what: BenchWhat::Ingest(opts) } => {
             let report = bench::ingest(&opts).await?;
             println!("{report}");
@@ -390,6 +409,64 @@ async fn admin(cfg: &Config, namespace: Namespace, action: AdminAction) -> Resul
             log.delete(&name).await?;
             println!("deleted {noun} {name}");
         }
+    }
+    Ok(())
+}
+
+async fn run_demo(cfg: &Config, args: DemoArgs) -> Result<()> {
+    let started = Instant::now();
+    let opts = demo::DemoOptions { count: args.count, rows: args.rows, seed: args.seed, concurrency: args.concurrency };
+    let bar = progress_bar(None, "");
+    let on_phase = {
+        let bar = bar.clone();
+        move |phase: demo::Phase, total: u64| {
+            let what = match phase {
+                demo::Phase::Seed => format!("seeding {total} posts into {}", cfg.source),
+                demo::Phase::Emulate(mode) => format!("emulating {total} posts in {mode:?} mode"),
+            };
+            if bar.is_hidden() {
+                println!("{what}");
+            } else {
+                bar.set_length(total);
+                bar.set_position(0);
+                bar.set_style(
+                    ProgressStyle::with_template("{msg:<44} [{bar:30}] {human_pos}/{human_len}")
+                        .unwrap_or_else(|_| ProgressStyle::default_bar())
+                        .progress_chars("=> "),
+                );
+                bar.set_message(what);
+            }
+        }
+    };
+    let on_step: Arc<dyn Fn(u64) + Send + Sync> = {
+        let bar = bar.clone();
+        Arc::new(move |done| bar.set_position(done))
+    };
+    let report = demo::run(cfg, &opts, shutdown_on_signal(), &on_phase, on_step).await?;
+    bar.finish_and_clear();
+    let count = |name: &str| report.landed.get(name).copied().unwrap_or(0);
+    let [pin, geo, user] = Namespace::Topics.default_names(&cfg.id);
+    let [spin, sgeo, suser] = Namespace::Streams.default_names(&cfg.id);
+    println!(
+        "batch: sent {} records = in the topics {} (pin {}, geo {}, user {})",
+        report.batch.sent,
+        count(&pin) + count(&geo) + count(&user),
+        count(&pin),
+        count(&geo),
+        count(&user)
+    );
+    println!(
+        "stream: sent {} records = in the streams {} (pin {}, geo {}, user {})",
+        report.stream.sent,
+        count(&spin) + count(&sgeo) + count(&suser),
+        count(&spin),
+        count(&sgeo),
+        count(&suser)
+    );
+    println!("source {}; log {}; streams {}", cfg.source, cfg.log, cfg.streams);
+    println!("demo finished in {:.1}s", started.elapsed().as_secs_f64());
+    if !report.consistent(&cfg.id) {
+        bail!("the counts differ: some records were not acknowledged or did not land");
     }
     Ok(())
 }

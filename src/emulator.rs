@@ -360,7 +360,7 @@ mod tests {
 
     #[test]
     fn positions_cover_the_table() {
-        let mut seen = vec![false; 100];
+        let mut seen = [false; 100];
         for i in 0..2000 {
             seen[position_for(7, i, 100) as usize] = true;
         }

@@ -17,5 +17,6 @@ pub mod source;
 pub mod emulator;
 pub mod gateway;
 pub mod eventlog;
+pub mod demo;
 pub mod bench;
 pub mod cli;

@@ -69,3 +69,16 @@ fn help_explains_every_subcommand() {
         assert!(help.contains(word), "--help lacks {word}:\n{help}");
     }
 }
+
+#[test]
+fn demo_runs_end_to_end_and_every_sent_record_lands() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = pinpipe(&["demo", "--count", "200", "--rows", "500", "--data", dir.path().to_str().unwrap()]);
+    let text = stdout(&out);
+    assert!(text.contains("batch: sent 600 records = in the topics 600 (pin 200, geo 200, user 200)"), "{text}");
+    assert!(text.contains("stream: sent 600 records = in the streams 600 (pin 200, geo 200, user 200)"), "{text}");
+    // A second run on the same data reuses the source and counts only its own records.
+    let again = stdout(&pinpipe(&["demo", "--count", "50", "--data", dir.path().to_str().unwrap()]));
+    assert!(!again.contains("seeding"), "{again}");
+    assert!(again.contains("batch: sent 150 records = in the topics 150 (pin 50, geo 50, user 50)"), "{again}");
+}

@@ -8,9 +8,12 @@
 //! SQLite's locking serialises writers of different processes. A SIGKILL at any moment leaves
 //! every committed append whole and nothing of an uncommitted one (SQLite's WAL recovery).
 //!
-//! Layout: `DIR/topics.db` and `DIR/streams.db` (one file per [`Namespace`]). Offsets per
-//! partition are kept in the `partitions` table and advanced inside the same transaction as the
-//! records, so they stay contiguous across crashes and across writer processes.
+//! Layout: `DIR/topics.db` and `DIR/streams.db` (one file per [`Namespace`]). A partition's next
+//! offset is one past its highest stored offset, read inside the writing transaction, so offsets
+//! stay contiguous across crashes and across writer processes. The writer keeps what it read
+//! cached between commits for as long as `PRAGMA data_version` shows no other process wrote.
+//! Checkpoints (copying the WAL back into the database) run on their own thread and connection,
+//! so a commit never waits for one.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -29,7 +32,37 @@ use super::{
 /// Most records one group commit takes; more waiting appends go into the next one.
 const MAX_GROUP_RECORDS: usize = 50_000;
 /// Most partitions a log may have.
-const MAX_PARTITIONS: u32 = 1024;
+const MAX_PARTITIONS: u32 = 1 << PARTITION_BITS;
+
+// A record's rowid is its position: `log id << 48 | partition << 38 | offset`, so one b-tree
+// insert per record (no separate index) and a partition's records lie together in offset order.
+const OFFSET_BITS: u32 = 38;
+const PARTITION_BITS: u32 = 10;
+const LOG_SHIFT: u32 = OFFSET_BITS + PARTITION_BITS;
+/// Largest log id that fits the rowid (15 bits; the sign bit stays clear).
+const MAX_LOG_ID: i64 = (1 << (63 - LOG_SHIFT)) - 1;
+/// Offsets per partition: 2^38, about 275 billion records.
+const MAX_OFFSET: u64 = (1 << OFFSET_BITS) - 1;
+
+/// The rowid of (log, partition, offset).
+fn rowid(log_id: i64, partition: u32, offset: u64) -> i64 {
+    (log_id << LOG_SHIFT) | (i64::from(partition) << OFFSET_BITS) | offset as i64
+}
+
+/// The rowids of one partition: `first..=last`.
+fn partition_rowids(log_id: i64, partition: u32) -> (i64, i64) {
+    (rowid(log_id, partition, 0), rowid(log_id, partition, MAX_OFFSET))
+}
+
+/// The rowids of one log: `first..=last`.
+fn log_rowids(log_id: i64) -> (i64, i64) {
+    (rowid(log_id, 0, 0), rowid(log_id, MAX_PARTITIONS - 1, MAX_OFFSET))
+}
+
+/// The offset inside a rowid.
+fn offset_of(rowid: i64) -> u64 {
+    rowid as u64 & MAX_OFFSET
+}
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS logs (
@@ -38,22 +71,12 @@ CREATE TABLE IF NOT EXISTS logs (
     partitions INTEGER NOT NULL,
     created_ms INTEGER NOT NULL
 );
-CREATE TABLE IF NOT EXISTS partitions (
-    log_id INTEGER NOT NULL,
-    partition INTEGER NOT NULL,
-    next_offset INTEGER NOT NULL,
-    PRIMARY KEY (log_id, partition)
-) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS records (
-    id INTEGER PRIMARY KEY,
-    log_id INTEGER NOT NULL,
-    partition INTEGER NOT NULL,
-    offset INTEGER NOT NULL,
+    pos INTEGER PRIMARY KEY,
     ts_ms INTEGER NOT NULL,
     key BLOB,
     value BLOB NOT NULL
 );
-CREATE UNIQUE INDEX IF NOT EXISTS records_position ON records (log_id, partition, offset);
 ";
 
 /// An event log stored in a local SQLite file (see the module doc).
@@ -62,6 +85,28 @@ pub struct EmbeddedLog {
     path: PathBuf,
     writer: Mutex<mpsc::Sender<Command>>,
     readers: Arc<Mutex<Vec<Connection>>>,
+    /// Dropped with the log, which ends the checkpoint thread.
+    _stop_checkpoints: mpsc::Sender<()>,
+}
+
+/// How often the checkpoint thread copies committed WAL pages back into the database.
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// Runs passive checkpoints until `stop`'s sender is dropped. A passive checkpoint never blocks
+/// the writer or readers; it copies what it can and the WAL restarts once it has caught up.
+fn checkpoint_until(path: &Path, stop: &mpsc::Receiver<()>) {
+    let conn = match open_connection(path, Role::Checkpointer) {
+        Ok(conn) => conn,
+        Err(e) => {
+            tracing::warn!(path = %path.display(), error = %e, "no checkpoint thread; SQLite checkpoints on close");
+            return;
+        }
+    };
+    while let Err(mpsc::RecvTimeoutError::Timeout) = stop.recv_timeout(CHECKPOINT_EVERY) {
+        if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+            tracing::debug!(path = %path.display(), error = %e, "checkpoint skipped");
+        }
+    }
 }
 
 /// Work for the writer thread; each carries the channel its answer goes back on.
@@ -93,7 +138,7 @@ impl EmbeddedLog {
         let conn = tokio::task::spawn_blocking(move || -> Result<Connection> {
             std::fs::create_dir_all(&dir)
                 .map_err(|source| Error::Io { path: dir.display().to_string(), source })?;
-            let conn = open_connection(&opened_path, false)?;
+            let conn = open_connection(&opened_path, Role::Writer)?;
             conn.execute_batch(SCHEMA).map_err(storage(&opened_path))?;
             Ok(conn)
         })
@@ -101,12 +146,31 @@ impl EmbeddedLog {
         .map_err(|_| Error::Closed)??;
 
         let (tx, rx) = mpsc::channel();
-        let writer_path = path.clone();
+        let (to_syncer, committed) = mpsc::channel();
+        let writer = Writer::new(conn, path.clone(), namespace, to_syncer);
+        let spawn_failed = |source| Error::Io { path: path.display().to_string(), source };
         std::thread::Builder::new()
             .name(format!("eventlog-{}", namespace.noun()))
-            .spawn(move || Writer { conn, path: writer_path, namespace, round_robin: HashMap::new() }.run(rx))
-            .map_err(|source| Error::Io { path: path.display().to_string(), source })?;
-        Ok(EmbeddedLog { namespace, path, writer: Mutex::new(tx), readers: Arc::default() })
+            .spawn(move || writer.run(rx))
+            .map_err(spawn_failed)?;
+        let wal = wal_path(&path);
+        std::thread::Builder::new()
+            .name(format!("fsync-{}", namespace.noun()))
+            .spawn(move || sync_and_answer(&wal, &committed))
+            .map_err(spawn_failed)?;
+        let (stop_checkpoints, stopped) = mpsc::channel();
+        let checkpoint_path = path.clone();
+        std::thread::Builder::new()
+            .name(format!("checkpoint-{}", namespace.noun()))
+            .spawn(move || checkpoint_until(&checkpoint_path, &stopped))
+            .map_err(spawn_failed)?;
+        Ok(EmbeddedLog {
+            namespace,
+            path,
+            writer: Mutex::new(tx),
+            readers: Arc::default(),
+            _stop_checkpoints: stop_checkpoints,
+        })
     }
 
     /// The SQLite file holding this log.
@@ -133,7 +197,7 @@ impl EmbeddedLog {
             let pooled = pool.lock().map_err(|_| Error::Closed)?.pop();
             let conn = match pooled {
                 Some(conn) => conn,
-                None => open_connection(&path, true)?,
+                None => open_connection(&path, Role::Reader)?,
             };
             let result = f(&conn, namespace);
             if let Ok(mut pool) = pool.lock() {
@@ -177,23 +241,16 @@ impl EventLog for EmbeddedLog {
         let name = name.to_string();
         self.with_reader(move |conn, namespace| {
             let (id, count) = find_log(conn, namespace, &name)?;
-            let mut ends = conn
-                .prepare_cached("SELECT partition, next_offset FROM partitions WHERE log_id = ?1 ORDER BY partition")
-                .map_err(storage_any)?;
-            let ends: HashMap<u32, u64> = ends
-                .query_map([id], |row| Ok((row.get(0)?, row.get(1)?)))
-                .map_err(storage_any)?
-                .collect::<rusqlite::Result<_>>()
-                .map_err(storage_any)?;
-            let mut starts = conn
-                .prepare_cached("SELECT MIN(offset) FROM records WHERE log_id = ?1 AND partition = ?2")
+            let mut extent = conn
+                .prepare_cached("SELECT MIN(pos), MAX(pos) FROM records WHERE pos BETWEEN ?1 AND ?2")
                 .map_err(storage_any)?;
             let mut partitions = Vec::with_capacity(count as usize);
             for partition in 0..count {
-                let end = ends.get(&partition).copied().unwrap_or(0);
-                let start: Option<u64> =
-                    starts.query_row(params![id, partition], |row| row.get(0)).map_err(storage_any)?;
-                partitions.push(PartitionInfo { partition, start: start.unwrap_or(end), end });
+                let (lo, hi) = partition_rowids(id, partition);
+                let (first, last): (Option<i64>, Option<i64>) =
+                    extent.query_row([lo, hi], |row| Ok((row.get(0)?, row.get(1)?))).map_err(storage_any)?;
+                let end = last.map_or(0, |last| offset_of(last) + 1);
+                partitions.push(PartitionInfo { partition, start: first.map_or(end, offset_of), end });
             }
             Ok(LogInfo { name, partitions })
         })
@@ -220,16 +277,15 @@ impl EventLog for EmbeddedLog {
                 return Err(Error::NoSuchPartition { noun: namespace.noun(), name, partition, partitions: count });
             }
             let mut stmt = conn
-                .prepare_cached(
-                    "SELECT offset, ts_ms, key, value FROM records \
-                     WHERE log_id = ?1 AND partition = ?2 AND offset >= ?3 ORDER BY offset LIMIT ?4",
-                )
+                .prepare_cached("SELECT pos, ts_ms, key, value FROM records WHERE pos BETWEEN ?1 AND ?2 ORDER BY pos LIMIT ?3")
                 .map_err(storage_any)?;
             let limit = i64::try_from(max).unwrap_or(i64::MAX);
+            let (_, last) = partition_rowids(id, partition);
+            let first = rowid(id, partition, from.min(MAX_OFFSET));
             let rows = stmt
-                .query_map(params![id, partition, from, limit], |row| {
+                .query_map(params![first, last, limit], |row| {
                     Ok(Record {
-                        position: Position { partition, offset: row.get(0)? },
+                        position: Position { partition, offset: offset_of(row.get(0)?) },
                         timestamp_ms: row.get(1)?,
                         key: row.get(2)?,
                         value: row.get(3)?,
@@ -242,15 +298,33 @@ impl EventLog for EmbeddedLog {
     }
 }
 
-/// The writer thread's state: the one write connection and the round-robin cursor per log.
+/// The writer thread's state: the one write connection, and what it knows of the logs between
+/// commits (valid while no other connection writes the file).
 struct Writer {
     conn: Connection,
     path: PathBuf,
     namespace: Namespace,
+    /// `PRAGMA data_version` when the caches were last known good; `None` forces a reload.
+    data_version: Option<i64>,
+    /// Log name → its row, or `None` when known not to exist.
+    logs: HashMap<String, Option<LogRow>>,
+    /// (log id, partition) → next offset.
+    next: HashMap<(i64, u32), u64>,
+    /// Round-robin cursor per log, for records with neither key nor partition.
     round_robin: HashMap<String, u32>,
+    /// Committed groups go here to be answered after the WAL is synced.
+    synced: mpsc::Sender<Vec<Answer>>,
 }
 
-/// A log as the writer sees it inside one transaction.
+impl Drop for Writer {
+    /// Closing the last connection checkpoints the WAL into the database and deletes it; with the
+    /// writer's `synchronous = OFF` that checkpoint would not be synced, so turn syncing on first.
+    fn drop(&mut self) {
+        let _ = self.conn.execute_batch("PRAGMA synchronous = FULL");
+    }
+}
+
+/// A log as the writer sees it.
 #[derive(Clone, Copy)]
 struct LogRow {
     id: i64,
@@ -258,6 +332,19 @@ struct LogRow {
 }
 
 impl Writer {
+    fn new(conn: Connection, path: PathBuf, namespace: Namespace, synced: mpsc::Sender<Vec<Answer>>) -> Self {
+        Writer {
+            conn,
+            path,
+            namespace,
+            data_version: None,
+            logs: HashMap::new(),
+            next: HashMap::new(),
+            round_robin: HashMap::new(),
+            synced,
+        }
+    }
+
     fn run(mut self, rx: mpsc::Receiver<Command>) {
         while let Ok(first) = rx.recv() {
             let mut weight = first.weight();
@@ -281,10 +368,17 @@ impl Writer {
         let outcome = self.apply(group, &mut answers);
         let committed = outcome.and_then(|()| self.conn.execute_batch("COMMIT").map_err(storage(&self.path)));
         match committed {
-            Ok(()) => answers.into_iter().for_each(Answer::send),
+            Ok(()) => {
+                // Durable only once the WAL is synced: the fsync thread answers.
+                if let Err(mpsc::SendError(answers)) = self.synced.send(answers) {
+                    for answer in answers {
+                        answer.fail(&self.path, &Error::Closed);
+                    }
+                }
+            }
             Err(e) => {
                 let _ = self.conn.execute_batch("ROLLBACK");
-                self.round_robin.clear();
+                self.forget();
                 tracing::error!(path = %self.path.display(), error = %e, "event log commit failed");
                 for answer in answers {
                     answer.fail(&self.path, &e);
@@ -293,33 +387,44 @@ impl Writer {
         }
     }
 
+    /// Drops every cached fact: the next transaction reads them afresh.
+    fn forget(&mut self) {
+        self.data_version = None;
+        self.logs.clear();
+        self.next.clear();
+    }
+
+    /// Opens the group's transaction; if another connection wrote since our last commit, the
+    /// caches are dropped.
+    fn begin(&mut self) -> Result<()> {
+        self.conn.execute_batch("BEGIN IMMEDIATE").map_err(storage(&self.path))?;
+        let version: i64 =
+            self.conn.query_row("PRAGMA data_version", [], |r| r.get(0)).map_err(storage(&self.path))?;
+        if self.data_version != Some(version) {
+            self.forget();
+            self.data_version = Some(version);
+        }
+        Ok(())
+    }
+
     fn apply(&mut self, group: Vec<Command>, answers: &mut Vec<Answer>) -> Result<()> {
         let path = self.path.clone();
         let fail_all = |answers: &mut Vec<Answer>, group: Vec<Command>, e: &Error| {
             answers.extend(group.into_iter().map(Answer::pending));
             Err(Error::Storage { path: path.display().to_string(), source: clone_sqlite(e) })
         };
-        if let Err(e) = self.conn.execute_batch("BEGIN IMMEDIATE").map_err(storage(&self.path)) {
+        if let Err(e) = self.begin() {
             return fail_all(answers, group, &e);
         }
         let now = now_ms();
-        let mut logs: HashMap<String, Option<LogRow>> = HashMap::new();
-        let mut next: HashMap<(i64, u32), u64> = HashMap::new();
         let mut group = group.into_iter();
         while let Some(cmd) = group.next() {
             let result = match cmd {
-                Command::Append { name, records, reply } => {
-                    let r = self.append(&name, records, now, &mut logs, &mut next);
-                    Answer::Append(reply, r)
-                }
+                Command::Append { name, records, reply } => Answer::Append(reply, self.append(&name, records, now)),
                 Command::Create { name, partitions, reply } => {
-                    let r = self.create(&name, partitions, now, &mut logs);
-                    Answer::Unit(reply, r)
+                    Answer::Unit(reply, self.create(&name, partitions, now))
                 }
-                Command::Delete { name, reply } => {
-                    let r = self.delete(&name, &mut logs, &mut next);
-                    Answer::Unit(reply, r)
-                }
+                Command::Delete { name, reply } => Answer::Unit(reply, self.delete(&name)),
             };
             let storage_failure = result.storage_error().map(clone_error);
             answers.push(result);
@@ -327,18 +432,11 @@ impl Writer {
                 return fail_all(answers, group.collect(), &e);
             }
         }
-        let mut update = self
-            .conn
-            .prepare_cached("UPDATE partitions SET next_offset = ?3 WHERE log_id = ?1 AND partition = ?2")
-            .map_err(storage(&self.path))?;
-        for ((log_id, partition), offset) in next {
-            update.execute(params![log_id, partition, offset]).map_err(storage(&self.path))?;
-        }
         Ok(())
     }
 
-    fn lookup(&self, name: &str, logs: &mut HashMap<String, Option<LogRow>>) -> Result<Option<LogRow>> {
-        if let Some(row) = logs.get(name) {
+    fn lookup(&mut self, name: &str) -> Result<Option<LogRow>> {
+        if let Some(row) = self.logs.get(name) {
             return Ok(*row);
         }
         let row = self
@@ -348,108 +446,135 @@ impl Writer {
                 s.query_row([name], |r| Ok(LogRow { id: r.get(0)?, partitions: r.get(1)? })).optional()
             })
             .map_err(storage(&self.path))?;
-        logs.insert(name.to_string(), row);
+        self.logs.insert(name.to_string(), row);
         Ok(row)
     }
 
-    fn append(
-        &mut self,
-        name: &str,
-        records: Vec<NewRecord>,
-        now: i64,
-        logs: &mut HashMap<String, Option<LogRow>>,
-        next: &mut HashMap<(i64, u32), u64>,
-    ) -> Result<Vec<Position>> {
+    /// The next offset of a partition: cached, or one past the highest stored.
+    fn next_offset(&mut self, log_id: i64, partition: u32) -> Result<&mut u64> {
+        if !self.next.contains_key(&(log_id, partition)) {
+            let (lo, hi) = partition_rowids(log_id, partition);
+            let last: Option<i64> = self
+                .conn
+                .prepare_cached("SELECT MAX(pos) FROM records WHERE pos BETWEEN ?1 AND ?2")
+                .and_then(|mut s| s.query_row([lo, hi], |r| r.get(0)))
+                .map_err(storage(&self.path))?;
+            self.next.insert((log_id, partition), last.map_or(0, |last| offset_of(last) + 1));
+        }
+        Ok(self.next.entry((log_id, partition)).or_default())
+    }
+
+    fn append(&mut self, name: &str, records: Vec<NewRecord>, now: i64) -> Result<Vec<Position>> {
         let noun = self.namespace.noun();
-        let log = self.lookup(name, logs)?.ok_or_else(|| Error::NotFound { noun, name: name.into() })?;
+        let log = self.lookup(name)?.ok_or_else(|| Error::NotFound { noun, name: name.into() })?;
         // Choose and check every partition before writing anything: all or none.
         let mut chosen = Vec::with_capacity(records.len());
         for record in &records {
             let partition = match (record.partition, &record.key) {
                 (Some(p), _) => p,
                 (None, Some(key)) => partition_for_key(key, log.partitions),
-                (None, None) => {
-                    let cursor = self.round_robin.entry(name.to_string()).or_insert(0);
-                    *cursor = cursor.wrapping_add(1);
-                    *cursor % log.partitions
-                }
+                (None, None) => self.round_robin_next(name, log.partitions),
             };
             if partition >= log.partitions {
                 return Err(Error::NoSuchPartition { noun, name: name.into(), partition, partitions: log.partitions });
             }
             chosen.push(partition);
         }
-        let path = self.path.clone();
-        let mut read_next =
-            self.conn.prepare_cached("SELECT next_offset FROM partitions WHERE log_id = ?1 AND partition = ?2").map_err(storage(&path))?;
-        let mut insert = self
-            .conn
-            .prepare_cached(
-                "INSERT INTO records (log_id, partition, offset, ts_ms, key, value) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            )
-            .map_err(storage(&path))?;
         let mut positions = Vec::with_capacity(records.len());
         for (record, partition) in records.iter().zip(chosen) {
-            let offset = match next.get_mut(&(log.id, partition)) {
-                Some(offset) => offset,
-                None => {
-                    let stored: Option<u64> = read_next
-                        .query_row(params![log.id, partition], |r| r.get(0))
-                        .optional()
-                        .map_err(storage(&path))?;
-                    next.entry((log.id, partition)).or_insert(stored.unwrap_or(0))
-                }
-            };
-            insert
-                .execute(params![log.id, partition, *offset, now, record.key, record.value])
-                .map_err(storage(&path))?;
-            positions.push(Position { partition, offset: *offset });
-            *offset += 1;
+            let offset = *self.next_offset(log.id, partition)?;
+            if offset > MAX_OFFSET {
+                return Err(Error::Full { noun, name: name.into(), partition });
+            }
+            self.conn
+                .prepare_cached("INSERT INTO records (pos, ts_ms, key, value) VALUES (?1, ?2, ?3, ?4)")
+                .and_then(|mut s| s.execute(params![rowid(log.id, partition, offset), now, record.key, record.value]))
+                .map_err(storage(&self.path))?;
+            *self.next_offset(log.id, partition)? += 1;
+            positions.push(Position { partition, offset });
         }
         Ok(positions)
     }
 
-    fn create(&mut self, name: &str, partitions: u32, now: i64, logs: &mut HashMap<String, Option<LogRow>>) -> Result<()> {
+    fn round_robin_next(&mut self, name: &str, partitions: u32) -> u32 {
+        if partitions == 1 {
+            return 0;
+        }
+        let cursor = match self.round_robin.get_mut(name) {
+            Some(cursor) => cursor,
+            None => self.round_robin.entry(name.to_string()).or_insert(0),
+        };
+        *cursor = cursor.wrapping_add(1);
+        *cursor % partitions
+    }
+
+    fn create(&mut self, name: &str, partitions: u32, now: i64) -> Result<()> {
         let noun = self.namespace.noun();
-        if self.lookup(name, logs)?.is_some() {
+        if self.lookup(name)?.is_some() {
             return Err(Error::AlreadyExists { noun, name: name.into() });
         }
-        let path = self.path.clone();
         self.conn
             .execute("INSERT INTO logs (name, partitions, created_ms) VALUES (?1, ?2, ?3)", params![name, partitions, now])
-            .map_err(storage(&path))?;
+            .map_err(storage(&self.path))?;
         let id = self.conn.last_insert_rowid();
-        let mut insert = self
-            .conn
-            .prepare_cached("INSERT INTO partitions (log_id, partition, next_offset) VALUES (?1, ?2, 0)")
-            .map_err(storage(&path))?;
-        for partition in 0..partitions {
-            insert.execute(params![id, partition]).map_err(storage(&path))?;
+        if id > MAX_LOG_ID {
+            return Err(Error::Full { noun, name: name.into(), partition: 0 });
         }
-        logs.insert(name.to_string(), Some(LogRow { id, partitions }));
+        // A reused id must not inherit a deleted log's cached offsets.
+        self.next.retain(|(log_id, _), _| *log_id != id);
+        self.logs.insert(name.to_string(), Some(LogRow { id, partitions }));
         Ok(())
     }
 
-    fn delete(
-        &mut self,
-        name: &str,
-        logs: &mut HashMap<String, Option<LogRow>>,
-        next: &mut HashMap<(i64, u32), u64>,
-    ) -> Result<()> {
+    fn delete(&mut self, name: &str) -> Result<()> {
         let noun = self.namespace.noun();
-        let log = self.lookup(name, logs)?.ok_or_else(|| Error::NotFound { noun, name: name.into() })?;
-        let path = self.path.clone();
-        for sql in [
-            "DELETE FROM records WHERE log_id = ?1",
-            "DELETE FROM partitions WHERE log_id = ?1",
-            "DELETE FROM logs WHERE id = ?1",
-        ] {
-            self.conn.execute(sql, [log.id]).map_err(storage(&path))?;
-        }
-        next.retain(|(id, _), _| *id != log.id);
-        logs.insert(name.to_string(), None);
+        let log = self.lookup(name)?.ok_or_else(|| Error::NotFound { noun, name: name.into() })?;
+        let (lo, hi) = log_rowids(log.id);
+        self.conn.execute("DELETE FROM records WHERE pos BETWEEN ?1 AND ?2", [lo, hi]).map_err(storage(&self.path))?;
+        self.conn.execute("DELETE FROM logs WHERE id = ?1", [log.id]).map_err(storage(&self.path))?;
+        self.next.retain(|(id, _), _| *id != log.id);
+        self.logs.insert(name.to_string(), None);
         self.round_robin.remove(name);
         Ok(())
+    }
+}
+
+/// The write-ahead log SQLite keeps beside `db`.
+fn wal_path(db: &Path) -> PathBuf {
+    let mut wal = db.as_os_str().to_owned();
+    wal.push("-wal");
+    PathBuf::from(wal)
+}
+
+/// The fsync thread: takes committed groups, syncs the WAL once for all that are waiting, then
+/// answers them. The writer meanwhile commits the next group, so one fsync covers several commits
+/// and the writer never waits for the disk. Ends when the writer does.
+fn sync_and_answer(wal: &Path, committed: &mpsc::Receiver<Vec<Answer>>) {
+    let mut file: Option<std::fs::File> = None;
+    while let Ok(first) = committed.recv() {
+        let mut groups = vec![first];
+        groups.extend(committed.try_iter());
+        // The WAL exists once the first commit wrote it; it keeps its inode while the writer's
+        // connection is open (SQLite rewinds it, never replaces it).
+        let synced = match &file {
+            Some(f) => f.sync_data(),
+            None => std::fs::File::open(wal).and_then(|f| {
+                let result = f.sync_data();
+                file = Some(f);
+                result
+            }),
+        };
+        match synced {
+            Ok(()) => groups.into_iter().flatten().for_each(Answer::send),
+            Err(e) => {
+                tracing::error!(path = %wal.display(), error = %e, "syncing the event log failed");
+                file = None;
+                let failure = Error::Io { path: wal.display().to_string(), source: e };
+                for answer in groups.into_iter().flatten() {
+                    answer.fail(wal, &failure);
+                }
+            }
+        }
     }
 }
 
@@ -496,18 +621,32 @@ impl Answer {
     }
 }
 
-fn open_connection(path: &Path, read_only: bool) -> Result<Connection> {
-    let flags = if read_only {
-        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX
-    } else {
-        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX
-    };
+/// What a connection is for; each gets its own settings.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Role {
+    /// The one writer: WAL mode, no sync on commit (the fsync thread syncs), no automatic
+    /// checkpoints (the checkpoint thread does them).
+    Writer,
+    /// Reads only.
+    Reader,
+    /// Copies the WAL into the database, syncing the WAL before and the database after.
+    Checkpointer,
+}
+
+fn open_connection(path: &Path, role: Role) -> Result<Connection> {
+    let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    if role == Role::Writer {
+        flags |= OpenFlags::SQLITE_OPEN_CREATE;
+    }
     let conn = Connection::open_with_flags(path, flags).map_err(storage(path))?;
     conn.busy_timeout(std::time::Duration::from_secs(30)).map_err(storage(path))?;
-    let pragmas = if read_only {
-        "PRAGMA query_only = ON;"
-    } else {
-        "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA cache_size = -65536;"
+    let pragmas = match role {
+        Role::Writer => {
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = OFF; PRAGMA cache_size = -65536; \
+             PRAGMA wal_autocheckpoint = 0; PRAGMA journal_size_limit = 67108864;"
+        }
+        Role::Reader => "PRAGMA query_only = ON;",
+        Role::Checkpointer => "PRAGMA synchronous = FULL; PRAGMA wal_autocheckpoint = 0;",
     };
     conn.execute_batch(pragmas).map_err(storage(path))?;
     Ok(conn)

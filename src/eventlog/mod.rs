@@ -126,6 +126,9 @@ pub enum Error {
     InvalidName { noun: &'static str, name: String, reason: &'static str },
     #[error("invalid partition count {0}: must be between 1 and 1024")]
     InvalidPartitionCount(u32),
+    /// The embedded log's address space is used up (2^38 offsets per partition, 32,767 logs).
+    #[error("{noun} `{name}` partition {partition} is full")]
+    Full { noun: &'static str, name: String, partition: u32 },
     #[error("unsupported event log URL `{0}` (expected embedded://DIR)")]
     UnsupportedUrl(String),
     /// The backing store failed or is unreachable: the gateway answers 503, nothing was

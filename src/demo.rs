@@ -1,0 +1,143 @@
+//! `pinpipe demo`: every stage that exists, end to end, in one process on the embedded defaults.
+//!
+//! Owns only the orchestration: seed the source if it is empty, start the gateway on a free
+//! loopback port, run the emulator in batch and then stream mode, and count what reached each
+//! topic and stream. Each stage is the same library function the subcommands call.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::emulator::{self, EmulatorConfig, Mode, Pace, Summary};
+use crate::eventlog::{self, EventLog, Namespace};
+use crate::gateway;
+use crate::source::{self, Source};
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct DemoOptions {
+    /// Emulator iterations per mode.
+    pub count: u64,
+    /// Rows to generate when the source is empty.
+    pub rows: u64,
+    /// Seed for the generator and the emulator.
+    pub seed: u64,
+    /// Emulator concurrency.
+    pub concurrency: usize,
+}
+
+/// The phases, announced to the caller's progress display.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    Seed,
+    Emulate(Mode),
+}
+
+/// What the demo did.
+#[derive(Debug, Clone)]
+pub struct DemoReport {
+    /// Rows generated, when the source was empty.
+    pub seeded: Option<u64>,
+    pub batch: Summary,
+    pub stream: Summary,
+    /// Records each topic / stream gained during the run.
+    pub landed: BTreeMap<String, u64>,
+}
+
+impl DemoReport {
+    /// True when every record the emulator sent is in its log, once.
+    pub fn consistent(&self, id: &str) -> bool {
+        let per_log = |ns: Namespace, sent: u64| {
+            ns.default_names(id).iter().all(|name| self.landed.get(name).copied() == Some(sent / 3))
+        };
+        per_log(Namespace::Topics, self.batch.sent) && per_log(Namespace::Streams, self.stream.sent)
+    }
+}
+
+/// Errors that stop the demo; each names the stage.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("source")]
+    Source(#[from] source::Error),
+    #[error("event log")]
+    Log(#[from] eventlog::Error),
+    #[error("gateway")]
+    Gateway(#[from] gateway::Error),
+    #[error("emulator")]
+    Emulator(#[from] emulator::Error),
+    #[error("binding a loopback port for the gateway")]
+    Bind(#[source] std::io::Error),
+}
+
+/// Runs the demo; `phase(p, total)` is called when a phase starts, `step(done)` as it advances.
+pub async fn run(
+    cfg: &Config,
+    opts: &DemoOptions,
+    shutdown: CancellationToken,
+    phase: &(dyn Fn(Phase, u64) + Send + Sync),
+    step: Arc<dyn Fn(u64) + Send + Sync>,
+) -> Result<DemoReport, Error> {
+    let source = Source::connect(&cfg.source).await?;
+    source.create_tables().await?;
+    let seeded = if source.row_count().await? == 0 {
+        phase(Phase::Seed, opts.rows);
+        let step = Arc::clone(&step);
+        source.seed(opts.rows, opts.seed, &move |done| step(done)).await?;
+        Some(opts.rows)
+    } else {
+        None
+    };
+
+    let topics = eventlog::open(&cfg.log, Namespace::Topics).await?;
+    let streams = eventlog::open(&cfg.streams, Namespace::Streams).await?;
+    eventlog::ensure_defaults(&*topics, &cfg.id).await?;
+    eventlog::ensure_defaults(&*streams, &cfg.id).await?;
+    let before = ends(&cfg.id, &*topics, &*streams).await?;
+
+    let state = gateway::AppState::new(gateway::GatewayConfig::default(), topics.clone(), streams.clone())?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.map_err(Error::Bind)?;
+    let api = format!("http://{}", listener.local_addr().map_err(Error::Bind)?);
+    let stop_gateway = shutdown.child_token();
+    let server = tokio::spawn(gateway::serve(listener, state, stop_gateway.clone()));
+
+    let reader = source.reader().await?;
+    let mut summaries = Vec::with_capacity(2);
+    for mode in [Mode::Batch, Mode::Stream] {
+        phase(Phase::Emulate(mode), opts.count);
+        let ecfg = EmulatorConfig {
+            api: api.clone(),
+            api_key: None,
+            id: cfg.id.clone(),
+            mode,
+            count: Some(opts.count),
+            pace: Pace::Rate(0.0),
+            concurrency: opts.concurrency,
+            seed: opts.seed,
+            retry: emulator::Retry::default(),
+        };
+        summaries.push(emulator::run(ecfg, reader.clone(), shutdown.child_token(), Arc::clone(&step)).await?);
+    }
+    stop_gateway.cancel();
+    match server.await {
+        Ok(result) => result?,
+        Err(join) => std::panic::resume_unwind(join.into_panic()),
+    }
+
+    let after = ends(&cfg.id, &*topics, &*streams).await?;
+    let landed = after.into_iter().map(|(name, end)| (name.clone(), end - before.get(&name).copied().unwrap_or(0))).collect();
+    Ok(DemoReport { seeded, batch: summaries[0], stream: summaries[1], landed })
+}
+
+/// Total records (end offsets summed over partitions) of the six default logs.
+async fn ends(id: &str, topics: &dyn EventLog, streams: &dyn EventLog) -> Result<BTreeMap<String, u64>, Error> {
+    let mut ends = BTreeMap::new();
+    for log in [topics, streams] {
+        for name in log.namespace().default_names(id) {
+            let info = log.describe(&name).await?;
+            ends.insert(name, info.partitions.iter().map(|p| p.end).sum());
+        }
+    }
+    Ok(ends)
+}
