@@ -19,7 +19,8 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{self, Config, FileConfig, Overrides};
 use crate::emulator::{self, EmulatorConfig, Mode, Pace};
 use crate::eventlog::{self, EventLog, Namespace};
-use crate::{bench, demo, gateway, source};
+use crate::lake::Lake;
+use crate::{batch, bench, demo, gateway, sink, source, stream};
 
 /// pinpipe — the Pinterest-style event pipeline (source → emulator → ingest API → event log →
 /// S3 sink → batch analytics, and → stream job → Delta tables) as one program.
@@ -96,6 +97,12 @@ pub enum Command {
         #[command(subcommand)]
         action: AdminAction,
     },
+    /// Land the batch topics in the lake as JSON files (the Confluent S3 sink layout).
+    Sink(SinkArgs),
+    /// Clean the sink's files, answer the eight questions, and write the results.
+    Batch(BatchArgs),
+    /// Clean the streams into Delta tables under <lake>/delta, exactly once.
+    Stream(StreamArgs),
     /// Run every stage end to end in one process on the embedded defaults and show the counts.
     Demo(DemoArgs),
     /// Measure a stage against a baseline run in the same process.
@@ -113,6 +120,42 @@ pub struct SeedArgs {
     /// Random seed: the same seed writes the same rows.
     #[arg(long, env = "PINPIPE_SEED", default_value_t = 42)]
     pub seed: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct SinkArgs {
+    /// Records per file (Confluent flush.size); 1 reproduces the course's one-record files.
+    #[arg(long, env = "PINPIPE_FLUSH_SIZE", default_value_t = 1000)]
+    pub flush_size: usize,
+    /// Longest a record waits before its file is written, e.g. 10s or 500ms.
+    #[arg(long, env = "PINPIPE_FLUSH_INTERVAL", default_value = "10s", value_parser = config::parse_duration)]
+    pub flush_interval: Duration,
+    /// Write out everything in the topics, then exit 0 (instead of following the log).
+    #[arg(long, env = "PINPIPE_DRAIN")]
+    pub drain: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct BatchArgs {
+    /// Results folder [default: <data>/results]
+    #[arg(long, env = "PINPIPE_OUT", value_name = "DIR")]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct StreamArgs {
+    /// Commit everything in the streams, then exit 0 (instead of following them).
+    #[arg(long, env = "PINPIPE_DRAIN")]
+    pub drain: bool,
+    /// Most records per micro-batch.
+    #[arg(long, env = "PINPIPE_MAX_BATCH", default_value_t = 10_000)]
+    pub max_batch: usize,
+    /// Longest a record waits before its micro-batch is committed, e.g. 1s or 250ms.
+    #[arg(long, env = "PINPIPE_MAX_LATENCY", default_value = "1s", value_parser = config::parse_duration)]
+    pub max_latency: Duration,
+    /// Write a Delta checkpoint every N commits of a table.
+    #[arg(long, env = "PINPIPE_CHECKPOINT_EVERY", default_value_t = 100)]
+    pub checkpoint_every: u64,
 }
 
 #[derive(Debug, Args)]
@@ -193,7 +236,7 @@ pub enum AdminAction {
 #[derive(Debug, Subcommand)]
 pub enum BenchWhat {
     /// Drive the gateway over loopback with the embedded log durable, beside a bare axum handler.
-    Ingest(bench::IngestOptions),
+    Ingest(bench::ingest::IngestOptions),
 }
 
 /// Parses the command line, runs it, and returns the process exit code (0 ok, 2 error).
@@ -231,9 +274,12 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Gateway(args) => serve_gateway(&cfg, &file, args).await,
         Command::Topics { action } => admin(&cfg, Namespace::Topics, action).await,
         Command::Streams { action } => admin(&cfg, Namespace::Streams, action).await,
+        Command::Sink(args) => run_sink(&cfg, args).await,
+        Command::Batch(args) => run_batch(&cfg, args).await,
+        Command::Stream(args) => run_stream(&cfg, args).await,
         Command::Demo(args) => run_demo(&cfg, args).await,
         Command::Bench { what: BenchWhat::Ingest(opts) } => {
-            let report = bench::ingest(&opts).await?;
+            let report = bench::ingest::run(&opts).await?;
             println!("{report}");
             Ok(())
         }
@@ -468,5 +514,52 @@ async fn run_demo(cfg: &Config, args: DemoArgs) -> Result<()> {
     if !report.consistent(&cfg.id) {
         bail!("the counts differ: some records were not acknowledged or did not land");
     }
+    Ok(())
+}
+
+async fn run_sink(cfg: &Config, args: SinkArgs) -> Result<()> {
+    if args.flush_size == 0 {
+        bail!("--flush-size must be at least 1");
+    }
+    let log = eventlog::open(&cfg.log, Namespace::Topics).await.context("opening the topics log")?;
+    eventlog::ensure_defaults(&*log, &cfg.id).await?;
+    let lake = Lake::open(&cfg.lake)?;
+    let scfg = sink::SinkConfig {
+        id: cfg.id.clone(),
+        flush_size: args.flush_size,
+        flush_interval: args.flush_interval,
+        drain: args.drain,
+    };
+    tracing::info!(lake = %lake.url(), log = %cfg.log, "sink starting");
+    let report = sink::run(&scfg, log, &lake, shutdown_on_signal()).await?;
+    println!("{report}");
+    Ok(())
+}
+
+async fn run_batch(cfg: &Config, args: BatchArgs) -> Result<()> {
+    let lake = Lake::open(&cfg.lake)?;
+    let bcfg = batch::BatchConfig { id: cfg.id.clone(), out: args.out.unwrap_or_else(|| cfg.default_results()) };
+    let report = batch::run(&bcfg, &lake).await?;
+    println!("{report}");
+    Ok(())
+}
+
+async fn run_stream(cfg: &Config, args: StreamArgs) -> Result<()> {
+    if args.max_batch == 0 {
+        bail!("--max-batch must be at least 1");
+    }
+    let streams = eventlog::open(&cfg.streams, Namespace::Streams).await.context("opening the streams log")?;
+    eventlog::ensure_defaults(&*streams, &cfg.id).await?;
+    let lake = Lake::open(&cfg.lake)?;
+    let scfg = stream::StreamConfig {
+        id: cfg.id.clone(),
+        max_batch_records: args.max_batch,
+        max_latency: args.max_latency,
+        drain: args.drain,
+        checkpoint_every: args.checkpoint_every.max(1),
+    };
+    tracing::info!(lake = %lake.url(), streams = %cfg.streams, "stream job starting");
+    let report = stream::run(&scfg, streams, &lake, shutdown_on_signal()).await?;
+    println!("{report}");
     Ok(())
 }

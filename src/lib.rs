@@ -8,7 +8,8 @@
 //!                                                                   └─► stream job (clean → Delta tables, exactly once)
 //! ```
 //!
-//! Modules follow the data, in pipeline order. Every stage is a library function; the `pinpipe`
+//! Modules follow the data, in pipeline order: `source` → `emulator` → `gateway` → `eventlog` →
+//! `sink` (into the `lake`) → `clean` (shared) → `batch`, and `eventlog` → `clean` → `stream`. Every stage is a library function; the `pinpipe`
 //! binary (`main.rs`, `cli.rs`) only parses flags, handles signals and calls them, so `demo`, the
 //! command line and the tests share one code path.
 
@@ -17,6 +18,11 @@ pub mod source;
 pub mod emulator;
 pub mod gateway;
 pub mod eventlog;
+pub mod lake;
+pub mod sink;
+pub mod clean;
+pub mod batch;
+pub mod stream;
 pub mod demo;
 pub mod bench;
 pub mod cli;

@@ -1,7 +1,4 @@
-//! Benchmarks (`pinpipe bench …`): each stage measured beside a baseline run in the same process,
-//! so the figure that matters is a ratio that holds on a noisy machine.
-//!
-//! `ingest` drives the real gateway over loopback — embedded log durable, group commit on — with
+//! `pinpipe bench ingest`: drives the real gateway over loopback — embedded log durable, group commit on — with
 //! 1-record and 100-record Kafka REST requests, and the same load against a bare axum handler that
 //! returns a fixed body. It owns nothing the pipeline uses; it only calls the gateway and the log.
 
@@ -115,7 +112,7 @@ fn kafka_body(records: usize) -> String {
 }
 
 /// Runs the ingest benchmark: bare handler and gateway, at 1 and 100 records per request.
-pub async fn ingest(opts: &IngestOptions) -> Result<IngestReport, Error> {
+pub async fn run(opts: &IngestOptions) -> Result<IngestReport, Error> {
     let dir = tempfile::Builder::new().prefix("pinpipe-bench-").tempdir()?;
     let log_url = format!("embedded://{}", dir.path().display());
     let topics = eventlog::open(&log_url, Namespace::Topics).await?;

@@ -1,0 +1,1 @@
+//! `pinpipe bench batch`: STUB, being written.
