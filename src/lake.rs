@@ -98,7 +98,7 @@ impl Lake {
     pub fn path(&self, relative: &str) -> Path {
         let mut path = self.root.clone();
         for part in relative.split('/').filter(|p| !p.is_empty()) {
-            path = path.child(part);
+            path = path.join(part);
         }
         path
     }
