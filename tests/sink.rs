@@ -166,9 +166,8 @@ async fn flush_size_one_writes_one_file_per_record() {
 #[tokio::test]
 async fn every_partition_of_a_multi_partition_topic_is_written() {
     let dir = tempfile::tempdir().unwrap();
-    let log = eventlog::open(&format!("embedded://{}", dir.path().join("log").display()), Namespace::Topics)
-        .await
-        .unwrap();
+    let log =
+        eventlog::open(&format!("embedded://{}", dir.path().join("log").display()), Namespace::Topics).await.unwrap();
     log.create(&topic("pin"), 3).await.unwrap();
     eventlog::ensure_defaults(&*log, ID).await.unwrap();
     let pin = values("pin", 0..3100);
@@ -190,8 +189,7 @@ async fn every_partition_of_a_multi_partition_topic_is_written() {
         assert!(!in_log.is_empty(), "partition {p} got records");
         assert_eq!(lines_of(&objects, &topic("pin"), p), in_log, "partition {p}");
         let n = in_log.len();
-        let boundaries: Vec<(u64, usize)> =
-            (0..n).step_by(500).map(|s| (s as u64, (n - s).min(500))).collect();
+        let boundaries: Vec<(u64, usize)> = (0..n).step_by(500).map(|s| (s as u64, (n - s).min(500))).collect();
         assert_eq!(files_of(&objects, &topic("pin"), p), boundaries, "partition {p}");
         all.extend(in_log);
     }
@@ -297,9 +295,8 @@ async fn a_put_that_fails_is_retried_until_the_lake_is_back() {
 #[tokio::test]
 async fn a_missing_topic_is_an_error_naming_it() {
     let dir = tempfile::tempdir().unwrap();
-    let log = eventlog::open(&format!("embedded://{}", dir.path().join("log").display()), Namespace::Topics)
-        .await
-        .unwrap();
+    let log =
+        eventlog::open(&format!("embedded://{}", dir.path().join("log").display()), Namespace::Topics).await.unwrap();
     log.create("other.pin", 1).await.unwrap();
     let lake = open_lake(&dir.path().join("lake"));
     let cfg = SinkConfig { id: "other".into(), flush_size: 10, flush_interval: Duration::from_secs(1), drain: true };
@@ -325,7 +322,8 @@ fn sink_command(data: &Path, lake: &str) -> Command {
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
-    for var in ["PINPIPE_CONFIG", "PINPIPE_DATA", "PINPIPE_LOG", "PINPIPE_LAKE", "PINPIPE_ID", "PINPIPE_FLUSH_INTERVAL"] {
+    for var in ["PINPIPE_CONFIG", "PINPIPE_DATA", "PINPIPE_LOG", "PINPIPE_LAKE", "PINPIPE_ID", "PINPIPE_FLUSH_INTERVAL"]
+    {
         cmd.env_remove(var);
     }
     cmd
@@ -468,7 +466,10 @@ async fn sink_throughput() {
         from = last.position.offset + 1;
     }
     let read = read.elapsed();
-    eprintln!("baseline: reading them back in pages of 5,000 took {read:?} = {:.0} records/s", n as f64 / read.as_secs_f64());
+    eprintln!(
+        "baseline: reading them back in pages of 5,000 took {read:?} = {:.0} records/s",
+        n as f64 / read.as_secs_f64()
+    );
     let lake = open_lake(&dir.path().join("lake"));
     let started = Instant::now();
     let report = drain(&log, &lake, 1000).await;

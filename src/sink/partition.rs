@@ -78,18 +78,28 @@ pub(super) async fn run(
     };
     let from = point.next.max(job.log_start);
     tracing::info!(
-        topic, partition, from, last_file = point.last_key.as_ref().map(|k| k.to_string()),
-        log_end = job.log_end, "sink partition resuming"
+        topic,
+        partition,
+        from,
+        last_file = point.last_key.as_ref().map(|k| k.to_string()),
+        log_end = job.log_end,
+        "sink partition resuming"
     );
     if point.next > job.log_end {
         tracing::warn!(
-            topic, partition, lake_next = point.next, log_end = job.log_end,
+            topic,
+            partition,
+            lake_next = point.next,
+            log_end = job.log_end,
             "the lake holds offsets past the log's end (was the log recreated?); waiting for the log to catch up"
         );
     }
     if point.next < job.log_start && point.last_key.is_some() {
         tracing::warn!(
-            topic, partition, lake_next = point.next, log_start = job.log_start,
+            topic,
+            partition,
+            lake_next = point.next,
+            log_start = job.log_start,
             "records between the last file and the log's start are gone from the log"
         );
     }
@@ -98,16 +108,7 @@ pub(super) async fn run(
     let end = job.drain.then_some(job.log_end);
     let (tx, mut rx) = mpsc::channel(PREFETCH_PAGES);
     let reader_stop = shutdown.child_token();
-    let reader = tokio::spawn(read_pages(
-        log,
-        job.topic.clone(),
-        partition,
-        from,
-        end,
-        page,
-        tx,
-        reader_stop.clone(),
-    ));
+    let reader = tokio::spawn(read_pages(log, job.topic.clone(), partition, from, end, page, tx, reader_stop.clone()));
     let result = write_files(&job, &lake, &mut rx, from, &shutdown).await;
     reader_stop.cancel();
     drop(rx);

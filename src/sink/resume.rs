@@ -50,10 +50,8 @@ pub async fn find(
     partition: u32,
     log_start: u64,
 ) -> Result<ResumePoint, Error> {
-    let listing = store
-        .list_with_delimiter(Some(dir))
-        .await
-        .map_err(|source| Error::List { prefix: dir.to_string(), source })?;
+    let listing =
+        store.list_with_delimiter(Some(dir)).await.map_err(|source| Error::List { prefix: dir.to_string(), source })?;
     let last = listing
         .objects
         .into_iter()
