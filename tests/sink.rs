@@ -236,6 +236,35 @@ async fn follow_mode_flushes_by_time_and_stops_cleanly_on_cancel() {
     assert_eq!(files_of(&objects, &topic("pin"), 0), [(0, 10), (10, 5)]);
 }
 
+#[tokio::test]
+async fn a_stop_in_follow_mode_writes_no_partial_file_and_the_next_run_picks_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = open_log(dir.path(), ID).await;
+    let lake = open_lake(&dir.path().join("lake"));
+    let pin = values("pin", 0..250);
+    append(&*log, &topic("pin"), &pin).await;
+    let stop = CancellationToken::new();
+    let cfg = config(100, Duration::from_secs(3600), false);
+    let task = tokio::spawn({
+        let (log, lake, stop) = (Arc::clone(&log), lake.clone(), stop.clone());
+        async move { sink::run(&cfg, log, &lake, stop).await }
+    });
+    assert_eq!(wait_for_lines(&lake, &topic("pin"), 200, Duration::from_secs(5)).await, pin[..200]);
+    // Give the follower time to read the last 50 records into its open file, then stop it.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.cancel();
+    let report = tokio::time::timeout(Duration::from_secs(3), task).await.expect("prompt stop").unwrap().unwrap();
+    assert_eq!((report.files, report.records), (2, 200));
+    let stopped = objects(&*lake.store, "").await;
+    assert_eq!(files_of(&stopped, &topic("pin"), 0), [(0, 100), (100, 100)], "no partial file on stop");
+
+    let next = drain(&log, &lake, 100).await;
+    assert_eq!((next.files, next.records), (1, 50));
+    let objects = objects(&*lake.store, "").await;
+    assert_eq!(files_of(&objects, &topic("pin"), 0), [(0, 100), (100, 100), (200, 50)]);
+    assert_eq!(lines_of(&objects, &topic("pin"), 0), pin);
+}
+
 /// Polls the lake until `topic` partition 0 holds `n` lines (or `timeout`), and returns them.
 async fn wait_for_lines(lake: &Lake, topic: &str, n: usize, timeout: Duration) -> Vec<String> {
     let started = Instant::now();
