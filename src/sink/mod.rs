@@ -112,6 +112,8 @@ pub enum Error {
 /// started and writes its last partial file. On cancellation the partial files are left
 /// unwritten (their records are read again next time), so a stop never loses or duplicates a
 /// record. If one partition fails, the others are stopped and the first error is returned.
+///
+/// Run one sink per lake and pipeline id: two at once on the same topics are not supported.
 pub async fn run(
     cfg: &SinkConfig,
     log: Arc<dyn EventLog>,

@@ -104,6 +104,8 @@ pub(super) async fn run(
         );
     }
 
+    // Large pages keep the log's per-call cost low; the cap bounds memory for huge flush sizes
+    // (pages do not decide where files are cut, so their size never changes the output).
     let page = job.flush_size.clamp(5_000, 50_000);
     let end = job.drain.then_some(job.log_end);
     let (tx, mut rx) = mpsc::channel(PREFETCH_PAGES);
