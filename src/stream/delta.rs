@@ -77,7 +77,10 @@ impl DeltaSink {
         match table.load().await {
             Ok(()) => {}
             Err(DeltaTableError::NotATable(_)) => {
-                let columns: StructType = schema.as_ref().try_into_kernel().map_err(open_err)?;
+                let columns: StructType = schema
+                    .as_ref()
+                    .try_into_kernel()
+                    .map_err(|source| Error::Arrow { table: name.to_string(), source })?;
                 let created = table
                     .create()
                     .with_table_name(name)
@@ -97,7 +100,7 @@ impl DeltaSink {
 
     /// The table version this handle is at.
     pub fn version(&self) -> i64 {
-        self.table.version().unwrap_or(-1)
+        self.table.version().map_or(-1, |v| i64::try_from(v).unwrap_or(i64::MAX))
     }
 
     /// The `txn` version stored for `app_id` in the table state this handle holds.
@@ -172,7 +175,7 @@ impl DeltaSink {
     /// replay at most that many commit files. A failed checkpoint only costs readers time: it is
     /// logged, not fatal.
     async fn checkpoint_if_due(&self, version: i64) {
-        if version <= 0 || version as u64 % self.checkpoint_every != 0 {
+        if version <= 0 || version.unsigned_abs() % self.checkpoint_every != 0 {
             return;
         }
         match deltalake::checkpoints::create_checkpoint(&self.table, None).await {
