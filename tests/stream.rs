@@ -6,7 +6,7 @@
 //! Python that has it — and compared, as whole tables, with the shared cleaning code applied to
 //! the same records.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -114,14 +114,29 @@ fn expected(table: Table, values: &[String]) -> (Vec<String>, Vec<clean::Reject>
     (rows(&[cleaned]), decoded.rejects)
 }
 
-async fn open_delta(lake: &Lake, name: &str) -> deltalake::DeltaTable {
-    let url = url::Url::parse(&lake.url_of(&format!("delta/{name}"))).expect("table url");
-    deltalake::open_table_with_storage_options(url, lake.storage_options().clone()).await.expect("open Delta table")
+/// Where the Delta tables are, and what opening them takes: a reader independent of the job.
+#[derive(Clone)]
+struct Tables {
+    /// `<lake>/delta`.
+    base: String,
+    options: HashMap<String, String>,
+}
+
+impl From<&Lake> for Tables {
+    fn from(lake: &Lake) -> Tables {
+        Tables { base: lake.url_of("delta"), options: lake.storage_options().clone() }
+    }
+}
+
+async fn open_delta(at: impl Into<Tables>, name: &str) -> deltalake::DeltaTable {
+    let at = at.into();
+    let url = url::Url::parse(&format!("{}/{name}", at.base)).expect("table url");
+    deltalake::open_table_with_storage_options(url, at.options).await.expect("open Delta table")
 }
 
 /// The whole Delta table, read through deltalake's DataFusion provider.
-async fn read_delta(lake: &Lake, name: &str) -> Vec<RecordBatch> {
-    let table = open_delta(lake, name).await;
+async fn read_delta(at: impl Into<Tables>, name: &str) -> Vec<RecordBatch> {
+    let table = open_delta(at, name).await;
     let ctx = SessionContext::new();
     table.update_datafusion_session(&ctx.state()).expect("register store");
     let provider = table.table_provider().await.expect("table provider");
@@ -135,10 +150,15 @@ async fn delta_schema(lake: &Lake, name: &str) -> StructType {
 }
 
 async fn assert_tables_hold(lake: &Lake, records: &BTreeMap<Table, Vec<String>>) {
+    assert_tables_at_hold(lake.into(), records).await
+}
+
+async fn assert_tables_at_hold(lake: Tables, records: &BTreeMap<Table, Vec<String>>) {
+    let lake = &lake;
     let mut all_rejects = Vec::new();
     for (&table, values) in records {
         let (want, rejects) = expected(table, values);
-        let got = rows(&read_delta(lake, &table_name(table)).await);
+        let got = rows(&read_delta(lake.clone(), &table_name(table)).await);
         assert_eq!(got.len(), want.len(), "{} row count", table_name(table));
         assert_eq!(got, want, "{} holds the cleaned records, each once", table_name(table));
         for r in rejects {
@@ -147,7 +167,7 @@ async fn assert_tables_hold(lake: &Lake, records: &BTreeMap<Table, Vec<String>>)
         }
     }
     all_rejects.sort();
-    let got = rows(&read_delta(lake, &format!("{ID}_rejects_table")).await);
+    let got = rows(&read_delta(lake.clone(), &format!("{ID}_rejects_table")).await);
     assert_eq!(got, all_rejects, "the rejects table holds every bad record once");
 }
 
@@ -384,4 +404,67 @@ async fn a_crash_between_the_rejects_and_the_data_commit_loses_and_doubles_nothi
     assert_eq!(second.tables[0].committed, 30, "{second}");
     assert_eq!(second.tables[1].committed, 0, "{second}");
     assert_tables_hold(&p.lake, &records).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_commits_to_delta_tables_on_s3() {
+    let Ok(endpoint) = std::env::var("PINPIPE_TEST_S3_ENDPOINT") else {
+        eprintln!("PINPIPE_TEST_S3_ENDPOINT is not set: skipping the S3 lake test");
+        return;
+    };
+    let bucket = format!("pinpipe-stream-{}", uuid::Uuid::new_v4().simple());
+    let created = reqwest::Client::new().put(format!("{endpoint}/{bucket}")).send().await.expect("S3 endpoint reachable");
+    assert!(created.status().is_success(), "create bucket: {}", created.status());
+    let p = pipeline().await;
+    let mut records = posts(0, 50);
+    records.get_mut(&Table::User).unwrap().push("nope".into());
+    append_all(&*p.streams, &records).await;
+    let lake = format!("s3://{bucket}/some/prefix");
+    let env = |key: &str, default: &str| std::env::var(key).unwrap_or_else(|_| default.to_string());
+    let status = Command::new(env!("CARGO_BIN_EXE_pinpipe"))
+        .args(["stream", "--drain", "--lake", &lake, "--data"])
+        .arg(p.dir.path())
+        .env("AWS_ENDPOINT_URL", &endpoint)
+        .env("AWS_ACCESS_KEY_ID", env("AWS_ACCESS_KEY_ID", "test"))
+        .env("AWS_SECRET_ACCESS_KEY", env("AWS_SECRET_ACCESS_KEY", "test"))
+        .env("AWS_REGION", env("AWS_REGION", "us-east-1"))
+        .env("RUST_LOG", "warn")
+        .status()
+        .expect("run pinpipe stream");
+    assert!(status.success(), "pinpipe stream --drain on S3 failed: {status}");
+    let options = HashMap::from([
+        ("AWS_ENDPOINT_URL".to_string(), endpoint.clone()),
+        ("AWS_ALLOW_HTTP".to_string(), "true".to_string()),
+        ("AWS_ACCESS_KEY_ID".to_string(), env("AWS_ACCESS_KEY_ID", "test")),
+        ("AWS_SECRET_ACCESS_KEY".to_string(), env("AWS_SECRET_ACCESS_KEY", "test")),
+        ("AWS_REGION".to_string(), env("AWS_REGION", "us-east-1")),
+    ]);
+    assert_tables_at_hold(Tables { base: format!("{lake}/delta"), options }, &records).await;
+}
+
+/// Not a pass/fail check (the benchmark owns that): prints the job's own latency figures while
+/// 5,000 records per second per stream arrive for 10 s. `cargo test --test stream -- --ignored
+/// --nocapture latency`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn latency_at_5k_records_per_second() {
+    let p = pipeline().await;
+    let cfg = StreamConfig { drain: false, max_batch_records: 10_000, checkpoint_every: 100, ..drain_config() };
+    let stop = CancellationToken::new();
+    let job = tokio::spawn({
+        let (streams, lake, stop) = (p.streams.clone(), p.lake.clone(), stop.clone());
+        async move { stream::run(&cfg, streams, &lake, stop).await }
+    });
+    let start = tokio::time::Instant::now();
+    let mut sent = 0u64;
+    while start.elapsed() < Duration::from_secs(10) {
+        let batch = posts(sent, 250);
+        sent += 250;
+        append_all(&*p.streams, &batch).await;
+        tokio::time::sleep_until(start + Duration::from_millis(sent / 5)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    stop.cancel();
+    let report = job.await.expect("join").expect("run");
+    println!("{sent} records per stream in 10 s\n{report}");
 }
