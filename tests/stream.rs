@@ -468,3 +468,17 @@ async fn latency_at_5k_records_per_second() {
     let report = job.await.expect("join").expect("run");
     println!("{sent} records per stream in 10 s\n{report}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_round_of_only_bad_records_still_moves_the_data_tables_position() {
+    let p = pipeline().await;
+    let mut records: BTreeMap<Table, Vec<String>> = Table::ALL.iter().map(|&t| (t, Vec::new())).collect();
+    records.get_mut(&Table::Pin).unwrap().extend(["x".to_string(), "[1,2]".to_string(), "{}".to_string()]);
+    append_all(&*p.streams, &records).await;
+    let first = drain(&p).await;
+    assert_eq!((first.tables[0].rejected, first.tables[0].commits, first.rejects_commits), (3, 1, 1), "{first}");
+    assert_eq!(open_delta(&p.lake, &table_name(Table::Pin)).await.version(), Some(1), "a commit of no rows");
+    let again = drain(&p).await;
+    assert_eq!((again.tables[0].commits, again.rejects_commits), (0, 0), "nothing is read twice: {again}");
+    assert_tables_hold(&p.lake, &records).await;
+}

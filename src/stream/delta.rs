@@ -89,8 +89,11 @@ impl DeltaSink {
                     .await;
                 match created {
                     Ok(t) => table = t,
-                    // Another process created it at the same moment: use theirs.
-                    Err(_) => table.load().await.map_err(open_err)?,
+                    // Another process may have created it at the same moment: use theirs.
+                    Err(error) => {
+                        tracing::debug!(table = name, %error, "creating the Delta table failed; loading it");
+                        table.load().await.map_err(open_err)?
+                    }
                 }
             }
             Err(e) => return Err(open_err(e)),
@@ -135,10 +138,12 @@ impl DeltaSink {
             let txns = parts.iter().map(|p| Transaction::new(&p.app_id, p.last)).collect();
             let props = CommitProperties::default().with_application_transactions(txns).with_create_checkpoint(false);
             let n = rows.num_rows();
+            let started = std::time::Instant::now();
             match self.table.clone().write([rows]).with_commit_properties(props).await {
                 Ok(table) => {
                     self.table = table;
                     let version = self.version();
+                    tracing::debug!(table = %self.name, version, rows = n, ms = started.elapsed().as_millis() as u64, "Delta commit");
                     self.checkpoint_if_due(version).await;
                     return Ok(Committed { rows: n, version: Some(version) });
                 }
