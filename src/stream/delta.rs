@@ -74,7 +74,10 @@ impl DeltaSink {
             .with_storage_options(lake.storage_options().clone())
             .build()
             .map_err(open_err)?;
-        match table.load().await {
+        // Asking first keeps the kernel from logging a failed snapshot of a table not there yet.
+        let exists = table.log_store().is_delta_table_location().await.map_err(open_err)?;
+        let loaded = if exists { table.load().await } else { Err(DeltaTableError::NotATable(url.clone())) };
+        match loaded {
             Ok(()) => {}
             Err(DeltaTableError::NotATable(_)) => {
                 let columns: StructType = schema
