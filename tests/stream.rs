@@ -200,12 +200,18 @@ async fn bad_records_land_in_the_rejects_table_and_the_job_keeps_going() {
     let p = pipeline().await;
     let mut records = posts(0, 40);
     let good_geo = records[&Table::Geo][0].clone();
-    let bad_datetime = good_geo.replacen(&format!("\"timestamp\":"), "\"timestamp\":\"not a date\",\"x\":", 1);
+    let bad_datetime = good_geo.replacen("\"timestamp\":", "\"timestamp\":\"not a date\",\"x\":", 1);
     records.get_mut(&Table::Pin).unwrap().insert(5, "this is not JSON".into());
     records.get_mut(&Table::Pin).unwrap().push(r#"{"unique_id":"no index here","title":"t"}"#.into());
     records.get_mut(&Table::Geo).unwrap().insert(17, bad_datetime);
-    records.get_mut(&Table::User).unwrap().insert(0, r#"{"first_name":"No","last_name":"Ind","age":30,"date_joined":"2016-01-01 00:00:00"}"#.into());
-    records.get_mut(&Table::User).unwrap().push(r#"{"ind":7,"first_name":"A","last_name":"B","age":30,"date_joined":"yesterday"}"#.into());
+    records
+        .get_mut(&Table::User)
+        .unwrap()
+        .insert(0, r#"{"first_name":"No","last_name":"Ind","age":30,"date_joined":"2016-01-01 00:00:00"}"#.into());
+    records
+        .get_mut(&Table::User)
+        .unwrap()
+        .push(r#"{"ind":7,"first_name":"A","last_name":"B","age":30,"date_joined":"yesterday"}"#.into());
     append_all(&*p.streams, &records).await;
     let report = drain(&p).await;
     assert_tables_hold(&p.lake, &records).await;
@@ -213,7 +219,10 @@ async fn bad_records_land_in_the_rejects_table_and_the_job_keeps_going() {
     assert_eq!(rejected, vec![2, 1, 2], "{report}");
     // The positions are right: the bad pin sits at offset 5 with a reason.
     let rejects = rows(&read_delta(&p.lake, &format!("{ID}_rejects_table")).await);
-    assert!(rejects.iter().any(|r| r.starts_with(&format!("{} | 0 | 5 | this is not JSON | ", stream_name(Table::Pin)))), "{rejects:#?}");
+    assert!(
+        rejects.iter().any(|r| r.starts_with(&format!("{} | 0 | 5 | this is not JSON | ", stream_name(Table::Pin)))),
+        "{rejects:#?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -347,7 +356,8 @@ for path in sys.argv[1:]:
 print(json.dumps(out))
 "#;
     let names: Vec<String> = Table::ALL.iter().map(|&t| table_name(t)).chain([format!("{ID}_rejects_table")]).collect();
-    let paths: Vec<String> = names.iter().map(|n| p.dir.path().join("lake/delta").join(n).display().to_string()).collect();
+    let paths: Vec<String> =
+        names.iter().map(|n| p.dir.path().join("lake/delta").join(n).display().to_string()).collect();
     let Some(out) = python(script, &paths) else { return };
     let got: serde_json::Value = serde_json::from_str(out.trim()).expect("python output is JSON");
     for (table, path) in Table::ALL.iter().zip(&paths) {
@@ -397,7 +407,8 @@ async fn a_crash_between_the_rejects_and_the_data_commit_loses_and_doubles_nothi
     assert_eq!(first.rejects_commits, 1, "{first}");
     // Undo the pin table's data commit (version 1: version 0 created the table), as if the job
     // died after the rejects commit and before this one: the rejects table is now ahead.
-    let commit = p.dir.path().join("lake/delta").join(table_name(Table::Pin)).join("_delta_log/00000000000000000001.json");
+    let commit =
+        p.dir.path().join("lake/delta").join(table_name(Table::Pin)).join("_delta_log/00000000000000000001.json");
     std::fs::remove_file(&commit).expect("remove the data commit");
     let second = stream::run(&cfg, p.streams.clone(), &p.lake, CancellationToken::new()).await.expect("rerun");
     assert_eq!(second.rejects_commits, 0, "the rejects were already stored: {second}");
@@ -413,7 +424,8 @@ async fn the_binary_commits_to_delta_tables_on_s3() {
         return;
     };
     let bucket = format!("pinpipe-stream-{}", uuid::Uuid::new_v4().simple());
-    let created = reqwest::Client::new().put(format!("{endpoint}/{bucket}")).send().await.expect("S3 endpoint reachable");
+    let created =
+        reqwest::Client::new().put(format!("{endpoint}/{bucket}")).send().await.expect("S3 endpoint reachable");
     assert!(created.status().is_success(), "create bucket: {}", created.status());
     let p = pipeline().await;
     let mut records = posts(0, 50);
@@ -421,7 +433,7 @@ async fn the_binary_commits_to_delta_tables_on_s3() {
     append_all(&*p.streams, &records).await;
     let lake = format!("s3://{bucket}/some/prefix");
     let env = |key: &str, default: &str| std::env::var(key).unwrap_or_else(|_| default.to_string());
-    let status = Command::new(env!("CARGO_BIN_EXE_pinpipe"))
+    let run = Command::new(env!("CARGO_BIN_EXE_pinpipe"))
         .args(["stream", "--drain", "--lake", &lake, "--data"])
         .arg(p.dir.path())
         .env("AWS_ENDPOINT_URL", &endpoint)
@@ -429,9 +441,10 @@ async fn the_binary_commits_to_delta_tables_on_s3() {
         .env("AWS_SECRET_ACCESS_KEY", env("AWS_SECRET_ACCESS_KEY", "test"))
         .env("AWS_REGION", env("AWS_REGION", "us-east-1"))
         .env("RUST_LOG", "warn")
-        .status()
+        .output()
         .expect("run pinpipe stream");
-    assert!(status.success(), "pinpipe stream --drain on S3 failed: {status}");
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "pinpipe stream --drain on S3 failed: {}\n{stderr}", run.status);
     let options = HashMap::from([
         ("AWS_ENDPOINT_URL".to_string(), endpoint.clone()),
         ("AWS_ALLOW_HTTP".to_string(), "true".to_string()),

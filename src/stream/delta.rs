@@ -63,7 +63,7 @@ impl DeltaSink {
     /// Opens `<lake>/delta/<name>`, creating it with `schema` if it does not exist yet.
     pub async fn open(lake: &Lake, name: &str, schema: SchemaRef, checkpoint_every: u64) -> Result<DeltaSink, Error> {
         let url = lake.url_of(&format!("delta/{name}"));
-        let open_err = |source| Error::Open { url: url.clone(), source };
+        let open_err = |source| Error::Open { url: url.clone(), source: Box::new(source) };
         if let Some(dir) = url.strip_prefix("file://") {
             // deltalake wants a local table's folder to exist before it opens it.
             std::fs::create_dir_all(dir).map_err(|e| open_err(DeltaTableError::Io { source: e }))?;
@@ -119,7 +119,7 @@ impl DeltaSink {
     }
 
     fn positions_err(&self, source: DeltaTableError) -> Error {
-        Error::Positions { table: self.name.clone(), version: self.version(), source }
+        Error::Positions { table: self.name.clone(), version: self.version(), source: Box::new(source) }
     }
 
     /// Appends `parts` in one Delta commit that also sets each part's `txn` version, exactly
@@ -136,8 +136,8 @@ impl DeltaSink {
             }
             let schema = parts[0].rows.schema();
             let batches: Vec<&RecordBatch> = parts.iter().map(|p| &p.rows).collect();
-            let rows = concat_batches(&schema, batches)
-                .map_err(|source| Error::Arrow { table: self.name.clone(), source })?;
+            let rows =
+                concat_batches(&schema, batches).map_err(|source| Error::Arrow { table: self.name.clone(), source })?;
             let txns = parts.iter().map(|p| Transaction::new(&p.app_id, p.last)).collect();
             let props = CommitProperties::default().with_application_transactions(txns).with_create_checkpoint(false);
             let n = rows.num_rows();
@@ -151,7 +151,12 @@ impl DeltaSink {
                     return Ok(Committed { rows: n, version: Some(version) });
                 }
                 Err(source) if attempt >= COMMIT_ATTEMPTS => {
-                    return Err(Error::Commit { table: self.name.clone(), version: self.version(), attempts: attempt, source });
+                    return Err(Error::Commit {
+                        table: self.name.clone(),
+                        version: self.version(),
+                        attempts: attempt,
+                        source: Box::new(source),
+                    });
                 }
                 Err(error) => {
                     tracing::warn!(table = %self.name, version = self.version(), attempt, %error, "Delta commit failed; re-reading the table before retrying");
@@ -183,7 +188,7 @@ impl DeltaSink {
     /// replay at most that many commit files. A failed checkpoint only costs readers time: it is
     /// logged, not fatal.
     async fn checkpoint_if_due(&self, version: i64) {
-        if version <= 0 || version.unsigned_abs() % self.checkpoint_every != 0 {
+        if version <= 0 || !version.unsigned_abs().is_multiple_of(self.checkpoint_every) {
             return;
         }
         match deltalake::checkpoints::create_checkpoint(&self.table, None).await {

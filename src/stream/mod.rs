@@ -139,6 +139,7 @@ impl fmt::Display for StreamReport {
 }
 
 /// Errors of the stream job. Bad records are never errors: they go to the rejects table.
+/// (deltalake's errors are boxed: they are large and this enum travels in every `Result`.)
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("cannot describe stream `{stream}`")]
@@ -165,14 +166,14 @@ pub enum Error {
     Open {
         url: String,
         #[source]
-        source: deltalake::DeltaTableError,
+        source: Box<deltalake::DeltaTableError>,
     },
     #[error("cannot read the stream positions stored in Delta table {table} (version {version})")]
     Positions {
         table: String,
         version: i64,
         #[source]
-        source: deltalake::DeltaTableError,
+        source: Box<deltalake::DeltaTableError>,
     },
     #[error("commit to Delta table {table} failed {attempts} times (table at version {version})")]
     Commit {
@@ -180,7 +181,7 @@ pub enum Error {
         version: i64,
         attempts: u32,
         #[source]
-        source: deltalake::DeltaTableError,
+        source: Box<deltalake::DeltaTableError>,
     },
     #[error("cannot build the rows for Delta table {table}")]
     Arrow {
@@ -230,7 +231,8 @@ pub async fn run(
         let stream = format!("streaming-{}-{}", cfg.id, table.name());
         let name = format!("{}_{}_table", cfg.id, table.name());
         let sink = DeltaSink::open(lake, &name, clean::cleaned_schema(table), checkpoint_every).await?;
-        let info = streams.describe(&stream).await.map_err(|source| Error::Describe { stream: stream.clone(), source })?;
+        let info =
+            streams.describe(&stream).await.map_err(|source| Error::Describe { stream: stream.clone(), source })?;
         let mut cursors = Vec::with_capacity(info.partitions.len());
         for p in &info.partitions {
             let data = sink.stored_version(&positions::data_app_id(&stream, p.partition)).await?;
@@ -283,9 +285,13 @@ async fn gather(
                 if room == 0 {
                     break;
                 }
-                let records = log.read(&source.stream, cursor.partition, cursor.next, room).await.map_err(|e| {
-                    Error::Read { stream: source.stream.clone(), partition: cursor.partition, offset: cursor.next, source: e }
-                })?;
+                let records =
+                    log.read(&source.stream, cursor.partition, cursor.next, room).await.map_err(|e| Error::Read {
+                        stream: source.stream.clone(),
+                        partition: cursor.partition,
+                        offset: cursor.next,
+                        source: e,
+                    })?;
                 let (Some(first), Some(last)) = (records.first(), records.last()) else { continue };
                 got = true;
                 cursor.next = last.position.offset + 1;
@@ -392,8 +398,8 @@ async fn commit_round(
             if rows.is_empty() {
                 continue;
             }
-            let batch = rejects::to_batch(&rows)
-                .map_err(|source| Error::Arrow { table: rejects_sink.name.clone(), source })?;
+            let batch =
+                rejects::to_batch(&rows).map_err(|source| Error::Arrow { table: rejects_sink.name.clone(), source })?;
             reject_parts.push((
                 source.stream.clone(),
                 cursor.partition,
