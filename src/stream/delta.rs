@@ -185,15 +185,22 @@ impl DeltaSink {
     }
 
     /// Writes a Delta checkpoint when `version` is a multiple of `checkpoint_every`, so readers
-    /// replay at most that many commit files. A failed checkpoint only costs readers time: it is
-    /// logged, not fatal.
+    /// replay at most that many commit files, then deletes the log files older than the table's
+    /// `delta.logRetentionDuration` (30 days unless set) that the checkpoint made unnecessary.
+    /// A failed checkpoint or cleanup only costs readers time: it is logged, not fatal.
     async fn checkpoint_if_due(&self, version: i64) {
         if version <= 0 || !version.unsigned_abs().is_multiple_of(self.checkpoint_every) {
             return;
         }
         match deltalake::checkpoints::create_checkpoint(&self.table, None).await {
             Ok(()) => tracing::debug!(table = %self.name, version, "Delta checkpoint written"),
-            Err(error) => tracing::warn!(table = %self.name, version, %error, "Delta checkpoint failed"),
+            Err(error) => {
+                tracing::warn!(table = %self.name, version, %error, "Delta checkpoint failed");
+                return;
+            }
+        }
+        if let Err(error) = deltalake::checkpoints::cleanup_metadata(&self.table, None).await {
+            tracing::warn!(table = %self.name, version, %error, "cleaning up expired Delta log files failed");
         }
     }
 }
