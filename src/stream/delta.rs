@@ -1,0 +1,217 @@
+//! One Delta table the stream job appends to, with the stream positions committed in the same
+//! Delta commit as the rows (`txn` actions), and periodic checkpoints.
+//!
+//! Owns the open [`DeltaTable`] handle (opened or created once, its state advanced by each commit
+//! rather than re-read), the idempotent commit ([`DeltaSink::commit`]: after any failure it
+//! re-reads the stored positions and commits only what the table still lacks) and checkpointing.
+//! Fed by the micro-batch loop in [`super`] with cleaned rows or rejects; feeds the lake under
+//! `<lake>/delta/<table>`, which any Delta reader can open.
+
+use std::time::Duration;
+
+use datafusion::arrow::array::BooleanArray;
+use datafusion::arrow::compute::{concat_batches, filter_record_batch};
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::record_batch::RecordBatch;
+use deltalake::kernel::engine::arrow_conversion::TryIntoKernel as _;
+use deltalake::kernel::transaction::CommitProperties;
+use deltalake::kernel::{StructType, Transaction};
+use deltalake::protocol::SaveMode;
+use deltalake::{DeltaTable, DeltaTableBuilder, DeltaTableError};
+
+use super::Error;
+use crate::lake::Lake;
+
+/// Attempts at one commit before the job gives up (each after re-reading the table).
+const COMMIT_ATTEMPTS: u32 = 6;
+/// Wait before the first retry; doubles each time.
+const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+
+/// The rows one stream partition contributes to a commit, and the position they bring the table
+/// to.
+#[derive(Debug, Clone)]
+pub(crate) struct Part {
+    /// The `txn` app id of the partition in this table.
+    pub app_id: String,
+    /// The `txn` version this commit sets: the last offset the commit accounts for (it may be
+    /// past the last row's offset: records of other kinds in between are accounted too).
+    pub last: i64,
+    /// The rows, in the table's schema.
+    pub rows: RecordBatch,
+    /// The log offset of each row of `rows`.
+    pub offsets: Vec<i64>,
+}
+
+/// What a commit added.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Committed {
+    /// Rows written (after dropping those the table already held).
+    pub rows: usize,
+    /// The table version created, `None` when the table already held everything.
+    pub version: Option<i64>,
+}
+
+/// An open Delta table of the stream job.
+pub(crate) struct DeltaSink {
+    /// The table's name under `<lake>/delta/`.
+    pub name: String,
+    table: DeltaTable,
+    checkpoint_every: u64,
+}
+
+impl DeltaSink {
+    /// Opens `<lake>/delta/<name>`, creating it with `schema` if it does not exist yet.
+    pub async fn open(lake: &Lake, name: &str, schema: SchemaRef, checkpoint_every: u64) -> Result<DeltaSink, Error> {
+        let url = lake.url_of(&format!("delta/{name}"));
+        let open_err = |source| Error::Open { url: url.clone(), source: Box::new(source) };
+        if let Some(dir) = url.strip_prefix("file://") {
+            // deltalake wants a local table's folder to exist before it opens it.
+            std::fs::create_dir_all(dir).map_err(|e| open_err(DeltaTableError::Io { source: e }))?;
+        }
+        let parsed = url::Url::parse(&url).map_err(|source| Error::Url { url: url.clone(), source })?;
+        let mut table = DeltaTableBuilder::from_url(parsed)
+            .map_err(open_err)?
+            .with_storage_options(lake.storage_options().clone())
+            .build()
+            .map_err(open_err)?;
+        // Asking first keeps the kernel from logging a failed snapshot of a table not there yet.
+        let exists = table.log_store().is_delta_table_location().await.map_err(open_err)?;
+        let loaded = if exists { table.load().await } else { Err(DeltaTableError::NotATable(url.clone())) };
+        match loaded {
+            Ok(()) => {}
+            Err(DeltaTableError::NotATable(_)) => {
+                let columns: StructType = schema
+                    .as_ref()
+                    .try_into_kernel()
+                    .map_err(|source| Error::Arrow { table: name.to_string(), source })?;
+                let created = table
+                    .create()
+                    .with_table_name(name)
+                    .with_columns(columns.fields().cloned())
+                    .with_save_mode(SaveMode::Ignore)
+                    .await;
+                match created {
+                    Ok(t) => table = t,
+                    // Another process may have created it at the same moment: use theirs.
+                    Err(error) => {
+                        tracing::debug!(table = name, %error, "creating the Delta table failed; loading it");
+                        table.load().await.map_err(open_err)?
+                    }
+                }
+            }
+            Err(e) => return Err(open_err(e)),
+        }
+        Ok(DeltaSink { name: name.to_string(), table, checkpoint_every: checkpoint_every.max(1) })
+    }
+
+    /// The table version this handle is at.
+    pub fn version(&self) -> i64 {
+        self.table.version().map_or(-1, |v| i64::try_from(v).unwrap_or(i64::MAX))
+    }
+
+    /// The `txn` version stored for `app_id` in the table state this handle holds.
+    pub async fn stored_version(&self, app_id: &str) -> Result<Option<i64>, Error> {
+        let snapshot = self.table.snapshot().map_err(|source| self.positions_err(source))?;
+        snapshot
+            .transaction_version(self.table.log_store().as_ref(), app_id)
+            .await
+            .map_err(|source| self.positions_err(source))
+    }
+
+    fn positions_err(&self, source: DeltaTableError) -> Error {
+        Error::Positions { table: self.name.clone(), version: self.version(), source: Box::new(source) }
+    }
+
+    /// Appends `parts` in one Delta commit that also sets each part's `txn` version, exactly
+    /// once: if the commit fails for any reason (a concurrent writer, a timeout after the write
+    /// actually landed, storage trouble), the table state is re-read, every part drops the rows
+    /// at or below the version now stored for its app id (dropping the whole part when that
+    /// version reaches its `last`), and the rest is committed again.
+    pub async fn commit(&mut self, mut parts: Vec<Part>) -> Result<Committed, Error> {
+        let mut backoff = FIRST_BACKOFF;
+        let mut attempt = 1;
+        loop {
+            if parts.is_empty() {
+                return Ok(Committed::default());
+            }
+            let schema = parts[0].rows.schema();
+            let batches: Vec<&RecordBatch> = parts.iter().map(|p| &p.rows).collect();
+            let rows =
+                concat_batches(&schema, batches).map_err(|source| Error::Arrow { table: self.name.clone(), source })?;
+            let txns = parts.iter().map(|p| Transaction::new(&p.app_id, p.last)).collect();
+            let props = CommitProperties::default().with_application_transactions(txns).with_create_checkpoint(false);
+            let n = rows.num_rows();
+            let started = std::time::Instant::now();
+            match self.table.clone().write([rows]).with_commit_properties(props).await {
+                Ok(table) => {
+                    self.table = table;
+                    let version = self.version();
+                    tracing::debug!(table = %self.name, version, rows = n, ms = started.elapsed().as_millis() as u64, "Delta commit");
+                    self.checkpoint_if_due(version).await;
+                    return Ok(Committed { rows: n, version: Some(version) });
+                }
+                Err(source) if attempt >= COMMIT_ATTEMPTS => {
+                    return Err(Error::Commit {
+                        table: self.name.clone(),
+                        version: self.version(),
+                        attempts: attempt,
+                        source: Box::new(source),
+                    });
+                }
+                Err(error) => {
+                    tracing::warn!(table = %self.name, version = self.version(), attempt, %error, "Delta commit failed; re-reading the table before retrying");
+                    tokio::time::sleep(backoff).await;
+                    backoff *= 2;
+                    attempt += 1;
+                    if let Err(error) = self.table.update_state().await {
+                        tracing::warn!(table = %self.name, %error, "cannot re-read the Delta table");
+                        continue;
+                    }
+                    let mut still = Vec::with_capacity(parts.len());
+                    for mut part in parts {
+                        match self.stored_version(&part.app_id).await? {
+                            Some(stored) if stored >= part.last => {}
+                            Some(stored) => {
+                                part.drop_through(stored, &self.name)?;
+                                still.push(part);
+                            }
+                            None => still.push(part),
+                        }
+                    }
+                    parts = still;
+                }
+            }
+        }
+    }
+
+    /// Writes a Delta checkpoint when `version` is a multiple of `checkpoint_every`, so readers
+    /// replay at most that many commit files, then deletes the log files older than the table's
+    /// `delta.logRetentionDuration` (30 days unless set) that the checkpoint made unnecessary.
+    /// A failed checkpoint or cleanup only costs readers time: it is logged, not fatal.
+    async fn checkpoint_if_due(&self, version: i64) {
+        if version <= 0 || !version.unsigned_abs().is_multiple_of(self.checkpoint_every) {
+            return;
+        }
+        match deltalake::checkpoints::create_checkpoint(&self.table, None).await {
+            Ok(()) => tracing::debug!(table = %self.name, version, "Delta checkpoint written"),
+            Err(error) => {
+                tracing::warn!(table = %self.name, version, %error, "Delta checkpoint failed");
+                return;
+            }
+        }
+        if let Err(error) = deltalake::checkpoints::cleanup_metadata(&self.table, None).await {
+            tracing::warn!(table = %self.name, version, %error, "cleaning up expired Delta log files failed");
+        }
+    }
+}
+
+impl Part {
+    /// Drops the rows at or below `stored`, the version the table holds for this part's app id.
+    fn drop_through(&mut self, stored: i64, table: &str) -> Result<(), Error> {
+        let keep = BooleanArray::from_iter(self.offsets.iter().map(|&o| Some(o > stored)));
+        self.rows = filter_record_batch(&self.rows, &keep)
+            .map_err(|source| Error::Arrow { table: table.to_string(), source })?;
+        self.offsets.retain(|&o| o > stored);
+        Ok(())
+    }
+}
