@@ -91,8 +91,7 @@ const ANSWERS: [&str; 9] = ["q1", "q2", "q3a", "q3b", "q4", "q5", "q6", "q7", "q
 
 /// Every file SPEC §10 names for `batch`, sorted.
 fn spec_files() -> Vec<String> {
-    let mut files: Vec<String> =
-        ["pin", "geo", "user", "rejects"].iter().map(|t| format!("{t}.parquet")).collect();
+    let mut files: Vec<String> = ["pin", "geo", "user", "rejects"].iter().map(|t| format!("{t}.parquet")).collect();
     for q in ANSWERS {
         files.push(format!("{q}.csv"));
         files.push(format!("{q}.parquet"));
@@ -102,7 +101,8 @@ fn spec_files() -> Vec<String> {
 }
 
 fn listing(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    let mut names: Vec<String> =
+        fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
     names.sort();
     names
 }
@@ -111,6 +111,10 @@ fn listing(dir: &Path) -> Vec<String> {
 async fn golden_input_gives_the_hand_derived_tables_and_answers() {
     let (_dir, lake, cfg) = golden_lake();
     let report = batch::run(&cfg, &lake).await.unwrap();
+    if let Ok(keep) = std::env::var("PINPIPE_GOLDEN_KEEP") {
+        // For checking the answers with another engine (e.g. Spark) by hand.
+        copy_dir(&cfg.out, Path::new(&keep));
+    }
     assert_eq!(listing(&cfg.out), spec_files(), "exactly the files SPEC §10 names");
 
     // Cleaned tables: schema exactly SPEC §6, rows one per ind in the order first received.
@@ -184,12 +188,24 @@ async fn golden_input_gives_the_hand_derived_tables_and_answers() {
                 2,
                 13
             ),
-            summary(Table::Geo, 2, 18, &[("missing `ind`", 1), ("unparseable `timestamp`", 1), ("missing `timestamp`", 2)], 0, 13),
+            summary(
+                Table::Geo,
+                2,
+                18,
+                &[("missing `ind`", 1), ("unparseable `timestamp`", 1), ("missing `timestamp`", 2)],
+                0,
+                13
+            ),
             summary(
                 Table::User,
                 1,
                 19,
-                &[("unparseable `date_joined`", 1), ("wrong type for `age`", 1), ("not JSON", 1), ("not a JSON object", 1)],
+                &[
+                    ("unparseable `date_joined`", 1),
+                    ("wrong type for `age`", 1),
+                    ("not JSON", 1),
+                    ("not a JSON object", 1)
+                ],
                 0,
                 14
             ),
@@ -247,4 +263,47 @@ async fn an_empty_lake_gives_empty_tables_and_answers_with_headers() {
     assert_eq!(columns(&schema), columns(&clean::cleaned_schema(Table::Geo)));
     assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), 0);
     assert!(report.tables.iter().all(|t| t.read == 0 && t.kept == 0));
+}
+
+/// Timing, not a check (run by hand): `PINPIPE_BATCH_POSTS` posts (default 200,000) sampled
+/// from `PINPIPE_BATCH_ROWS` source rows (default 11,154) as the emulator does, written as sink
+/// files of 10,000 records, then one `batch::run`; prints the report.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "timing run: cargo test --test batch -- --ignored --nocapture"]
+async fn timing_of_a_batch_run_over_many_posts() {
+    let posts: u64 = std::env::var("PINPIPE_BATCH_POSTS").ok().and_then(|v| v.parse().ok()).unwrap_or(200_000);
+    let rows: u64 = std::env::var("PINPIPE_BATCH_ROWS").ok().and_then(|v| v.parse().ok()).unwrap_or(11_154);
+    let dir = tempfile::tempdir().unwrap();
+    let lake = Lake::open(&format!("file://{}", dir.path().join("lake").display())).unwrap();
+    let generator = pinpipe::source::generator::Generator::new(rows, 42);
+    let started = std::time::Instant::now();
+    let flush = 10_000u64;
+    for table in Table::ALL {
+        let topic = format!("pinterest.{}", table.name());
+        let folder = dir.path().join(format!("lake/topics/{topic}/partition=0"));
+        fs::create_dir_all(&folder).unwrap();
+        let mut start = 0;
+        while start < posts {
+            let mut text = String::new();
+            for i in start..(start + flush).min(posts) {
+                let r = (i.wrapping_mul(2_654_435_761)) % rows;
+                let post = generator.post(r);
+                let line = match table {
+                    Table::Pin => serde_json::to_string(&post.pin),
+                    Table::Geo => serde_json::to_string(&post.geo),
+                    Table::User => serde_json::to_string(&post.user),
+                }
+                .unwrap();
+                text += &line;
+                text.push('\n');
+            }
+            fs::write(folder.join(format!("{topic}+0+{start:010}.json")), text).unwrap();
+            start += flush;
+        }
+    }
+    println!("wrote {posts} posts from {rows} rows in {:.1} s", started.elapsed().as_secs_f64());
+    let cfg = BatchConfig { id: "pinterest".into(), out: dir.path().join("results") };
+    let started = std::time::Instant::now();
+    let report = batch::run(&cfg, &lake).await.unwrap();
+    println!("{report}\nbatch::run took {:.2} s", started.elapsed().as_secs_f64());
 }

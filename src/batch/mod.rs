@@ -88,7 +88,15 @@ impl fmt::Display for BatchReport {
         }
         writeln!(f, "{:<6} {:>7} {:>12} {:>10} {:>10}", "table", "files", "read", "rejected", "kept")?;
         for t in &self.tables {
-            writeln!(f, "{:<6} {:>7} {:>12} {:>10} {:>10}", t.table.name(), t.files, t.read, t.rejected_total(), t.kept)?;
+            writeln!(
+                f,
+                "{:<6} {:>7} {:>12} {:>10} {:>10}",
+                t.table.name(),
+                t.files,
+                t.read,
+                t.rejected_total(),
+                t.kept
+            )?;
             for (reason, count) in &t.rejected {
                 writeln!(f, "         rejected {count}: {reason}")?;
             }
@@ -96,7 +104,8 @@ impl fmt::Display for BatchReport {
                 writeln!(f, "         follower_count not a number (NULL): {}", t.unreadable_follower_counts)?;
             }
         }
-        let phases: Vec<String> = self.phases.iter().map(|(name, d)| format!("{name} {:.3} s", d.as_secs_f64())).collect();
+        let phases: Vec<String> =
+            self.phases.iter().map(|(name, d)| format!("{name} {:.3} s", d.as_secs_f64())).collect();
         let total: Duration = self.phases.iter().map(|(_, d)| *d).sum();
         writeln!(f, "time: {} (total {:.3} s)", phases.join(", "), total.as_secs_f64())?;
         write!(f, "results: {}", self.out.display())

@@ -47,7 +47,8 @@ fn register(ctx: &SessionContext, table: Table, batches: &[RecordBatch], partiti
     }
     let provider = MemTable::try_new(clean::cleaned_schema(table), parts)
         .map_err(|source| Error::Query { query: "register", source })?;
-    ctx.register_table(table.name(), Arc::new(provider)).map_err(|source| Error::Query { query: "register", source })?;
+    ctx.register_table(table.name(), Arc::new(provider))
+        .map_err(|source| Error::Query { query: "register", source })?;
     Ok(())
 }
 
