@@ -122,11 +122,12 @@ pub(super) async fn read_table(lake: &Lake, id: &str, table: Table) -> Result<Ta
     let topic = format!("{id}.{}", table.name());
     let files = list(lake, &topic).await?;
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let mut parts = futures::stream::iter(files.clone())
+    let file_count = files.len();
+    let mut parts = futures::stream::iter(files)
         .map(|location| fetch(lake.store.clone(), location, table))
         .buffered(workers + 1);
     let mut data = TableData {
-        files: files.len(),
+        files: file_count,
         read: 0,
         rejected: BTreeMap::new(),
         unreadable_follower_counts: 0,
