@@ -267,7 +267,7 @@ async fn an_empty_lake_gives_empty_tables_and_answers_with_headers() {
 
 /// Timing, not a check (run by hand): `PINPIPE_BATCH_POSTS` posts (default 200,000) sampled
 /// from `PINPIPE_BATCH_ROWS` source rows (default 11,154) as the emulator does, written as sink
-/// files of 10,000 records, then one `batch::run`; prints the report.
+/// files of `PINPIPE_BATCH_FLUSH` records (default 10,000), then one `batch::run`; prints the report.
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "timing run: cargo test --test batch -- --ignored --nocapture"]
 async fn timing_of_a_batch_run_over_many_posts() {
@@ -277,7 +277,7 @@ async fn timing_of_a_batch_run_over_many_posts() {
     let lake = Lake::open(&format!("file://{}", dir.path().join("lake").display())).unwrap();
     let generator = pinpipe::source::generator::Generator::new(rows, 42);
     let started = std::time::Instant::now();
-    let flush = 10_000u64;
+    let flush: u64 = std::env::var("PINPIPE_BATCH_FLUSH").ok().and_then(|v| v.parse().ok()).unwrap_or(10_000).max(1);
     for table in Table::ALL {
         let topic = format!("pinterest.{}", table.name());
         let folder = dir.path().join(format!("lake/topics/{topic}/partition=0"));

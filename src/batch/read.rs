@@ -11,6 +11,7 @@
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
+use bytes::Bytes;
 use datafusion::arrow::array::{AsArray, BooleanArray, RecordBatch};
 use datafusion::arrow::compute::BatchCoalescer;
 use datafusion::arrow::datatypes::Int64Type;
@@ -25,6 +26,10 @@ use crate::sink::layout::{parse_file_name, topic_dir};
 
 /// Rows per kept batch: small enough to bound the copies, large enough for DataFusion.
 const KEPT_BATCH_ROWS: usize = 65_536;
+/// Bytes of sink files decoded by one task (files are grouped up to this size).
+const CHUNK_BYTES: u64 = 4 << 20;
+/// Concurrent object reads within one group of files.
+const FETCHES_PER_CHUNK: usize = 16;
 
 /// A record that cannot be read, with where it came from.
 #[derive(Debug, Clone)]
@@ -56,7 +61,7 @@ impl TableData {
     }
 }
 
-/// What one file gave.
+/// What one group of files gave.
 struct FilePart {
     records: u64,
     cleaned: RecordBatch,
@@ -64,8 +69,8 @@ struct FilePart {
     unreadable_follower_counts: u64,
 }
 
-/// The sink files of `topic`, in (partition, start offset) order.
-async fn list(lake: &Lake, topic: &str) -> Result<Vec<Path>, Error> {
+/// The sink files of `topic` with their sizes, in (partition, start offset) order.
+async fn list(lake: &Lake, topic: &str) -> Result<Vec<(Path, u64)>, Error> {
     let prefix = lake.path(&topic_dir(topic));
     let metas: Vec<_> = lake
         .store
@@ -77,24 +82,46 @@ async fn list(lake: &Lake, topic: &str) -> Result<Vec<Path>, Error> {
         .into_iter()
         .filter_map(|meta| {
             let name = parse_file_name(meta.location.filename()?)?;
-            (name.topic == topic).then_some((name.partition, name.start, meta.location))
+            (name.topic == topic).then_some((name.partition, name.start, meta.location, meta.size))
         })
         .collect();
     files.sort();
-    Ok(files.into_iter().map(|(_, _, location)| location).collect())
+    Ok(files.into_iter().map(|(_, _, location, size)| (location, size)).collect())
 }
 
-/// Splits a sink file into its records (blank lines are not records) and cleans them.
-fn read_file(table: Table, key: &str, bytes: &[u8]) -> Result<FilePart, Error> {
-    let mut lines = Vec::new();
-    let mut line_numbers = Vec::new();
-    for (i, line) in bytes.split(|b| *b == b'\n').enumerate() {
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        if line.iter().all(u8::is_ascii_whitespace) {
-            continue;
+/// Consecutive files of about [`CHUNK_BYTES`] together (a big file alone), so one-record files
+/// (a sink run with `flush_size` 1) are decoded by the thousand, not one by one.
+fn chunks(files: Vec<(Path, u64)>) -> Vec<Vec<Path>> {
+    let mut chunks = Vec::new();
+    let mut chunk = Vec::new();
+    let mut bytes = 0;
+    for (location, size) in files {
+        chunk.push(location);
+        bytes += size;
+        if bytes >= CHUNK_BYTES {
+            chunks.push(std::mem::take(&mut chunk));
+            bytes = 0;
         }
-        lines.push(line);
-        line_numbers.push(i + 1);
+    }
+    if !chunk.is_empty() {
+        chunks.push(chunk);
+    }
+    chunks
+}
+
+/// Splits sink files into their records (blank lines are not records) and cleans them.
+fn read_files(table: Table, files: &[(String, Bytes)]) -> Result<FilePart, Error> {
+    let mut lines = Vec::new();
+    let mut sources = Vec::new();
+    for (file, (_, bytes)) in files.iter().enumerate() {
+        for (i, line) in bytes.split(|b| *b == b'\n').enumerate() {
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            if line.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            lines.push(line);
+            sources.push((file, i + 1));
+        }
     }
     let decoded = clean::decode(table, &lines)?;
     let cleaned = clean::clean(table, &decoded.batch)?;
@@ -105,16 +132,28 @@ fn read_file(table: Table, key: &str, bytes: &[u8]) -> Result<FilePart, Error> {
     let rejects = decoded
         .rejects
         .into_iter()
-        .map(|r| RejectRow { source: format!("{key}:{}", line_numbers[r.index]), raw: r.raw, reason: r.reason })
+        .map(|r| {
+            let (file, line) = sources[r.index];
+            RejectRow { source: format!("{}:{line}", files[file].0), raw: r.raw, reason: r.reason }
+        })
         .collect();
     Ok(FilePart { records: lines.len() as u64, cleaned, rejects, unreadable_follower_counts })
 }
 
-async fn fetch(store: Arc<dyn ObjectStore>, location: Path, table: Table) -> Result<FilePart, Error> {
+async fn fetch(store: Arc<dyn ObjectStore>, location: Path) -> Result<(String, Bytes), Error> {
     let key = location.to_string();
     let read = |source| Error::Read { key: key.clone(), source };
     let bytes = store.get(&location).await.map_err(read)?.bytes().await.map_err(read)?;
-    tokio::task::spawn_blocking(move || read_file(table, &key, &bytes)).await?
+    Ok((key, bytes))
+}
+
+async fn read_chunk(store: Arc<dyn ObjectStore>, chunk: Vec<Path>, table: Table) -> Result<FilePart, Error> {
+    let files: Vec<(String, Bytes)> = futures::stream::iter(chunk)
+        .map(|location| fetch(store.clone(), location))
+        .buffered(FETCHES_PER_CHUNK)
+        .try_collect()
+        .await?;
+    tokio::task::spawn_blocking(move || read_files(table, &files)).await?
 }
 
 /// Reads, cleans and deduplicates every sink file of `<id>.<table>`.
@@ -123,8 +162,8 @@ pub(super) async fn read_table(lake: &Lake, id: &str, table: Table) -> Result<Ta
     let files = list(lake, &topic).await?;
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
     let file_count = files.len();
-    let mut parts = futures::stream::iter(files)
-        .map(|location| fetch(lake.store.clone(), location, table))
+    let mut parts = futures::stream::iter(chunks(files))
+        .map(|chunk| read_chunk(lake.store.clone(), chunk, table))
         .buffered(workers + 1);
     let mut data = TableData {
         files: file_count,
