@@ -186,7 +186,7 @@ fn save_location_loses_its_prefix_and_other_columns_keep_their_text() {
             "| 4   |           |       |             |                |             |          |                                |           |                        |          |",
             "+-----+-----------+-------+-------------+----------------+-------------+----------+--------------------------------+-----------+------------------------+----------+",
         ],
-        &[batch.clone()]
+        std::slice::from_ref(&batch)
     );
     // The trailing space of the poster name and the no-break space survive, byte for byte.
     let names = batch.column(5).as_any().downcast_ref::<datafusion::arrow::array::StringArray>().unwrap();
