@@ -469,6 +469,9 @@ async fn run_demo(cfg: &Config, args: DemoArgs) -> Result<()> {
             let what = match phase {
                 demo::Phase::Seed => format!("seeding {total} posts into {}", cfg.source),
                 demo::Phase::Emulate(mode) => format!("emulating {total} posts in {mode:?} mode"),
+                demo::Phase::Sink => "landing the topics in the lake (sink)".to_string(),
+                demo::Phase::Stream => "cleaning the streams into Delta tables (stream job)".to_string(),
+                demo::Phase::Batch => "cleaning and answering Q1–Q8 (batch job)".to_string(),
             };
             if bar.is_hidden() {
                 println!("{what}");
@@ -490,26 +493,35 @@ async fn run_demo(cfg: &Config, args: DemoArgs) -> Result<()> {
     };
     let report = demo::run(cfg, &opts, shutdown_on_signal(), &on_phase, on_step).await?;
     bar.finish_and_clear();
-    let count = |name: &str| report.landed.get(name).copied().unwrap_or(0);
-    let [pin, geo, user] = Namespace::Topics.default_names(&cfg.id);
-    let [spin, sgeo, suser] = Namespace::Streams.default_names(&cfg.id);
+    println!("{}", report.batch_job);
+    let logged = |name: &str| report.landed.get(name).copied().unwrap_or(0);
+    let in_lake = |topic: &str| report.sink.topics.get(topic).map_or(0, |c| c.records);
+    let in_delta = |stream: &str| {
+        report.stream_job.tables.iter().find(|t| t.stream == stream).map_or(0, |t| t.committed + t.rejected)
+    };
+    let topics = Namespace::Topics.default_names(&cfg.id);
+    let streams = Namespace::Streams.default_names(&cfg.id);
+    let per_table = |f: &dyn Fn(usize) -> u64| {
+        ["pin", "geo", "user"].iter().enumerate().map(|(i, t)| format!("{t} {}", f(i))).collect::<Vec<_>>().join(", ")
+    };
     println!(
-        "batch: sent {} records = in the topics {} (pin {}, geo {}, user {})",
+        "batch path:  sent {} = in the topics {} = in the lake files {} ({})",
         report.batch.sent,
-        count(&pin) + count(&geo) + count(&user),
-        count(&pin),
-        count(&geo),
-        count(&user)
+        topics.iter().map(|t| logged(t)).sum::<u64>(),
+        topics.iter().map(|t| in_lake(t)).sum::<u64>(),
+        per_table(&|i| in_lake(&topics[i])),
     );
     println!(
-        "stream: sent {} records = in the streams {} (pin {}, geo {}, user {})",
+        "stream path: sent {} = in the streams {} = in the Delta tables {} ({})",
         report.stream.sent,
-        count(&spin) + count(&sgeo) + count(&suser),
-        count(&spin),
-        count(&sgeo),
-        count(&suser)
+        streams.iter().map(|s| logged(s)).sum::<u64>(),
+        streams.iter().map(|s| in_delta(s)).sum::<u64>(),
+        per_table(&|i| in_delta(&streams[i])),
     );
-    println!("source {}; log {}; streams {}", cfg.source, cfg.log, cfg.streams);
+    println!("source:  {}", cfg.source);
+    println!("log:     {} (topics), {} (streams)", cfg.log, cfg.streams);
+    println!("lake:    {} (sink files under topics/, Delta tables under delta/)", cfg.lake);
+    println!("results: {}", report.batch_job.out.display());
     println!("demo finished in {:.1}s", started.elapsed().as_secs_f64());
     if !report.consistent(&cfg.id) {
         bail!("the counts differ: some records were not acknowledged or did not land");

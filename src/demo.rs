@@ -1,15 +1,20 @@
-//! `pinpipe demo`: every stage that exists, end to end, in one process on the embedded defaults.
+//! `pinpipe demo`: the whole pipeline, end to end, in one process on the embedded defaults.
 //!
 //! Owns only the orchestration: seed the source if it is empty, start the gateway on a free
-//! loopback port, run the emulator in batch and then stream mode, and count what reached each
-//! topic and stream. Each stage is the same library function the subcommands call.
+//! loopback port, run the emulator in batch and then stream mode, drain the sink into the lake and
+//! the stream job into the Delta tables, run the batch job, and count what reached each place.
+//! Each stage is the same library function its subcommand calls.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
+use crate::batch::{self, BatchConfig, BatchReport};
 use crate::config::Config;
+use crate::lake::{self, Lake};
+use crate::sink::{self, SinkConfig, SinkReport};
+use crate::stream::{self, StreamConfig, StreamReport};
 use crate::emulator::{self, EmulatorConfig, Mode, Pace, Summary};
 use crate::eventlog::{self, EventLog, Namespace};
 use crate::gateway;
@@ -33,6 +38,9 @@ pub struct DemoOptions {
 pub enum Phase {
     Seed,
     Emulate(Mode),
+    Sink,
+    Stream,
+    Batch,
 }
 
 /// What the demo did.
@@ -44,15 +52,31 @@ pub struct DemoReport {
     pub stream: Summary,
     /// Records each topic / stream gained during the run.
     pub landed: BTreeMap<String, u64>,
+    /// The sink's drain into the lake.
+    pub sink: SinkReport,
+    /// The stream job's drain into the Delta tables.
+    pub stream_job: StreamReport,
+    /// The batch job's answers and summary.
+    pub batch_job: BatchReport,
 }
 
 impl DemoReport {
-    /// True when every record the emulator sent is in its log, once.
+    /// True when every record the emulator sent is in its log, in the lake files and in the
+    /// Delta tables (as a row or a reject), once.
     pub fn consistent(&self, id: &str) -> bool {
         let per_log = |ns: Namespace, sent: u64| {
             ns.default_names(id).iter().all(|name| self.landed.get(name).copied() == Some(sent / 3))
         };
-        per_log(Namespace::Topics, self.batch.sent) && per_log(Namespace::Streams, self.stream.sent)
+        let in_lake = Namespace::Topics
+            .default_names(id)
+            .iter()
+            .all(|t| self.sink.topics.get(t).map(|c| c.records) == Some(self.batch.sent / 3));
+        let in_delta = self.stream_job.tables.iter().all(|t| t.committed + t.rejected == self.stream.sent / 3);
+        per_log(Namespace::Topics, self.batch.sent)
+            && per_log(Namespace::Streams, self.stream.sent)
+            && in_lake
+            && in_delta
+            && self.stream_job.tables.len() == 3
     }
 }
 
@@ -69,6 +93,14 @@ pub enum Error {
     Emulator(#[from] emulator::Error),
     #[error("binding a loopback port for the gateway")]
     Bind(#[source] std::io::Error),
+    #[error("lake")]
+    Lake(#[from] lake::Error),
+    #[error("sink")]
+    Sink(#[from] sink::Error),
+    #[error("stream job")]
+    Stream(#[from] stream::Error),
+    #[error("batch job")]
+    Batch(#[from] batch::Error),
 }
 
 /// Runs the demo; `phase(p, total)` is called when a phase starts, `step(done)` as it advances.
@@ -127,7 +159,28 @@ pub async fn run(
 
     let after = ends(&cfg.id, &*topics, &*streams).await?;
     let landed = after.into_iter().map(|(name, end)| (name.clone(), end - before.get(&name).copied().unwrap_or(0))).collect();
-    Ok(DemoReport { seeded, batch: summaries[0], stream: summaries[1], landed })
+
+    let lake = Lake::open(&cfg.lake)?;
+    phase(Phase::Sink, 0);
+    let sink_cfg = SinkConfig {
+        id: cfg.id.clone(),
+        flush_size: 1000,
+        flush_interval: std::time::Duration::from_secs(10),
+        drain: true,
+    };
+    let sink = sink::run(&sink_cfg, topics, &lake, shutdown.child_token()).await?;
+    phase(Phase::Stream, 0);
+    let stream_cfg = StreamConfig {
+        id: cfg.id.clone(),
+        max_batch_records: 10_000,
+        max_latency: std::time::Duration::from_secs(1),
+        drain: true,
+        checkpoint_every: 100,
+    };
+    let stream_job = stream::run(&stream_cfg, streams, &lake, shutdown.child_token()).await?;
+    phase(Phase::Batch, 0);
+    let batch_job = batch::run(&BatchConfig { id: cfg.id.clone(), out: cfg.default_results() }, &lake).await?;
+    Ok(DemoReport { seeded, batch: summaries[0], stream: summaries[1], landed, sink, stream_job, batch_job })
 }
 
 /// Total records (end offsets summed over partitions) of the six default logs.

@@ -73,12 +73,21 @@ fn help_explains_every_subcommand() {
 #[test]
 fn demo_runs_end_to_end_and_every_sent_record_lands() {
     let dir = tempfile::tempdir().unwrap();
-    let out = pinpipe(&["demo", "--count", "200", "--rows", "500", "--data", dir.path().to_str().unwrap()]);
-    let text = stdout(&out);
-    assert!(text.contains("batch: sent 600 records = in the topics 600 (pin 200, geo 200, user 200)"), "{text}");
-    assert!(text.contains("stream: sent 600 records = in the streams 600 (pin 200, geo 200, user 200)"), "{text}");
+    let data = dir.path().to_str().unwrap();
+    let text = stdout(&pinpipe(&["demo", "--count", "200", "--rows", "500", "--data", data]));
+    for answer in ["Q1:", "Q2:", "Q3a:", "Q3b:", "Q4:", "Q5:", "Q6:", "Q7:", "Q8:"] {
+        assert!(text.contains(answer), "{answer} missing from the demo output:\n{text}");
+    }
+    let batch = "batch path:  sent 600 = in the topics 600 = in the lake files 600 (pin 200, geo 200, user 200)";
+    let stream = "stream path: sent 600 = in the streams 600 = in the Delta tables 600 (pin 200, geo 200, user 200)";
+    assert!(text.contains(batch), "{text}");
+    assert!(text.contains(stream), "{text}");
+    for file in ["pin.parquet", "geo.parquet", "user.parquet", "rejects.parquet", "q1.csv", "q8.parquet"] {
+        assert!(dir.path().join("results").join(file).is_file(), "results/{file} missing");
+    }
     // A second run on the same data reuses the source and counts only its own records.
-    let again = stdout(&pinpipe(&["demo", "--count", "50", "--data", dir.path().to_str().unwrap()]));
+    let again = stdout(&pinpipe(&["demo", "--count", "50", "--data", data]));
     assert!(!again.contains("seeding"), "{again}");
-    assert!(again.contains("batch: sent 150 records = in the topics 150 (pin 50, geo 50, user 50)"), "{again}");
+    assert!(again.contains("batch path:  sent 150 = in the topics 150 = in the lake files 150 (pin 50, geo 50, user 50)"), "{again}");
+    assert!(again.contains("stream path: sent 150 = in the streams 150 = in the Delta tables 150 (pin 50, geo 50, user 50)"), "{again}");
 }
