@@ -80,7 +80,9 @@ impl BatchReport {
 impl fmt::Display for BatchReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for answer in &self.answers {
-            writeln!(f, "{}:", answer.name.to_uppercase())?;
+            // `q3a` → `Q3a`: the question's name as SPEC §6 writes it.
+            let (q, rest) = answer.name.split_at(1);
+            writeln!(f, "{}{rest}:", q.to_uppercase())?;
             match pretty_format_batches(&answer.batches) {
                 Ok(table) if !answer.batches.is_empty() => writeln!(f, "{table}")?,
                 _ => writeln!(f, "(no rows)")?,
