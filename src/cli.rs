@@ -237,6 +237,8 @@ pub enum AdminAction {
 pub enum BenchWhat {
     /// Drive the gateway over loopback with the embedded log durable, beside a bare axum handler.
     Ingest(bench::ingest::IngestOptions),
+    /// End-to-end latency from the gateway's 200 to the row visible in the Delta table.
+    Stream(bench::stream::StreamBenchOptions),
 }
 
 /// Parses the command line, runs it, and returns the process exit code (0 ok, 2 error).
@@ -254,7 +256,7 @@ pub async fn main() -> std::process::ExitCode {
 
 fn init_logging(format: LogFormat) {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,buoyant_kernel=warn,delta_kernel=warn"));
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
@@ -279,8 +281,11 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Stream(args) => run_stream(&cfg, args).await,
         Command::Demo(args) => run_demo(&cfg, args).await,
         Command::Bench { what: BenchWhat::Ingest(opts) } => {
-            let report = bench::ingest::run(&opts).await?;
-            println!("{report}");
+            println!("{}", bench::ingest::run(&opts).await?);
+            Ok(())
+        }
+        Command::Bench { what: BenchWhat::Stream(opts) } => {
+            println!("{}", bench::stream::run(&opts).await?);
             Ok(())
         }
     }

@@ -104,6 +104,11 @@ impl DeltaSink {
         Ok(DeltaSink { name: name.to_string(), table, checkpoint_every: checkpoint_every.max(1) })
     }
 
+    /// Loads the commits other writers made since this handle last looked.
+    pub async fn refresh(&mut self) -> Result<(), Error> {
+        self.table.update_state().await.map_err(|source| self.positions_err(source))
+    }
+
     /// The table version this handle is at.
     pub fn version(&self) -> i64 {
         self.table.version().map_or(-1, |v| i64::try_from(v).unwrap_or(i64::MAX))

@@ -213,6 +213,29 @@ struct Source {
 /// The records a round read, per source (same order as the sources).
 type Round = Vec<Vec<Record>>;
 
+/// What a reader of a data table can see of a stream: the last offset per partition committed to
+/// `<id>_<table>_table`. Used to measure end-to-end latency (`pinpipe bench stream`).
+pub struct Progress {
+    sink: DeltaSink,
+    stream: String,
+}
+
+impl Progress {
+    /// Opens (creating if absent) the data table of `table` in `lake` for pipeline `id`.
+    pub async fn open(lake: &Lake, id: &str, table: Table) -> Result<Progress, Error> {
+        let name = format!("{id}_{}_table", table.name());
+        let sink = DeltaSink::open(lake, &name, clean::cleaned_schema(table), u64::MAX).await?;
+        Ok(Progress { sink, stream: format!("streaming-{id}-{}", table.name()) })
+    }
+
+    /// The last offset of `partition` visible in the table now (reloading its log first).
+    pub async fn visible(&mut self, partition: u32) -> Result<Option<u64>, Error> {
+        self.sink.refresh().await?;
+        let version = self.sink.stored_version(&positions::data_app_id(&self.stream, partition)).await?;
+        Ok(version.and_then(|v| u64::try_from(v).ok()))
+    }
+}
+
 /// Runs the stream job until `shutdown` (or, with `drain`, until the streams are committed).
 /// A cancelled job commits what it has read, then returns.
 pub async fn run(
