@@ -14,6 +14,7 @@
 //! command line and the tests share one code path.
 
 pub mod config;
+pub mod table;
 pub mod source;
 pub mod emulator;
 pub mod gateway;

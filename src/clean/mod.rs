@@ -23,34 +23,7 @@ use datafusion::arrow::record_batch::RecordBatch;
 pub use decode::parse_datetime;
 pub use rules::{PLACEHOLDERS, SAVE_PREFIX, parse_follower_count, unreadable_follower_counts};
 
-/// The three tables of the source, as records on the wire.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Table {
-    Pin,
-    Geo,
-    User,
-}
-
-impl Table {
-    pub const ALL: [Table; 3] = [Table::Pin, Table::Geo, Table::User];
-
-    /// `pin`, `geo`, `user`: the suffix of topic, stream and output names.
-    pub fn name(self) -> &'static str {
-        match self {
-            Table::Pin => "pin",
-            Table::Geo => "geo",
-            Table::User => "user",
-        }
-    }
-
-    /// The field that identifies a record on the wire: `index` for pin, `ind` for geo and user.
-    pub fn key(self) -> &'static str {
-        match self {
-            Table::Pin => "index",
-            Table::Geo | Table::User => "ind",
-        }
-    }
-}
+pub use crate::table::Table;
 
 /// A record that cannot be cleaned, with why.
 #[derive(Debug, Clone, PartialEq, Eq)]

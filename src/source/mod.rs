@@ -120,32 +120,32 @@ pub enum Error {
         #[source]
         source: sqlx::Error,
     },
-    #[error("cannot create table `{table}`")]
+    #[error("cannot create table `{}`", .table.source_table())]
     CreateTable {
         table: Table,
         #[source]
         source: sqlx::Error,
     },
-    #[error("cannot count the rows of `{table}`")]
+    #[error("cannot count the rows of `{}`", .table.source_table())]
     Count {
         table: Table,
         #[source]
         source: sqlx::Error,
     },
-    #[error("cannot list the row keys of `{table}`")]
+    #[error("cannot list the row keys of `{}`", .table.source_table())]
     ListKeys {
         table: Table,
         #[source]
         source: sqlx::Error,
     },
-    #[error("cannot read the row of `{table}` with key {key}")]
+    #[error("cannot read the row of `{}` with key {key}", .table.source_table())]
     Read {
         table: Table,
         key: i64,
         #[source]
         source: sqlx::Error,
     },
-    #[error("cannot insert {rows} rows starting at index {first} into `{table}`")]
+    #[error("cannot insert {rows} rows starting at index {first} into `{}`", .table.source_table())]
     Insert {
         table: Table,
         first: i64,
@@ -161,17 +161,18 @@ pub enum Error {
         source: sqlx::Error,
     },
     #[error(
-        "`{table}` already holds {rows} rows: seed only fills empty tables \
-         (seed a new database, or drop the three tables first)"
+        "`{}` already holds {rows} rows: seed only fills empty tables \
+         (seed a new database, or drop the three tables first)",
+        .table.source_table()
     )]
     NotEmpty { table: Table, rows: u64 },
-    #[error("`{table}` has no rows: run `pinpipe seed` first")]
+    #[error("`{}` has no rows: run `pinpipe seed` first", .table.source_table())]
     Empty { table: Table },
     #[error("cannot seed {rows} rows: the key columns are INT, which hold at most {max}")]
     TooManyRows { rows: u64, max: u64 },
     #[error("row position {position} is past the end: the source has {rows} rows")]
     PositionOutOfRange { position: u64, rows: u64 },
-    #[error("`{table}` has no row with key {key} any more: it was deleted after the reader listed the rows")]
+    #[error("`{}` has no row with key {key} any more: it was deleted after the reader listed the rows", .table.source_table())]
     RowVanished { table: Table, key: i64 },
     #[error("the row generator stopped unexpectedly")]
     Generator(#[source] tokio::task::JoinError),
@@ -405,13 +406,13 @@ impl Source {
     }
 
     async fn count(&self, table: Table) -> Result<u64, Error> {
-        let count: i64 = with_pool!(self, pool => sqlx::query_scalar(table.count_sql()).fetch_one(pool).await)
+        let count: i64 = with_pool!(self, pool => sqlx::query_scalar(schema::count_sql(table)).fetch_one(pool).await)
             .map_err(|source| Error::Count { table, source })?;
         Ok(u64::try_from(count).unwrap_or(0))
     }
 
     async fn keys(&self, table: Table) -> Result<Vec<i64>, Error> {
-        with_pool!(self, pool => sqlx::query_scalar(table.keys_sql()).fetch_all(pool).await)
+        with_pool!(self, pool => sqlx::query_scalar(schema::keys_sql(table)).fetch_all(pool).await)
             .map_err(|source| Error::ListKeys { table, source })
     }
 

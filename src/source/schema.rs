@@ -6,49 +6,23 @@
 //! everywhere because it is a reserved word in MySQL (SQLite accepts backticks too). Used by
 //! [`super::Source`] only; nothing here touches a connection.
 
-use std::fmt;
+pub use crate::table::Table;
 
-/// The three source tables; errors name the one at fault.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Table {
-    Pin,
-    Geo,
-    User,
-}
-
-impl Table {
-    /// All three, in the order they are created and filled.
-    pub const ALL: [Table; 3] = [Table::Pin, Table::Geo, Table::User];
-
-    /// The table's name in the database.
-    pub fn name(self) -> &'static str {
-        match self {
-            Table::Pin => "pinterest_data",
-            Table::Geo => "geolocation_data",
-            Table::User => "user_data",
-        }
-    }
-
-    pub(super) fn count_sql(self) -> &'static str {
-        match self {
-            Table::Pin => "SELECT COUNT(*) FROM pinterest_data",
-            Table::Geo => "SELECT COUNT(*) FROM geolocation_data",
-            Table::User => "SELECT COUNT(*) FROM user_data",
-        }
-    }
-
-    pub(super) fn keys_sql(self) -> &'static str {
-        match self {
-            Table::Pin => "SELECT `index` FROM pinterest_data ORDER BY `index`",
-            Table::Geo => "SELECT ind FROM geolocation_data ORDER BY ind",
-            Table::User => "SELECT ind FROM user_data ORDER BY ind",
-        }
+/// `SELECT COUNT(*)` of one source table.
+pub(super) fn count_sql(table: Table) -> &'static str {
+    match table {
+        Table::Pin => "SELECT COUNT(*) FROM pinterest_data",
+        Table::Geo => "SELECT COUNT(*) FROM geolocation_data",
+        Table::User => "SELECT COUNT(*) FROM user_data",
     }
 }
 
-impl fmt::Display for Table {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
+/// The row keys of one source table, in key order.
+pub(super) fn keys_sql(table: Table) -> &'static str {
+    match table {
+        Table::Pin => "SELECT `index` FROM pinterest_data ORDER BY `index`",
+        Table::Geo => "SELECT ind FROM geolocation_data ORDER BY ind",
+        Table::User => "SELECT ind FROM user_data ORDER BY ind",
     }
 }
 
