@@ -256,7 +256,8 @@ pub async fn main() -> std::process::ExitCode {
 
 fn init_logging(format: LogFormat) {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,buoyant_kernel=warn,delta_kernel=warn"));
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,buoyant_kernel=warn,delta_kernel=warn"));
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
@@ -362,10 +363,8 @@ async fn seed(cfg: &Config, args: SeedArgs) -> Result<()> {
 }
 
 async fn emulate(cfg: &Config, file: &FileConfig, args: EmulateArgs) -> Result<()> {
-    let api = args
-        .api
-        .or_else(|| file.emulator.api.clone())
-        .unwrap_or_else(|| format!("http://{}", config::DEFAULT_LISTEN));
+    let api =
+        args.api.or_else(|| file.emulator.api.clone()).unwrap_or_else(|| format!("http://{}", config::DEFAULT_LISTEN));
     let count = (!args.forever).then_some(args.count);
     let pace = args.rate.map_or(Pace::Original, Pace::Rate);
     if args.rate.is_some_and(|r| !r.is_finite() || r < 0.0) {

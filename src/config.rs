@@ -136,25 +136,14 @@ impl Config {
             });
         }
         let under = |name: &str| data.join(name).display().to_string();
-        let source = over
-            .source
-            .or_else(|| file.source.clone())
-            .unwrap_or_else(|| format!("sqlite://{}", under("source.db")));
-        let log = over
-            .log
-            .or_else(|| file.log.clone())
-            .unwrap_or_else(|| format!("embedded://{}", under("log")));
+        let source =
+            over.source.or_else(|| file.source.clone()).unwrap_or_else(|| format!("sqlite://{}", under("source.db")));
+        let log = over.log.or_else(|| file.log.clone()).unwrap_or_else(|| format!("embedded://{}", under("log")));
         let streams = over.streams.or_else(|| file.streams.clone()).unwrap_or_else(|| log.clone());
-        let lake = over
-            .lake
-            .or_else(|| file.lake.clone())
-            .unwrap_or_else(|| format!("file://{}", under("lake")));
+        let lake = over.lake.or_else(|| file.lake.clone()).unwrap_or_else(|| format!("file://{}", under("lake")));
         for (field, url) in [("source", &source), ("log", &log), ("streams", &streams), ("lake", &lake)] {
             if !url.contains("://") {
-                return Err(Error::Invalid {
-                    field,
-                    reason: format!("`{url}` is not a URL (expected scheme://…)"),
-                });
+                return Err(Error::Invalid { field, reason: format!("`{url}` is not a URL (expected scheme://…)") });
             }
         }
         Ok(Config { data, id, source, log, streams, lake })
@@ -196,11 +185,9 @@ mod tests {
 
     #[test]
     fn defaults_live_under_the_data_folder() {
-        let cfg = Config::resolve(
-            Overrides { data: Some("/tmp/x".into()), ..Default::default() },
-            &FileConfig::default(),
-        )
-        .unwrap();
+        let cfg =
+            Config::resolve(Overrides { data: Some("/tmp/x".into()), ..Default::default() }, &FileConfig::default())
+                .unwrap();
         assert_eq!(cfg.source, "sqlite:///tmp/x/source.db");
         assert_eq!(cfg.log, "embedded:///tmp/x/log");
         assert_eq!(cfg.streams, cfg.log);

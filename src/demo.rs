@@ -12,13 +12,13 @@ use tokio_util::sync::CancellationToken;
 
 use crate::batch::{self, BatchConfig, BatchReport};
 use crate::config::Config;
-use crate::lake::{self, Lake};
-use crate::sink::{self, SinkConfig, SinkReport};
-use crate::stream::{self, StreamConfig, StreamReport};
 use crate::emulator::{self, EmulatorConfig, Mode, Pace, Summary};
 use crate::eventlog::{self, EventLog, Namespace};
 use crate::gateway;
+use crate::lake::{self, Lake};
+use crate::sink::{self, SinkConfig, SinkReport};
 use crate::source::{self, Source};
+use crate::stream::{self, StreamConfig, StreamReport};
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -158,7 +158,8 @@ pub async fn run(
     }
 
     let after = ends(&cfg.id, &*topics, &*streams).await?;
-    let landed = after.into_iter().map(|(name, end)| (name.clone(), end - before.get(&name).copied().unwrap_or(0))).collect();
+    let landed =
+        after.into_iter().map(|(name, end)| (name.clone(), end - before.get(&name).copied().unwrap_or(0))).collect();
 
     let lake = Lake::open(&cfg.lake)?;
     phase(Phase::Sink, 0);

@@ -164,9 +164,8 @@ pub async fn run(
         shutdown,
         progress,
     });
-    let workers: Vec<_> = (0..shared.cfg.concurrency)
-        .map(|w| tokio::spawn(Arc::clone(&shared).work(w as u64)))
-        .collect();
+    let workers: Vec<_> =
+        (0..shared.cfg.concurrency).map(|w| tokio::spawn(Arc::clone(&shared).work(w as u64))).collect();
     let mut first_error = None;
     for worker in workers {
         match worker.await {
@@ -232,11 +231,7 @@ impl Shared {
                 return Ok(());
             }
             let position = position_for(self.cfg.seed, iteration, self.rows);
-            let post = self
-                .reader
-                .post_at(position)
-                .await
-                .map_err(|source| Error::Source { position, source })?;
+            let post = self.reader.post_at(position).await.map_err(|source| Error::Source { position, source })?;
             for request in self.requests(&post, position)? {
                 self.send(request).await;
             }

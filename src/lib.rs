@@ -13,17 +13,17 @@
 //! binary (`main.rs`, `cli.rs`) only parses flags, handles signals and calls them, so `demo`, the
 //! command line and the tests share one code path.
 
+pub mod batch;
+pub mod bench;
+pub mod clean;
+pub mod cli;
 pub mod config;
-pub mod table;
-pub mod source;
+pub mod demo;
 pub mod emulator;
-pub mod gateway;
 pub mod eventlog;
+pub mod gateway;
 pub mod lake;
 pub mod sink;
-pub mod clean;
-pub mod batch;
+pub mod source;
 pub mod stream;
-pub mod demo;
-pub mod bench;
-pub mod cli;
+pub mod table;

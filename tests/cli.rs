@@ -44,7 +44,10 @@ fn a_config_file_sets_defaults_and_flags_override_it() {
     let config = dir.path().join("pinpipe.toml");
     std::fs::write(&config, format!("data = {:?}\nid = \"fromfile\"\n", dir.path().join("d"))).unwrap();
     let config = config.to_str().unwrap();
-    assert_eq!(stdout(&pinpipe(&["--config", config, "topics", "list"])), "fromfile.geo\nfromfile.pin\nfromfile.user\n");
+    assert_eq!(
+        stdout(&pinpipe(&["--config", config, "topics", "list"])),
+        "fromfile.geo\nfromfile.pin\nfromfile.user\n"
+    );
     assert_eq!(stdout(&pinpipe(&["topics", "list", "--config", config, "--id", "flag"])).lines().count(), 6);
 }
 
@@ -88,6 +91,13 @@ fn demo_runs_end_to_end_and_every_sent_record_lands() {
     // A second run on the same data reuses the source and counts only its own records.
     let again = stdout(&pinpipe(&["demo", "--count", "50", "--data", data]));
     assert!(!again.contains("seeding"), "{again}");
-    assert!(again.contains("batch path:  sent 150 = in the topics 150 = in the lake files 150 (pin 50, geo 50, user 50)"), "{again}");
-    assert!(again.contains("stream path: sent 150 = in the streams 150 = in the Delta tables 150 (pin 50, geo 50, user 50)"), "{again}");
+    assert!(
+        again.contains("batch path:  sent 150 = in the topics 150 = in the lake files 150 (pin 50, geo 50, user 50)"),
+        "{again}"
+    );
+    assert!(
+        again
+            .contains("stream path: sent 150 = in the streams 150 = in the Delta tables 150 (pin 50, geo 50, user 50)"),
+        "{again}"
+    );
 }

@@ -35,7 +35,8 @@ type Acked = Arc<Mutex<BTreeMap<String, (u32, u64)>>>;
 async fn hammer(url: String, client: usize, acked: Acked) {
     let http = reqwest::Client::new();
     for batch in 0.. {
-        let values: Vec<String> = (0..10).map(|i| format!(r#"{{"client":{client},"batch":{batch},"i":{i}}}"#)).collect();
+        let values: Vec<String> =
+            (0..10).map(|i| format!(r#"{{"client":{client},"batch":{batch},"i":{i}}}"#)).collect();
         let records: Vec<String> = values.iter().map(|v| format!(r#"{{"value":{v}}}"#)).collect();
         let body = format!(r#"{{"records":[{}]}}"#, records.join(","));
         let reply = http

@@ -150,7 +150,9 @@ fn bare_app() -> Router {
     const REPLY: &str = r#"{"offsets":[{"partition":0,"offset":0,"error_code":null,"error":null}],"key_schema_id":null,"value_schema_id":null}"#;
     Router::new().route(
         "/topics/{topic}",
-        post(|_body: axum::body::Bytes| async { ([(axum::http::header::CONTENT_TYPE, "application/vnd.kafka.v2+json")], REPLY) }),
+        post(|_body: axum::body::Bytes| async {
+            ([(axum::http::header::CONTENT_TYPE, "application/vnd.kafka.v2+json")], REPLY)
+        }),
     )
 }
 

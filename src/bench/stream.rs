@@ -77,7 +77,10 @@ pub struct StreamBenchReport {
 
 impl fmt::Display for StreamBenchReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "stream benchmark: HTTP 200 from the gateway → row visible in the Delta table (stream job defaults)")?;
+        writeln!(
+            f,
+            "stream benchmark: HTTP 200 from the gateway → row visible in the Delta table (stream job defaults)"
+        )?;
         writeln!(f, "{:<28} {:>12} {:>9} {:>10} {:>10} {:>10}", "round", "records/s", "records", "p50", "p99", "max")?;
         for r in &self.rounds {
             let ms = |d: Duration| format!("{:.0}ms", d.as_secs_f64() * 1e3);

@@ -25,8 +25,8 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use tokio::sync::oneshot;
 
 use super::{
-    Error, EventLog, LogInfo, Namespace, NewRecord, PartitionInfo, Position, Record, Result,
-    partition_for_key, validate_name,
+    Error, EventLog, LogInfo, Namespace, NewRecord, PartitionInfo, Position, Record, Result, partition_for_key,
+    validate_name,
 };
 
 /// Most records one group commit takes; more waiting appends go into the next one.
@@ -136,8 +136,7 @@ impl EmbeddedLog {
         let dir = dir.to_path_buf();
         let opened_path = path.clone();
         let conn = tokio::task::spawn_blocking(move || -> Result<Connection> {
-            std::fs::create_dir_all(&dir)
-                .map_err(|source| Error::Io { path: dir.display().to_string(), source })?;
+            std::fs::create_dir_all(&dir).map_err(|source| Error::Io { path: dir.display().to_string(), source })?;
             let conn = open_connection(&opened_path, Role::Writer)?;
             conn.execute_batch(SCHEMA).map_err(storage(&opened_path))?;
             Ok(conn)
@@ -277,7 +276,9 @@ impl EventLog for EmbeddedLog {
                 return Err(Error::NoSuchPartition { noun: namespace.noun(), name, partition, partitions: count });
             }
             let mut stmt = conn
-                .prepare_cached("SELECT pos, ts_ms, key, value FROM records WHERE pos BETWEEN ?1 AND ?2 ORDER BY pos LIMIT ?3")
+                .prepare_cached(
+                    "SELECT pos, ts_ms, key, value FROM records WHERE pos BETWEEN ?1 AND ?2 ORDER BY pos LIMIT ?3",
+                )
                 .map_err(storage_any)?;
             let limit = i64::try_from(max).unwrap_or(i64::MAX);
             let (_, last) = partition_rowids(id, partition);
@@ -398,8 +399,7 @@ impl Writer {
     /// caches are dropped.
     fn begin(&mut self) -> Result<()> {
         self.conn.execute_batch("BEGIN IMMEDIATE").map_err(storage(&self.path))?;
-        let version: i64 =
-            self.conn.query_row("PRAGMA data_version", [], |r| r.get(0)).map_err(storage(&self.path))?;
+        let version: i64 = self.conn.query_row("PRAGMA data_version", [], |r| r.get(0)).map_err(storage(&self.path))?;
         if self.data_version != Some(version) {
             self.forget();
             self.data_version = Some(version);
@@ -421,9 +421,7 @@ impl Writer {
         while let Some(cmd) = group.next() {
             let result = match cmd {
                 Command::Append { name, records, reply } => Answer::Append(reply, self.append(&name, records, now)),
-                Command::Create { name, partitions, reply } => {
-                    Answer::Unit(reply, self.create(&name, partitions, now))
-                }
+                Command::Create { name, partitions, reply } => Answer::Unit(reply, self.create(&name, partitions, now)),
                 Command::Delete { name, reply } => Answer::Unit(reply, self.delete(&name)),
             };
             let storage_failure = result.storage_error().map(clone_error);
@@ -442,9 +440,7 @@ impl Writer {
         let row = self
             .conn
             .prepare_cached("SELECT id, partitions FROM logs WHERE name = ?1")
-            .and_then(|mut s| {
-                s.query_row([name], |r| Ok(LogRow { id: r.get(0)?, partitions: r.get(1)? })).optional()
-            })
+            .and_then(|mut s| s.query_row([name], |r| Ok(LogRow { id: r.get(0)?, partitions: r.get(1)? })).optional())
             .map_err(storage(&self.path))?;
         self.logs.insert(name.to_string(), row);
         Ok(row)
@@ -514,7 +510,10 @@ impl Writer {
             return Err(Error::AlreadyExists { noun, name: name.into() });
         }
         self.conn
-            .execute("INSERT INTO logs (name, partitions, created_ms) VALUES (?1, ?2, ?3)", params![name, partitions, now])
+            .execute(
+                "INSERT INTO logs (name, partitions, created_ms) VALUES (?1, ?2, ?3)",
+                params![name, partitions, now],
+            )
             .map_err(storage(&self.path))?;
         let id = self.conn.last_insert_rowid();
         if id > MAX_LOG_ID {

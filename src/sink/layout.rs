@@ -48,10 +48,7 @@ mod tests {
         let key = file_key("pinterest.pin", 0, 1234);
         assert_eq!(key, "topics/pinterest.pin/partition=0/pinterest.pin+0+0000001234.json");
         let name = key.rsplit('/').next().unwrap();
-        assert_eq!(
-            parse_file_name(name),
-            Some(FileName { topic: "pinterest.pin".into(), partition: 0, start: 1234 })
-        );
+        assert_eq!(parse_file_name(name), Some(FileName { topic: "pinterest.pin".into(), partition: 0, start: 1234 }));
         assert_eq!(parse_file_name("pinterest.pin+0+0000001234.json.tmp"), None);
         assert_eq!(parse_file_name("notes.json"), None);
         assert_eq!(parse_file_name("t+x+0000000001.json"), None);
