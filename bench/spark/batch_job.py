@@ -96,7 +96,7 @@ def type_ok(kind, t):
 
 def text(field, column=None):
     """SQL: a text field, '' and this column's placeholders turned into NULL."""
-    value = f"variant_get(v, '$.{field}', 'string')"
+    value = f"try_variant_get(v, '$.{field}', 'string')"
     nulls = [""] + PLACEHOLDERS.get(column or field, [])
     listed = ", ".join(sql_str(p) for p in nulls)
     return f"CASE WHEN {value} IN ({listed}) THEN NULL ELSE {value} END"
@@ -104,7 +104,7 @@ def text(field, column=None):
 
 def datetime_sql(field):
     """SQL: `YYYY-MM-DD HH:MM:SS` or `YYYY-MM-DDTHH:MM:SS` as a timestamp without time zone."""
-    value = f"variant_get(v, '$.{field}', 'string')"
+    value = f"try_variant_get(v, '$.{field}', 'string')"
     return (
         f"CASE WHEN {value} RLIKE '^[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}[ T][0-9]{{2}}:[0-9]{{2}}:[0-9]{{2}}$' "
         f"THEN try_to_timestamp(translate({value}, 'T', ' '), 'yyyy-MM-dd HH:mm:ss') END"
@@ -171,7 +171,7 @@ def follower_count_sql():
     remaining fraction rounds half away from zero (all values are non-negative, so: first
     fractional digit >= 5 rounds up). Anything else, placeholders and overflow: NULL.
     """
-    raw = "variant_get(v, '$.follower_count', 'string')"
+    raw = "try_variant_get(v, '$.follower_count', 'string')"
     trimmed = f"regexp_replace({raw}, '^\\\\p{{IsWhite_Space}}+|\\\\p{{IsWhite_Space}}+$', '')"
     rx = "'^([0-9]+)(?:\\\\.([0-9]+))?([kM]?)$'"
     return f"""
@@ -185,9 +185,10 @@ def follower_count_sql():
 
 
 def clean(spark, df, table):
-    """The cleaned table with the ordering columns, all rows (before keeping one per ind)."""
+    """The cleaned columns of every parsed line, with its ordering columns and reject reason
+    (before keeping one per ind). Rejected lines get NULLs: every extraction is a `try_`."""
     df.createOrReplaceTempView(f"ok_{table}")
-    order = "part, start, line_no"
+    order = "part, start, line_no, reason"
     if table == "pin":
         fc, trimmed, rx = follower_count_sql()
         return spark.sql(f"""
@@ -204,8 +205,8 @@ def clean(spark, df, table):
                  nullif(CASE WHEN startswith(sl, 'Local save in ') THEN substr(sl, 15) ELSE sl END, '')
                    AS save_location,
                  {text('category')} AS category,
-                 (variant_get(v, '$.follower_count', 'string') IS NOT NULL
-                   AND variant_get(v, '$.follower_count', 'string') NOT IN ('', 'User Info Error')
+                 (try_variant_get(v, '$.follower_count', 'string') IS NOT NULL
+                   AND try_variant_get(v, '$.follower_count', 'string') NOT IN ('', 'User Info Error')
                    AND NOT {trimmed} RLIKE {rx}) AS follower_count_invalid
           FROM (
             SELECT *,
@@ -220,16 +221,16 @@ def clean(spark, df, table):
         """)
     if table == "geo":
         return spark.sql(f"""
-          SELECT {order},
+          SELECT {order}, false AS follower_count_invalid,
                  try_variant_get(v, '$.ind', 'bigint') AS ind,
                  {text('country')} AS country,
-                 array(variant_get(v, '$.latitude', 'double'), variant_get(v, '$.longitude', 'double'))
+                 array(try_variant_get(v, '$.latitude', 'double'), try_variant_get(v, '$.longitude', 'double'))
                    AS coordinates,
                  {datetime_sql('timestamp')} AS timestamp
           FROM ok_{table}
         """)
     return spark.sql(f"""
-      SELECT {order},
+      SELECT {order}, false AS follower_count_invalid,
              try_variant_get(v, '$.ind', 'bigint') AS ind,
              concat({text('first_name')}, ' ', {text('last_name')}) AS user_name,
              try_variant_get(v, '$.age', 'int') AS age,
@@ -358,6 +359,7 @@ def write_results(out, results, summary):
 def main(argv):
     args = parse_args(argv)
     from pyspark.sql import SparkSession
+    from pyspark.sql import functions as F
 
     spark = (
         SparkSession.builder.master(args.master).appName("pinpipe-batch-spark")
@@ -375,21 +377,22 @@ def main(argv):
     summary = {"records": {}, "rejects": {}, "reject_reasons": {}, "rows": {}}
     for table in ["pin", "geo", "user"]:
         lines = read_lines(spark, lake, f"{args.id}.{table}")
-        df = parsed(spark, lines, table).cache()
-        reasons = {r["reason"]: r["n"] for r in
-                   df.where("reason IS NOT NULL").groupBy("reason").count().withColumnRenamed("count", "n").collect()}
-        good = df.where("reason IS NULL").drop("reason", "line")
-        cleaned = clean(spark, good, table)
+        # One pass over the JSON: only typed, cleaned columns are kept in memory.
+        every = clean(spark, parsed(spark, lines, table), table).cache()
+        stats = every.groupBy("reason").agg(
+            F.count(F.lit(1)).alias("n"),
+            F.sum(F.col("follower_count_invalid").cast("int")).alias("invalid")).collect()
+        reasons = {r["reason"]: r["n"] for r in stats if r["reason"] is not None}
         if table == "pin":
-            cleaned = cleaned.cache()
-            summary["follower_count_invalid"] = cleaned.where("follower_count_invalid").count()
-            cleaned = cleaned.drop("follower_count_invalid")
+            summary["follower_count_invalid"] = sum(r["invalid"] or 0 for r in stats if r["reason"] is None)
+        cleaned = every.where("reason IS NULL").drop("reason", "follower_count_invalid")
         rows = first_per_ind(spark, cleaned, table).cache()
         rows.createOrReplaceTempView(table)
         if args.tables:
             rows.orderBy("ind").coalesce(1).write.mode("overwrite").parquet(os.path.join(args.out, f"{table}.parquet"))
         summary["rows"][table] = rows.count()
-        summary["records"][table] = df.count()
+        every.unpersist()
+        summary["records"][table] = sum(r["n"] for r in stats)
         summary["rejects"][table] = sum(reasons.values())
         summary["reject_reasons"][table] = reasons
     results = queries(spark)
