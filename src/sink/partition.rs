@@ -1,0 +1,341 @@
+//! One topic partition's sink: resume from the lake, read the log in pages, cut files by record
+//! count and by age, and put each file whole, in offset order.
+//!
+//! Fed by [`super::run`] (one task per partition) with the log and the lake; feeds the lake
+//! (objects named by [`super::layout`]) and returns its counts. A reader task prefetches pages
+//! from the log while the writer builds and puts files, so reading and writing overlap.
+//!
+//! Why this is exactly once: files are put one at a time, in offset order, each in one `put`
+//! (atomic on S3 and on the local store, which writes a staging file and renames it). So at any
+//! moment the lake holds a gap-free prefix of the partition, and [`super::resume`] finds its end.
+//! A file's name is its first offset, and with count-only cuts its end is fixed by the flush
+//! size, so a rerun after a crash rewrites byte-identical objects.
+
+use std::time::Duration;
+
+use object_store::path::Path;
+use object_store::{ObjectStoreExt, PutPayload};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::{Error, layout, resume};
+use crate::eventlog::{EventLog, Record};
+use crate::lake::Lake;
+
+/// How long a follower sleeps when the log has nothing new.
+const POLL: Duration = Duration::from_millis(75);
+/// First and longest pause between retries of a failed lake or log operation.
+const BACKOFF_FIRST: Duration = Duration::from_millis(100);
+const BACKOFF_MAX: Duration = Duration::from_secs(5);
+/// How often a partition logs its progress at info level.
+const PROGRESS_EVERY: Duration = Duration::from_secs(10);
+/// Pages the reader may prefetch ahead of the writer.
+const PREFETCH_PAGES: usize = 2;
+
+/// What one partition task is asked to do.
+#[derive(Debug, Clone)]
+pub(super) struct Job {
+    pub topic: String,
+    pub partition: u32,
+    /// The partition's first readable offset: where a partition without files starts.
+    pub log_start: u64,
+    /// The partition's end when the sink started: where a drain stops.
+    pub log_end: u64,
+    pub flush_size: usize,
+    /// `None`: files are cut by count only (drain mode, or an interval too long to matter).
+    pub flush_interval: Option<Duration>,
+    pub drain: bool,
+}
+
+/// What one partition task did.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Outcome {
+    pub files: u64,
+    pub records: u64,
+}
+
+/// The file being filled: records `start..next`, one per line in `body`.
+struct OpenFile {
+    start: u64,
+    next: u64,
+    lines: usize,
+    body: Vec<u8>,
+    opened: Instant,
+}
+
+/// Runs one partition until drained or cancelled; see the module doc.
+pub(super) async fn run(
+    job: Job,
+    log: std::sync::Arc<dyn EventLog>,
+    lake: Lake,
+    shutdown: CancellationToken,
+) -> Result<Outcome, Error> {
+    let (topic, partition) = (job.topic.as_str(), job.partition);
+    let dir = lake.path(&layout::partition_dir(topic, partition));
+    let Some(point) = resume_point(&job, &lake, &dir, &shutdown).await else {
+        return Ok(Outcome::default());
+    };
+    let from = point.next.max(job.log_start);
+    tracing::info!(
+        topic, partition, from, last_file = point.last_key.as_ref().map(|k| k.to_string()),
+        log_end = job.log_end, "sink partition resuming"
+    );
+    if point.next > job.log_end {
+        tracing::warn!(
+            topic, partition, lake_next = point.next, log_end = job.log_end,
+            "the lake holds offsets past the log's end (was the log recreated?); waiting for the log to catch up"
+        );
+    }
+    if point.next < job.log_start && point.last_key.is_some() {
+        tracing::warn!(
+            topic, partition, lake_next = point.next, log_start = job.log_start,
+            "records between the last file and the log's start are gone from the log"
+        );
+    }
+
+    let page = job.flush_size.clamp(5_000, 50_000);
+    let end = job.drain.then_some(job.log_end);
+    let (tx, mut rx) = mpsc::channel(PREFETCH_PAGES);
+    let reader_stop = shutdown.child_token();
+    let reader = tokio::spawn(read_pages(
+        log,
+        job.topic.clone(),
+        partition,
+        from,
+        end,
+        page,
+        tx,
+        reader_stop.clone(),
+    ));
+    let result = write_files(&job, &lake, &mut rx, from, &shutdown).await;
+    reader_stop.cancel();
+    drop(rx);
+    if let Err(e) = reader.await {
+        tracing::warn!(topic, partition, error = %e, "sink reader task ended abnormally");
+    }
+    let outcome = result?;
+    tracing::info!(topic, partition, files = outcome.files, records = outcome.records, "sink partition stopped");
+    Ok(outcome)
+}
+
+/// The resume point, retried until the lake answers; `None` when cancelled first.
+async fn resume_point(job: &Job, lake: &Lake, dir: &Path, shutdown: &CancellationToken) -> Option<resume::ResumePoint> {
+    let mut backoff = BACKOFF_FIRST;
+    let mut attempt = 1u32;
+    loop {
+        match resume::find(&*lake.store, dir, &job.topic, job.partition, job.log_start).await {
+            Ok(point) => return Some(point),
+            Err(e) => {
+                tracing::warn!(
+                    topic = %job.topic, partition = job.partition, attempt, error = %e, source = %source_of(&e),
+                    "cannot find the resume point in the lake; retrying"
+                );
+            }
+        }
+        if !pause(&mut backoff, shutdown).await {
+            return None;
+        }
+        attempt += 1;
+    }
+}
+
+/// Fills and puts files from the pages in `rx` until the reader ends (drain) or `shutdown`.
+async fn write_files(
+    job: &Job,
+    lake: &Lake,
+    rx: &mut mpsc::Receiver<Result<Vec<Record>, Error>>,
+    from: u64,
+    shutdown: &CancellationToken,
+) -> Result<Outcome, Error> {
+    let mut out = Outcome::default();
+    let mut open: Option<OpenFile> = None;
+    let mut expected = from;
+    let mut last_progress = Instant::now();
+    loop {
+        let deadline = match (&open, job.flush_interval) {
+            (Some(file), Some(interval)) => file.opened.checked_add(interval),
+            _ => None,
+        };
+        tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => break,
+            _ = sleep_until(deadline), if deadline.is_some() => {
+                if let Some(file) = open.take() && !put_file(job, lake, file, &mut out, shutdown).await {
+                    break;
+                }
+            }
+            page = rx.recv() => match page {
+                Some(Ok(records)) => {
+                    for record in records {
+                        let offset = record.position.offset;
+                        if offset != expected {
+                            tracing::warn!(
+                                topic = %job.topic, partition = job.partition, expected, found = offset,
+                                "gap in the log: starting a new file at the next record"
+                            );
+                            if let Some(file) = open.take() && !put_file(job, lake, file, &mut out, shutdown).await {
+                                return Ok(out);
+                            }
+                        }
+                        let file = open.get_or_insert_with(|| OpenFile {
+                            start: offset,
+                            next: offset,
+                            lines: 0,
+                            body: Vec::with_capacity(job.flush_size.min(10_000) * (record.value.len() + 1)),
+                            opened: Instant::now(),
+                        });
+                        push_line(&mut file.body, &record.value, job, offset);
+                        file.lines += 1;
+                        file.next = offset + 1;
+                        expected = offset + 1;
+                        if file.lines >= job.flush_size
+                            && let Some(file) = open.take()
+                            && !put_file(job, lake, file, &mut out, shutdown).await
+                        {
+                            return Ok(out);
+                        }
+                    }
+                }
+                Some(Err(e)) => return Err(e),
+                None => {
+                    // The reader stopped: the drain target is reached (or we are shutting down).
+                    if job.drain && !shutdown.is_cancelled() && let Some(file) = open.take() {
+                        put_file(job, lake, file, &mut out, shutdown).await;
+                    }
+                    break;
+                }
+            }
+        }
+        if last_progress.elapsed() >= PROGRESS_EVERY {
+            last_progress = Instant::now();
+            tracing::info!(
+                topic = %job.topic, partition = job.partition, next = expected, files = out.files,
+                records = out.records, "sink progress"
+            );
+        }
+    }
+    Ok(out)
+}
+
+/// Appends one record as one line. Values are compact one-line JSON; a line break inside one
+/// (JSON whitespace, or a malformed value) becomes a space, so a line is always one record and
+/// line counts stay exact for [`resume`].
+fn push_line(body: &mut Vec<u8>, value: &[u8], job: &Job, offset: u64) {
+    if value.iter().any(|&b| b == b'\n' || b == b'\r') {
+        tracing::warn!(
+            topic = %job.topic, partition = job.partition, offset,
+            "record value spans several lines; writing its line breaks as spaces"
+        );
+        body.extend(value.iter().map(|&b| if b == b'\n' || b == b'\r' { b' ' } else { b }));
+    } else {
+        body.extend_from_slice(value);
+    }
+    body.push(b'\n');
+}
+
+/// Puts one whole file, retrying with backoff until it lands. False when cancelled before it
+/// did: the file is then simply not written, and the next run rereads its records.
+async fn put_file(job: &Job, lake: &Lake, file: OpenFile, out: &mut Outcome, shutdown: &CancellationToken) -> bool {
+    let key = lake.path(&layout::file_key(&job.topic, job.partition, file.start));
+    let payload = PutPayload::from(file.body);
+    let mut backoff = BACKOFF_FIRST;
+    let mut attempt = 1u32;
+    loop {
+        match lake.store.put(&key, payload.clone()).await {
+            Ok(_) => break,
+            Err(e) => tracing::warn!(
+                key = %key, attempt, error = %e, "cannot write a sink file to the lake; retrying"
+            ),
+        }
+        if !pause(&mut backoff, shutdown).await {
+            return false;
+        }
+        attempt += 1;
+    }
+    out.files += 1;
+    out.records += file.lines as u64;
+    tracing::debug!(key = %key, records = file.lines, next = file.next, "sink file written");
+    true
+}
+
+/// Reads pages from `from` on and sends them to the writer: up to `end` (drain) or forever,
+/// polling when the log has nothing new. Stops when cancelled or when the writer is gone.
+#[allow(clippy::too_many_arguments)]
+async fn read_pages(
+    log: std::sync::Arc<dyn EventLog>,
+    topic: String,
+    partition: u32,
+    mut from: u64,
+    end: Option<u64>,
+    page: usize,
+    tx: mpsc::Sender<Result<Vec<Record>, Error>>,
+    shutdown: CancellationToken,
+) {
+    let mut backoff = BACKOFF_FIRST;
+    loop {
+        let max = match end {
+            Some(end) if from >= end => return,
+            Some(end) => page.min(usize::try_from(end - from).unwrap_or(usize::MAX)),
+            None => page,
+        };
+        let records = match log.read(&topic, partition, from, max).await {
+            Ok(records) => {
+                backoff = BACKOFF_FIRST;
+                records
+            }
+            Err(e) if e.is_unavailable() => {
+                tracing::warn!(topic, partition, offset = from, error = %e, "cannot read the log; retrying");
+                if !pause(&mut backoff, &shutdown).await {
+                    return;
+                }
+                continue;
+            }
+            Err(source) => {
+                let _ = tx.send(Err(Error::Read { topic, partition, offset: from, source })).await;
+                return;
+            }
+        };
+        let Some(last) = records.last() else {
+            if end.is_some() {
+                return;
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(POLL) => continue,
+            }
+        };
+        from = last.position.offset + 1;
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            sent = tx.send(Ok(records)) => if sent.is_err() { return },
+        }
+    }
+}
+
+/// Sleeps `backoff` (then doubles it, up to the cap); false if cancelled meanwhile.
+async fn pause(backoff: &mut Duration, shutdown: &CancellationToken) -> bool {
+    let wait = *backoff;
+    *backoff = (*backoff * 2).min(BACKOFF_MAX);
+    tokio::select! {
+        _ = shutdown.cancelled() => false,
+        _ = tokio::time::sleep(wait) => true,
+    }
+}
+
+/// Sleeps until `deadline`, or forever without one (the `select!` guard keeps that branch off).
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The innermost cause of an error, for one-line warnings.
+fn source_of(e: &dyn std::error::Error) -> String {
+    let mut cur = e;
+    while let Some(next) = cur.source() {
+        cur = next;
+    }
+    cur.to_string()
+}

@@ -1,0 +1,465 @@
+//! The object-store sink (SPEC §5): records from the batch topics land in the lake as NDJSON in
+//! the Confluent layout, cut by count and by time, exactly once across restarts and kills, on a
+//! local folder and on a real S3-compatible server.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::TryStreamExt;
+use object_store::aws::AmazonS3Builder;
+use object_store::{ObjectStore, ObjectStoreExt};
+use pinpipe::eventlog::{self, EventLog, Namespace, NewRecord};
+use pinpipe::lake::Lake;
+use pinpipe::sink::{self, SinkConfig, SinkReport, TopicCounts, layout};
+use tokio_util::sync::CancellationToken;
+
+const ID: &str = "pinterest";
+
+/// The embedded topics log under `dir` with the three default topics of `id`.
+async fn open_log(dir: &Path, id: &str) -> Arc<dyn EventLog> {
+    let log = eventlog::open(&format!("embedded://{}", dir.join("log").display()), Namespace::Topics)
+        .await
+        .expect("open log");
+    eventlog::ensure_defaults(&*log, id).await.expect("default topics");
+    log
+}
+
+fn open_lake(dir: &Path) -> Lake {
+    Lake::open(&format!("file://{}", dir.display())).expect("open lake")
+}
+
+/// A compact one-line JSON value, distinct per topic and index, padded to about `pad` bytes.
+fn value(topic: &str, i: usize, pad: usize) -> String {
+    format!(r#"{{"ind":{i},"topic":"{topic}","pad":"{}"}}"#, "x".repeat(pad))
+}
+
+/// Appends `values` to `topic` in batches of 1,000 (round robin over its partitions).
+async fn append(log: &dyn EventLog, topic: &str, values: &[String]) {
+    for chunk in values.chunks(1000) {
+        let records = chunk.iter().map(|v| NewRecord::value(v.as_bytes().to_vec())).collect();
+        log.append(topic, records).await.expect("append");
+    }
+}
+
+fn values(topic: &str, range: std::ops::Range<usize>) -> Vec<String> {
+    range.map(|i| value(topic, i, 20)).collect()
+}
+
+fn config(flush_size: usize, flush_interval: Duration, drain: bool) -> SinkConfig {
+    SinkConfig { id: ID.into(), flush_size, flush_interval, drain }
+}
+
+async fn drain(log: &Arc<dyn EventLog>, lake: &Lake, flush_size: usize) -> SinkReport {
+    sink::run(&config(flush_size, Duration::from_secs(10), true), Arc::clone(log), lake, CancellationToken::new())
+        .await
+        .expect("sink drain")
+}
+
+/// Every object in `store` under `prefix`: relative key → bytes.
+async fn objects(store: &dyn ObjectStore, prefix: &str) -> BTreeMap<String, Vec<u8>> {
+    let root = object_store::path::Path::from(prefix);
+    let metas: Vec<_> = store.list(Some(&root)).try_collect().await.expect("list");
+    let mut out = BTreeMap::new();
+    for meta in metas {
+        let body = store.get(&meta.location).await.expect("get").bytes().await.expect("body");
+        let key = meta.location.as_ref().strip_prefix(prefix).unwrap_or(meta.location.as_ref());
+        out.insert(key.trim_start_matches('/').to_string(), body.to_vec());
+    }
+    out
+}
+
+/// The start offsets and line counts of `topic`'s files in partition `p`, in offset order.
+fn files_of(objects: &BTreeMap<String, Vec<u8>>, topic: &str, p: u32) -> Vec<(u64, usize)> {
+    let dir = format!("{}/", layout::partition_dir(topic, p));
+    let mut files: Vec<(u64, usize)> = objects
+        .iter()
+        .filter(|(k, _)| k.starts_with(&dir))
+        .map(|(k, body)| {
+            let name = layout::parse_file_name(k.rsplit('/').next().unwrap()).expect("a sink file name");
+            assert_eq!(&layout::file_key(topic, p, name.start), k, "key follows the layout");
+            assert!(body.ends_with(b"\n"), "{k} ends with a newline");
+            (name.start, body.iter().filter(|&&b| b == b'\n').count())
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+/// The lines of `topic` partition `p`, file after file in offset order.
+fn lines_of(objects: &BTreeMap<String, Vec<u8>>, topic: &str, p: u32) -> Vec<String> {
+    let mut lines = Vec::new();
+    for (start, _) in files_of(objects, topic, p) {
+        let body = &objects[&layout::file_key(topic, p, start)];
+        lines.extend(String::from_utf8(body.clone()).expect("utf-8").lines().map(str::to_string));
+    }
+    lines
+}
+
+fn topic(t: &str) -> String {
+    format!("{ID}.{t}")
+}
+
+#[tokio::test]
+async fn every_record_lands_once_in_offset_order_with_exact_flush_boundaries() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = open_log(dir.path(), ID).await;
+    let (pin, geo, user) = (values("pin", 0..2500), values("geo", 0..1000), values("user", 0..3));
+    append(&*log, &topic("pin"), &pin).await;
+    append(&*log, &topic("geo"), &geo).await;
+    append(&*log, &topic("user"), &user).await;
+    let lake = open_lake(&dir.path().join("lake"));
+
+    let report = drain(&log, &lake, 1000).await;
+
+    let objects = objects(&*lake.store, "").await;
+    assert_eq!(files_of(&objects, &topic("pin"), 0), [(0, 1000), (1000, 1000), (2000, 500)]);
+    assert_eq!(files_of(&objects, &topic("geo"), 0), [(0, 1000)]);
+    assert_eq!(files_of(&objects, &topic("user"), 0), [(0, 3)]);
+    assert_eq!(objects.len(), 5, "{:?}", objects.keys().collect::<Vec<_>>());
+    assert_eq!(lines_of(&objects, &topic("pin"), 0), pin);
+    assert_eq!(lines_of(&objects, &topic("geo"), 0), geo);
+    assert_eq!(lines_of(&objects, &topic("user"), 0), user);
+    let expected = SinkReport {
+        files: 5,
+        records: 3503,
+        topics: BTreeMap::from([
+            (topic("geo"), TopicCounts { files: 1, records: 1000 }),
+            (topic("pin"), TopicCounts { files: 3, records: 2500 }),
+            (topic("user"), TopicCounts { files: 1, records: 3 }),
+        ]),
+    };
+    assert_eq!(report, expected);
+    assert!(report.to_string().starts_with("sink wrote 3503 records in 5 files"), "{report}");
+
+    // Nothing new: a second drain writes nothing and changes nothing.
+    let again = drain(&log, &lake, 1000).await;
+    assert_eq!((again.files, again.records), (0, 0));
+    assert_eq!(objects_after(&lake).await, objects);
+}
+
+async fn objects_after(lake: &Lake) -> BTreeMap<String, Vec<u8>> {
+    objects(&*lake.store, "").await
+}
+
+#[tokio::test]
+async fn flush_size_one_writes_one_file_per_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = open_log(dir.path(), ID).await;
+    let pin = values("pin", 0..25);
+    append(&*log, &topic("pin"), &pin).await;
+    let lake = open_lake(&dir.path().join("lake"));
+
+    let report = drain(&log, &lake, 1).await;
+
+    let objects = objects(&*lake.store, "").await;
+    let expected: Vec<(u64, usize)> = (0..25).map(|i| (i, 1)).collect();
+    assert_eq!(files_of(&objects, &topic("pin"), 0), expected);
+    for (i, v) in pin.iter().enumerate() {
+        assert_eq!(objects[&layout::file_key(&topic("pin"), 0, i as u64)], format!("{v}\n").into_bytes());
+    }
+    assert_eq!((report.files, report.records), (25, 25));
+}
+
+#[tokio::test]
+async fn every_partition_of_a_multi_partition_topic_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = eventlog::open(&format!("embedded://{}", dir.path().join("log").display()), Namespace::Topics)
+        .await
+        .unwrap();
+    log.create(&topic("pin"), 3).await.unwrap();
+    eventlog::ensure_defaults(&*log, ID).await.unwrap();
+    let pin = values("pin", 0..3100);
+    append(&*log, &topic("pin"), &pin).await;
+    let lake = open_lake(&dir.path().join("lake"));
+
+    let report = drain(&log, &lake, 500).await;
+
+    let objects = objects(&*lake.store, "").await;
+    let mut all = Vec::new();
+    for p in 0..3 {
+        let in_log: Vec<String> = log
+            .read(&topic("pin"), p, 0, 10_000)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| String::from_utf8(r.value).unwrap())
+            .collect();
+        assert!(!in_log.is_empty(), "partition {p} got records");
+        assert_eq!(lines_of(&objects, &topic("pin"), p), in_log, "partition {p}");
+        let n = in_log.len();
+        let boundaries: Vec<(u64, usize)> =
+            (0..n).step_by(500).map(|s| (s as u64, (n - s).min(500))).collect();
+        assert_eq!(files_of(&objects, &topic("pin"), p), boundaries, "partition {p}");
+        all.extend(in_log);
+    }
+    all.sort();
+    let mut expected = pin.clone();
+    expected.sort();
+    assert_eq!(all, expected);
+    assert_eq!(report.records, 3100);
+}
+
+#[tokio::test]
+async fn follow_mode_flushes_by_time_and_stops_cleanly_on_cancel() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = open_log(dir.path(), ID).await;
+    let lake = open_lake(&dir.path().join("lake"));
+    let stop = CancellationToken::new();
+    let cfg = config(1_000_000, Duration::from_millis(200), false);
+    let task = tokio::spawn({
+        let (log, lake, stop) = (Arc::clone(&log), lake.clone(), stop.clone());
+        async move { sink::run(&cfg, log, &lake, stop).await }
+    });
+
+    let first = values("pin", 0..10);
+    append(&*log, &topic("pin"), &first).await;
+    let appended = Instant::now();
+    let seen = wait_for_lines(&lake, &topic("pin"), 10, Duration::from_secs(3)).await;
+    let latency = appended.elapsed();
+    assert_eq!(seen, first);
+    assert!(latency < Duration::from_millis(1000), "records took {latency:?} to land");
+
+    let second = values("pin", 10..15);
+    append(&*log, &topic("pin"), &second).await;
+    let seen = wait_for_lines(&lake, &topic("pin"), 15, Duration::from_secs(3)).await;
+    assert_eq!(seen, [first, second].concat());
+
+    stop.cancel();
+    let report = tokio::time::timeout(Duration::from_secs(3), task)
+        .await
+        .expect("the sink stops promptly")
+        .unwrap()
+        .expect("a clean stop");
+    assert_eq!((report.files, report.records), (2, 15));
+    let objects = objects(&*lake.store, "").await;
+    assert_eq!(files_of(&objects, &topic("pin"), 0), [(0, 10), (10, 5)]);
+}
+
+/// Polls the lake until `topic` partition 0 holds `n` lines (or `timeout`), and returns them.
+async fn wait_for_lines(lake: &Lake, topic: &str, n: usize, timeout: Duration) -> Vec<String> {
+    let started = Instant::now();
+    loop {
+        let lines = lines_of(&objects(&*lake.store, "").await, topic, 0);
+        if lines.len() >= n || started.elapsed() > timeout {
+            return lines;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_second_drain_resumes_after_the_last_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = open_log(dir.path(), ID).await;
+    let lake = open_lake(&dir.path().join("lake"));
+    let pin = values("pin", 0..2200);
+    append(&*log, &topic("pin"), &pin[..1500]).await;
+    let first = drain(&log, &lake, 1000).await;
+    append(&*log, &topic("pin"), &pin[1500..]).await;
+    let second = drain(&log, &lake, 1000).await;
+
+    let objects = objects(&*lake.store, "").await;
+    assert_eq!(files_of(&objects, &topic("pin"), 0), [(0, 1000), (1000, 500), (1500, 700)]);
+    assert_eq!(lines_of(&objects, &topic("pin"), 0), pin);
+    assert_eq!((first.files, first.records, second.files, second.records), (2, 1500, 1, 700));
+}
+
+#[tokio::test]
+async fn a_put_that_fails_is_retried_until_the_lake_is_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = open_log(dir.path(), ID).await;
+    let pin = values("pin", 0..30);
+    append(&*log, &topic("pin"), &pin).await;
+    let lake_dir = dir.path().join("lake");
+    let lake = open_lake(&lake_dir);
+    // A folder where the first file must go: every put of it fails until the folder is gone.
+    let blocker = lake_dir.join(layout::file_key(&topic("pin"), 0, 0));
+    std::fs::create_dir_all(&blocker).unwrap();
+    let unblock = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        std::fs::remove_dir(&blocker).unwrap();
+    });
+
+    let started = Instant::now();
+    let report = drain(&log, &lake, 20).await;
+    unblock.await.unwrap();
+
+    assert!(started.elapsed() >= Duration::from_millis(700), "the sink waited for the lake");
+    let objects = objects(&*lake.store, "").await;
+    assert_eq!(files_of(&objects, &topic("pin"), 0), [(0, 20), (20, 10)]);
+    assert_eq!(lines_of(&objects, &topic("pin"), 0), pin);
+    assert_eq!((report.files, report.records), (2, 30));
+}
+
+#[tokio::test]
+async fn a_missing_topic_is_an_error_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = eventlog::open(&format!("embedded://{}", dir.path().join("log").display()), Namespace::Topics)
+        .await
+        .unwrap();
+    log.create("other.pin", 1).await.unwrap();
+    let lake = open_lake(&dir.path().join("lake"));
+    let cfg = SinkConfig { id: "other".into(), flush_size: 10, flush_interval: Duration::from_secs(1), drain: true };
+    let err = sink::run(&cfg, log, &lake, CancellationToken::new()).await.unwrap_err();
+    assert!(matches!(&err, sink::Error::TopicNotFound { topic } if topic == "other.geo"), "{err:?}");
+    assert!(err.to_string().contains("`other.geo` does not exist"), "{err}");
+}
+
+/// Fills `data`'s log the way the crash test needs: many small records, a few topics.
+async fn fill_for_crash_test(data: &Path) -> Arc<dyn EventLog> {
+    let log = open_log(data, ID).await;
+    append(&*log, &topic("pin"), &(0..200_000).map(|i| value("pin", i, 8)).collect::<Vec<_>>()).await;
+    append(&*log, &topic("geo"), &(0..20_500).map(|i| value("geo", i, 8)).collect::<Vec<_>>()).await;
+    append(&*log, &topic("user"), &values("user", 0..777)).await;
+    log
+}
+
+fn sink_command(data: &Path, lake: &str) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_pinpipe"));
+    cmd.args(["sink", "--drain", "--flush-size", "1000", "--data"])
+        .arg(data)
+        .args(["--lake", lake])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    for var in ["PINPIPE_CONFIG", "PINPIPE_DATA", "PINPIPE_LOG", "PINPIPE_LAKE", "PINPIPE_ID", "PINPIPE_FLUSH_INTERVAL"] {
+        cmd.env_remove(var);
+    }
+    cmd
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_sink_restarts_into_exactly_the_objects_of_an_uninterrupted_run() {
+    use rand::{Rng, SeedableRng};
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let log = fill_for_crash_test(&data).await;
+    let reference = open_lake(&dir.path().join("reference"));
+    drain(&log, &reference, 1000).await;
+    let expected = objects(&*reference.store, "").await;
+    assert_eq!(expected.len(), 200 + 21 + 1);
+
+    let crashed_dir = dir.path().join("crashed");
+    let crashed_url = format!("file://{}", crashed_dir.display());
+    let crashed = open_lake(&crashed_dir);
+    let seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64;
+    eprintln!("kill delays from seed {seed}");
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let mut landed_mid_run = 0;
+    for trial in 0..4 {
+        let mut child = sink_command(&data, &crashed_url).spawn().expect("start pinpipe sink");
+        let delay = Duration::from_millis(rng.random_range(50..400));
+        tokio::time::sleep(delay).await;
+        child.kill().expect("SIGKILL the sink");
+        let status = child.wait().unwrap();
+        let now = objects(&*crashed.store, "").await;
+        eprintln!("trial {trial}: killed after {delay:?} ({status}), {} objects so far", now.len());
+        if !now.is_empty() && now.len() < expected.len() {
+            landed_mid_run += 1;
+        }
+        for (key, body) in &now {
+            assert_eq!(Some(body), expected.get(key), "{key} is whole and as in the uninterrupted run");
+        }
+    }
+    let out = sink_command(&data, &crashed_url).output().expect("run pinpipe sink");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    let got = objects(&*crashed.store, "").await;
+    assert_eq!(got.keys().collect::<Vec<_>>(), expected.keys().collect::<Vec<_>>());
+    assert!(got == expected, "every object is byte-identical to the uninterrupted run's");
+    assert!(landed_mid_run > 0, "at least one kill landed mid-run (tune the record count if not)");
+}
+
+/// The S3-compatible endpoint under test, or `None` (the test is then skipped).
+fn s3_endpoint() -> Option<String> {
+    match std::env::var("PINPIPE_TEST_S3_ENDPOINT") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            eprintln!("PINPIPE_TEST_S3_ENDPOINT is not set: skipping the S3 test");
+            None
+        }
+    }
+}
+
+fn aws_var(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| "test".into())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_s3_the_sink_writes_the_same_objects_and_resumes_from_the_bucket() {
+    let Some(endpoint) = s3_endpoint() else { return };
+    let bucket = format!("pinpipe-sink-{}", uuid::Uuid::new_v4());
+    let created = reqwest::Client::new()
+        .put(format!("{}/{bucket}", endpoint.trim_end_matches('/')))
+        .send()
+        .await
+        .expect("the S3 endpoint is reachable");
+    assert!(created.status().is_success(), "create bucket: {}", created.status());
+    let store = AmazonS3Builder::new()
+        .with_bucket_name(&bucket)
+        .with_endpoint(&endpoint)
+        .with_allow_http(true)
+        .with_access_key_id(aws_var("AWS_ACCESS_KEY_ID"))
+        .with_secret_access_key(aws_var("AWS_SECRET_ACCESS_KEY"))
+        .with_region(std::env::var("AWS_REGION").unwrap_or_else(|_| "us-east-1".into()))
+        .build()
+        .unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let log = open_log(&data, ID).await;
+    let pin = values("pin", 0..2200);
+    append(&*log, &topic("pin"), &pin[..1500]).await;
+    append(&*log, &topic("geo"), &values("geo", 0..40)).await;
+    let s3_sink = || {
+        let mut cmd = sink_command(&data, &format!("s3://{bucket}/lake/root"));
+        cmd.env("AWS_ENDPOINT_URL", &endpoint)
+            .env("AWS_ACCESS_KEY_ID", aws_var("AWS_ACCESS_KEY_ID"))
+            .env("AWS_SECRET_ACCESS_KEY", aws_var("AWS_SECRET_ACCESS_KEY"))
+            .env("AWS_REGION", std::env::var("AWS_REGION").unwrap_or_else(|_| "us-east-1".into()));
+        let out = cmd.output().expect("run pinpipe sink");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    };
+    s3_sink();
+    append(&*log, &topic("pin"), &pin[1500..]).await;
+    s3_sink();
+
+    let in_s3 = objects(&store, "lake/root").await;
+    assert_eq!(files_of(&in_s3, &topic("pin"), 0), [(0, 1000), (1000, 500), (1500, 700)]);
+    assert_eq!(lines_of(&in_s3, &topic("pin"), 0), pin);
+    assert!(in_s3.keys().all(|k| k.contains('+')), "{:?}", in_s3.keys().collect::<Vec<_>>());
+
+    // The same runs into a local folder give byte-identical objects under the same keys.
+    let local = open_lake(&dir.path().join("local"));
+    let replay_dir = tempfile::tempdir().unwrap();
+    let replay = open_log(replay_dir.path(), ID).await;
+    append(&*replay, &topic("pin"), &pin[..1500]).await;
+    append(&*replay, &topic("geo"), &values("geo", 0..40)).await;
+    drain(&replay, &local, 1000).await;
+    append(&*replay, &topic("pin"), &pin[1500..]).await;
+    drain(&replay, &local, 1000).await;
+    assert_eq!(objects(&*local.store, "").await, in_s3);
+}
+
+/// Dev-profile throughput of the sink from the embedded log to local files (run with
+/// `cargo test --test sink -- --ignored --nocapture sink_throughput`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement, not a check"]
+async fn sink_throughput() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = open_log(dir.path(), ID).await;
+    let n = 300_000;
+    let pin: Vec<String> = (0..n).map(|i| value("pin", i, 1000)).collect();
+    let appended = Instant::now();
+    append(&*log, &topic("pin"), &pin).await;
+    eprintln!("appended {n} records of ~1 KB in {:?}", appended.elapsed());
+    let lake = open_lake(&dir.path().join("lake"));
+    let started = Instant::now();
+    let report = drain(&log, &lake, 1000).await;
+    let took = started.elapsed();
+    assert_eq!(report.records, n as u64);
+    eprintln!("sink: {report} in {took:?} = {:.0} records/s", n as f64 / took.as_secs_f64());
+}
