@@ -40,6 +40,10 @@ fn spark_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/spark")
 }
 
+fn to_value(v: &impl serde::Serialize) -> Value {
+    serde_json::to_value(v).expect("to value")
+}
+
 fn bytes(value: &Value) -> Vec<u8> {
     serde_json::to_vec(value).expect("serialize")
 }
@@ -57,8 +61,7 @@ fn records() -> [Vec<Vec<u8>>; 3] {
     };
     let post = |i: u64| {
         let p = generator.post(i);
-        let to = |v| serde_json::to_value(v).expect("to value");
-        (to(&p.pin), to(&p.geo), to(&p.user))
+        (to_value(&p.pin), to_value(&p.geo), to_value(&p.user))
     };
     for i in 0..POSTS {
         let (pin, geo, user) = post(i);
