@@ -1,9 +1,29 @@
-//! The batch job (SPEC §6). STUB: the signatures are the contract; bodies being written.
+//! The batch job (SPEC §6, the Databricks part): every sink file of the three topics → cleaned
+//! tables with one row per `ind` → Q1–Q8 → the results folder (SPEC §10 `batch`).
+//!
+//! Fed by the sink's JSON files in the lake; feeds `--out` (read by users, the report and
+//! Spark) and the printed report. Phases, each timed:
+//! - `read` (`read.rs`): list, fetch, decode + clean (the shared [`crate::clean`] code) in
+//!   parallel over files, keep the first row received per `ind`, collect the rejects;
+//! - `queries` (`queries.rs`): the SQL files of `sql/` in DataFusion;
+//! - `write` (`output.rs`): Parquet and CSV into a new folder, swapped in for the old one.
 
+mod output;
+mod queries;
+mod read;
+
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
+use datafusion::arrow::util::pretty::pretty_format_batches;
+
+use crate::clean::Table;
 use crate::lake::Lake;
+
+pub use output::rejects_schema;
+pub use queries::{Answer, QUERIES};
 
 /// What `pinpipe batch` runs with.
 #[derive(Debug, Clone)]
@@ -14,13 +34,81 @@ pub struct BatchConfig {
     pub out: PathBuf,
 }
 
+/// What the run found in one table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableSummary {
+    pub table: Table,
+    /// Sink files read.
+    pub files: usize,
+    /// Records read (non-blank lines).
+    pub read: u64,
+    /// Records rejected, by reason (the reasons of [`crate::clean::decode`]).
+    pub rejected: BTreeMap<String, u64>,
+    /// pin: follower counts present but not a number (NULL in the table; SPEC §6 counts them).
+    pub unreadable_follower_counts: u64,
+    /// Rows in the cleaned table: one per `ind`.
+    pub kept: u64,
+}
+
+impl TableSummary {
+    /// All rejected records of the table.
+    pub fn rejected_total(&self) -> u64 {
+        self.rejected.values().sum()
+    }
+}
+
 /// What a batch run found and answered.
 #[derive(Debug, Clone, Default)]
-pub struct BatchReport {}
+pub struct BatchReport {
+    /// The folder the results were written to.
+    pub out: PathBuf,
+    /// pin, geo, user.
+    pub tables: Vec<TableSummary>,
+    /// Q1–Q8 in SPEC order (`q1`, `q2`, `q3a`, `q3b`, `q4` … `q8`).
+    pub answers: Vec<Answer>,
+    /// Wall time per phase: `read` (list, fetch, decode, clean, dedupe), `queries`, `write`.
+    pub phases: Vec<(&'static str, Duration)>,
+}
+
+impl BatchReport {
+    /// The answer named `name` (`q1`, `q3a`, …).
+    pub fn answer(&self, name: &str) -> Option<&Answer> {
+        self.answers.iter().find(|a| a.name == name)
+    }
+}
 
 impl fmt::Display for BatchReport {
-    fn fmt(&self, _f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        Ok(())
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for answer in &self.answers {
+            writeln!(f, "{}:", answer.name.to_uppercase())?;
+            match pretty_format_batches(&answer.batches) {
+                Ok(table) if !answer.batches.is_empty() => writeln!(f, "{table}")?,
+                _ => writeln!(f, "(no rows)")?,
+            }
+        }
+        writeln!(f, "{:<6} {:>7} {:>12} {:>10} {:>10}", "table", "files", "read", "rejected", "kept")?;
+        for t in &self.tables {
+            writeln!(
+                f,
+                "{:<6} {:>7} {:>12} {:>10} {:>10}",
+                t.table.name(),
+                t.files,
+                t.read,
+                t.rejected_total(),
+                t.kept
+            )?;
+            for (reason, count) in &t.rejected {
+                writeln!(f, "         rejected {count}: {reason}")?;
+            }
+            if t.unreadable_follower_counts > 0 {
+                writeln!(f, "         follower_count not a number (NULL): {}", t.unreadable_follower_counts)?;
+            }
+        }
+        let phases: Vec<String> =
+            self.phases.iter().map(|(name, d)| format!("{name} {:.3} s", d.as_secs_f64())).collect();
+        let total: Duration = self.phases.iter().map(|(_, d)| *d).sum();
+        writeln!(f, "time: {} (total {:.3} s)", phases.join(", "), total.as_secs_f64())?;
+        write!(f, "results: {}", self.out.display())
     }
 }
 
@@ -29,9 +117,89 @@ impl fmt::Display for BatchReport {
 pub enum Error {
     #[error("cleaning")]
     Clean(#[from] crate::clean::Error),
+    #[error("cannot list the sink files of topic {topic}")]
+    List {
+        topic: String,
+        #[source]
+        source: object_store::Error,
+    },
+    #[error("cannot read sink file {key}")]
+    Read {
+        key: String,
+        #[source]
+        source: object_store::Error,
+    },
+    #[error("a decoding task failed")]
+    Task(#[from] tokio::task::JoinError),
+    #[error("arrow")]
+    Arrow(#[from] datafusion::arrow::error::ArrowError),
+    #[error("query {query}")]
+    Query {
+        query: &'static str,
+        #[source]
+        source: datafusion::error::DataFusionError,
+    },
+    #[error("cannot write {path}")]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot write {path}")]
+    Parquet {
+        path: PathBuf,
+        #[source]
+        source: datafusion::parquet::errors::ParquetError,
+    },
+    #[error("cannot write {path}")]
+    Csv {
+        path: PathBuf,
+        #[source]
+        source: datafusion::arrow::error::ArrowError,
+    },
+    #[error("cannot put the new results in place of {out}")]
+    Replace {
+        out: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// Reads every sink file of the three topics, cleans, answers Q1–Q8 and writes `cfg.out`.
-pub async fn run(_cfg: &BatchConfig, _lake: &Lake) -> Result<BatchReport, Error> {
-    todo!()
+pub async fn run(cfg: &BatchConfig, lake: &Lake) -> Result<BatchReport, Error> {
+    let started = Instant::now();
+    // The three tables at once: their files share the workers, so a table of few files does
+    // not leave cores idle.
+    let (pin, geo, user) = tokio::try_join!(
+        read::read_table(lake, &cfg.id, Table::Pin),
+        read::read_table(lake, &cfg.id, Table::Geo),
+        read::read_table(lake, &cfg.id, Table::User),
+    )?;
+    let mut phases = vec![("read", started.elapsed())];
+
+    let started = Instant::now();
+    let answers = queries::answer(&pin.kept, &geo.kept, &user.kept).await?;
+    phases.push(("queries", started.elapsed()));
+
+    let started = Instant::now();
+    let data = [(Table::Pin, pin), (Table::Geo, geo), (Table::User, user)];
+    let tables: Vec<TableSummary> = data
+        .iter()
+        .map(|(table, d)| TableSummary {
+            table: *table,
+            files: d.files,
+            read: d.read,
+            rejected: d.rejected.clone(),
+            unreadable_follower_counts: d.unreadable_follower_counts,
+            kept: d.kept_rows(),
+        })
+        .collect();
+    let rejects: Vec<_> = data.iter().map(|(t, d)| (*t, d.rejects.as_slice())).collect();
+    let rejects = output::rejects_batch(&rejects)?;
+    let results = output::Results { tables: data.map(|(t, d)| (t, d.kept)), rejects, answers };
+    let out = cfg.out.clone();
+    let results = tokio::task::spawn_blocking(move || output::write(&out, &results).map(|()| results)).await??;
+    phases.push(("write", started.elapsed()));
+    let answers = results.answers;
+    Ok(BatchReport { out: cfg.out.clone(), tables, answers, phases })
 }
