@@ -237,6 +237,8 @@ pub enum AdminAction {
 pub enum BenchWhat {
     /// Drive the gateway over loopback with the embedded log durable, beside a bare axum handler.
     Ingest(bench::ingest::IngestOptions),
+    /// Generate posts, land them through the sink, run the batch job (and PySpark with --spark).
+    Batch(bench::batch::BatchBenchOptions),
     /// End-to-end latency from the gateway's 200 to the row visible in the Delta table.
     Stream(bench::stream::StreamBenchOptions),
 }
@@ -283,6 +285,10 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Demo(args) => run_demo(&cfg, args).await,
         Command::Bench { what: BenchWhat::Ingest(opts) } => {
             println!("{}", bench::ingest::run(&opts).await?);
+            Ok(())
+        }
+        Command::Bench { what: BenchWhat::Batch(opts) } => {
+            println!("{}", bench::batch::run(&opts).await?);
             Ok(())
         }
         Command::Bench { what: BenchWhat::Stream(opts) } => {

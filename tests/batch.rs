@@ -183,8 +183,14 @@ async fn golden_input_gives_the_hand_derived_tables_and_answers() {
             summary(
                 Table::Pin,
                 3,
-                19,
-                &[("not JSON", 1), ("missing `index`", 1), ("invalid `index`", 1), ("wrong type for `title`", 1)],
+                20,
+                &[
+                    ("not JSON", 1),
+                    ("missing `index`", 1),
+                    ("invalid `index`", 1),
+                    ("wrong type for `title`", 1),
+                    ("wrong type for `follower_count`", 1)
+                ],
                 2,
                 13
             ),

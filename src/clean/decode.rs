@@ -32,8 +32,6 @@ enum Kind {
     Key,
     /// A JSON string (or null).
     Text,
-    /// `follower_count`: a JSON string, or a number (taken as its decimal text).
-    Count,
     /// A JSON integer that fits 64 bits.
     Int64,
     /// A JSON integer that fits 32 bits (`age`).
@@ -50,7 +48,8 @@ const PIN: &[(&str, Kind)] = &[
     ("title", Kind::Text),
     ("description", Kind::Text),
     ("poster_name", Kind::Text),
-    ("follower_count", Kind::Count),
+    // Text in the source (SPEC §1): a JSON number here is the wrong type, like anywhere else.
+    ("follower_count", Kind::Text),
     ("tag_list", Kind::Text),
     ("is_image_or_video", Kind::Text),
     ("image_src", Kind::Text),
@@ -227,15 +226,6 @@ fn check<'a>(name: &str, kind: Kind, scalar: Option<Scalar<'a>>) -> Result<Value
             Scalar::Str(s) => Ok(Value::Str(s)),
             _ => Err(wrong()),
         },
-        Kind::Count => match scalar {
-            Scalar::Null => Ok(Value::Null),
-            Scalar::Str(s) => Ok(Value::Str(s)),
-            Scalar::Int(v) => Ok(Value::Str(Cow::Owned(v.to_string()))),
-            Scalar::UInt(v) => Ok(Value::Str(Cow::Owned(v.to_string()))),
-            // Display never uses exponents: 1e20 → "100000000000000000000", 1500.0 → "1500".
-            Scalar::Float(v) => Ok(Value::Str(Cow::Owned(v.to_string()))),
-            _ => Err(wrong()),
-        },
         Kind::Int64 => match scalar {
             Scalar::Null => Ok(Value::Null),
             Scalar::Int(v) => Ok(Value::I64(v)),
@@ -309,7 +299,7 @@ impl Column {
             Kind::Key | Kind::Int64 => Column::I64(Int64Builder::with_capacity(rows)),
             Kind::Int32 => Column::I32(Int32Builder::with_capacity(rows)),
             Kind::Float64 => Column::F64(Float64Builder::with_capacity(rows)),
-            Kind::Text | Kind::Count => Column::Str(StringBuilder::with_capacity(rows, rows * 16)),
+            Kind::Text => Column::Str(StringBuilder::with_capacity(rows, rows * 16)),
             Kind::DateTime => Column::Micros(TimestampMicrosecondBuilder::with_capacity(rows)),
         }
     }

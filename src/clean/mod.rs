@@ -160,8 +160,8 @@ pub fn cleaned_schema(table: Table) -> SchemaRef {
 /// A record is rejected (see `decode.rs` for the exact reasons) when it is not JSON or not a
 /// JSON object, when its key (`index`/`ind`) is missing, NULL or not an integer, when a field
 /// holds the wrong JSON type, or when its datetime is missing, NULL, empty or unparseable. Other
-/// missing or NULL fields become NULL; unknown fields are ignored. `follower_count` accepts a
-/// JSON number as well as a string (the number's decimal text goes on to [`clean`]).
+/// missing or NULL fields become NULL; unknown fields are ignored. `follower_count` is text in
+/// the source (SPEC §1), so a JSON number there is the wrong type.
 pub fn decode(table: Table, records: &[&[u8]]) -> Result<Decoded, Error> {
     decode::decode(table, records)
 }
