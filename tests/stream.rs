@@ -495,3 +495,41 @@ async fn a_round_of_only_bad_records_still_moves_the_data_tables_position() {
     assert_eq!((again.tables[0].commits, again.rejects_commits), (0, 0), "nothing is read twice: {again}");
     assert_tables_hold(&p.lake, &records).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_batch_job_and_the_stream_job_clean_the_same_records_into_the_same_rows() {
+    // Distinct posts (the batch job keeps one row per `ind`; the stream tables keep every event,
+    // so with no repeats the two must hold the same rows), sent down both paths.
+    let p = pipeline().await;
+    let records = posts(0, 400);
+    append_all(&*p.streams, &records).await;
+    let url = format!("embedded://{}", p.dir.path().join("log").display());
+    let topics = eventlog::open(&url, Namespace::Topics).await.expect("open topics");
+    eventlog::ensure_defaults(&*topics, ID).await.expect("default topics");
+    for (&table, values) in &records {
+        let values = values.iter().map(|v| NewRecord::value(v.as_bytes())).collect();
+        topics.append(&format!("{ID}.{}", table.name()), values).await.expect("append to topic");
+    }
+    let sink_cfg = pinpipe::sink::SinkConfig {
+        id: ID.into(),
+        flush_size: 150,
+        flush_interval: Duration::from_secs(10),
+        drain: true,
+    };
+    pinpipe::sink::run(&sink_cfg, topics, &p.lake, CancellationToken::new()).await.expect("sink");
+    let out = p.dir.path().join("results");
+    let batch_cfg = pinpipe::batch::BatchConfig { id: ID.into(), out: out.clone() };
+    pinpipe::batch::run(&batch_cfg, &p.lake).await.expect("batch job");
+    drain(&p).await;
+
+    let ctx = SessionContext::new();
+    for table in Table::ALL {
+        let parquet = out.join(format!("{}.parquet", table.name()));
+        let options = datafusion::prelude::ParquetReadOptions::default();
+        let batch_rows = ctx.read_parquet(parquet.to_str().unwrap(), options).await.unwrap().collect().await.unwrap();
+        let batch_rows = rows(&batch_rows);
+        let stream_rows = rows(&read_delta(&p.lake, &table_name(table)).await);
+        assert_eq!(batch_rows.len(), 400, "{table}: every distinct post kept by the batch job");
+        assert_eq!(stream_rows, batch_rows, "{table}: the stream table and the batch table differ");
+    }
+}
