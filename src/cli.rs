@@ -413,10 +413,11 @@ async fn emulate(cfg: &Config, file: &FileConfig, args: EmulateArgs) -> Result<(
 
 /// Opens the topics and streams logs and makes sure the six default logs exist.
 pub async fn open_logs(cfg: &Config) -> Result<(Arc<dyn EventLog>, Arc<dyn EventLog>)> {
-    let topics = eventlog::open(&cfg.log, Namespace::Topics).await.context("opening the topics log")?;
-    let streams = eventlog::open(&cfg.streams, Namespace::Streams).await.context("opening the streams log")?;
-    eventlog::ensure_defaults(&*topics, &cfg.id).await?;
-    eventlog::ensure_defaults(&*streams, &cfg.id).await?;
+    let topics =
+        eventlog::open_with_defaults(&cfg.log, Namespace::Topics, &cfg.id).await.context("opening the topics log")?;
+    let streams = eventlog::open_with_defaults(&cfg.streams, Namespace::Streams, &cfg.id)
+        .await
+        .context("opening the streams log")?;
     Ok((topics, streams))
 }
 
@@ -440,8 +441,7 @@ async fn admin(cfg: &Config, namespace: Namespace, action: AdminAction) -> Resul
         Namespace::Topics => &cfg.log,
         Namespace::Streams => &cfg.streams,
     };
-    let log = eventlog::open(url, namespace).await?;
-    eventlog::ensure_defaults(&*log, &cfg.id).await?;
+    let log = eventlog::open_with_defaults(url, namespace, &cfg.id).await?;
     let noun = namespace.noun();
     match action {
         AdminAction::List => {
@@ -543,8 +543,8 @@ async fn run_sink(cfg: &Config, args: SinkArgs) -> Result<()> {
     if args.flush_size == 0 {
         bail!("--flush-size must be at least 1");
     }
-    let log = eventlog::open(&cfg.log, Namespace::Topics).await.context("opening the topics log")?;
-    eventlog::ensure_defaults(&*log, &cfg.id).await?;
+    let log =
+        eventlog::open_with_defaults(&cfg.log, Namespace::Topics, &cfg.id).await.context("opening the topics log")?;
     let lake = Lake::open(&cfg.lake)?;
     let scfg = sink::SinkConfig {
         id: cfg.id.clone(),
@@ -570,8 +570,9 @@ async fn run_stream(cfg: &Config, args: StreamArgs) -> Result<()> {
     if args.max_batch == 0 {
         bail!("--max-batch must be at least 1");
     }
-    let streams = eventlog::open(&cfg.streams, Namespace::Streams).await.context("opening the streams log")?;
-    eventlog::ensure_defaults(&*streams, &cfg.id).await?;
+    let streams = eventlog::open_with_defaults(&cfg.streams, Namespace::Streams, &cfg.id)
+        .await
+        .context("opening the streams log")?;
     let lake = Lake::open(&cfg.lake)?;
     let scfg = stream::StreamConfig {
         id: cfg.id.clone(),

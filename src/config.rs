@@ -5,7 +5,6 @@
 //! then the defaults written here. Parse ([`FileConfig`]) then resolve ([`Config`]): the stages
 //! only ever see the resolved form, with every backend chosen by URL (SPEC §10).
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
@@ -154,9 +153,6 @@ impl Config {
         self.data.join("results")
     }
 }
-
-/// Pass-through client settings (`security.protocol`, `sasl.*`, …) for backends that take them.
-pub type ClientSettings = BTreeMap<String, String>;
 
 /// Parses a duration such as `10s`, `500ms`, `2m` or a bare number of seconds.
 pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {

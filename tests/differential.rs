@@ -82,8 +82,26 @@ fn records() -> [Vec<Vec<u8>>; 3] {
     }
     // Follower counts and datetimes at the edges of the rules, on new indexes that join.
     let counts = [
-        "1.5k", "2.5", " 7k ", "1.4999k", "0.0005k", "12.5M", "0.5", "abc", "", "User Info Error", "1,000",
-        "3M", "0", "007", "1.5", "2.49", "999999.5", "4.5k ", "k", "1e3",
+        "1.5k",
+        "2.5",
+        " 7k ",
+        "1.4999k",
+        "0.0005k",
+        "12.5M",
+        "0.5",
+        "abc",
+        "",
+        "User Info Error",
+        "1,000",
+        "3M",
+        "0",
+        "007",
+        "1.5",
+        "2.49",
+        "999999.5",
+        "4.5k ",
+        "k",
+        "1e3",
     ];
     for (n, count) in counts.iter().enumerate() {
         let i = POSTS + n as u64;

@@ -273,15 +273,7 @@ pub async fn run(opts: &BatchBenchOptions) -> Result<BatchBenchReport, Error> {
     } else {
         (None, None)
     };
-    Ok(BatchBenchReport {
-        rows: opts.rows,
-        records,
-        lake_bytes,
-        phases,
-        spark,
-        comparison,
-        kept: opts.keep.clone(),
-    })
+    Ok(BatchBenchReport { rows: opts.rows, records, lake_bytes, phases, spark, comparison, kept: opts.keep.clone() })
 }
 
 /// Appends `values` to `topic` in chunks, each chunk one durable `append`.
@@ -306,7 +298,13 @@ pub async fn land(log: Arc<dyn EventLog>, lake: &Lake) -> Result<sink::SinkRepor
 }
 
 /// Runs `batch_job.py` (in `spark_dir`) on a local lake folder into `out`; blocking.
-pub fn run_spark_job(python: &Path, spark_dir: &Path, lake_dir: &Path, id: &str, out: &Path) -> Result<SparkRun, Error> {
+pub fn run_spark_job(
+    python: &Path,
+    spark_dir: &Path,
+    lake_dir: &Path,
+    id: &str,
+    out: &Path,
+) -> Result<SparkRun, Error> {
     let script = spark_dir.join("batch_job.py");
     let log_path = out.with_extension("log");
     if let Some(parent) = out.parent() {
@@ -349,7 +347,11 @@ pub fn run_spark_job(python: &Path, spark_dir: &Path, lake_dir: &Path, id: &str,
     let peak_rss_kib = sampler.join().unwrap_or(None);
     let status = status?;
     if !status.success() {
-        return Err(Error::Child { program: script.display().to_string(), status: status.to_string(), tail: tail(&log_path) });
+        return Err(Error::Child {
+            program: script.display().to_string(),
+            status: status.to_string(),
+            tail: tail(&log_path),
+        });
     }
     let job_seconds = fs::read(out.join("summary.json"))
         .ok()

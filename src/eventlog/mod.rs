@@ -194,6 +194,14 @@ pub async fn open(url: &str, namespace: Namespace) -> Result<Arc<dyn EventLog>> 
     }
 }
 
+/// Opens the log named by `url` and makes sure the three logs of pipeline `id` exist in it: what
+/// every stage does on start, so the six default topics and streams exist after the first one.
+pub async fn open_with_defaults(url: &str, namespace: Namespace, id: &str) -> Result<Arc<dyn EventLog>> {
+    let log = open(url, namespace).await?;
+    ensure_defaults(&*log, id).await?;
+    Ok(log)
+}
+
 /// Creates the three logs of SPEC §4 for pipeline `id` in `log`'s namespace, one partition each,
 /// unless they exist.
 pub async fn ensure_defaults(log: &dyn EventLog, id: &str) -> Result<()> {
