@@ -25,8 +25,8 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use tokio::sync::oneshot;
 
 use super::{
-    Error, EventLog, LogInfo, Namespace, NewRecord, PartitionInfo, Position, Record, Result, partition_for_key,
-    validate_name,
+    Appended, Error, EventLog, LogInfo, Namespace, NewRecord, PartitionInfo, Position, Record, Result,
+    partition_for_key, validate_name,
 };
 
 /// Most records one group commit takes; more waiting appends go into the next one.
@@ -260,12 +260,13 @@ impl EventLog for EmbeddedLog {
         self.send(|reply| Command::Delete { name: name.to_string(), reply }).await
     }
 
-    async fn append(&self, name: &str, records: Vec<NewRecord>) -> Result<Vec<Position>> {
+    async fn append(&self, name: &str, records: Vec<NewRecord>) -> Result<Vec<Appended>> {
         if records.is_empty() {
             self.describe(name).await?;
             return Ok(Vec::new());
         }
-        self.send(|reply| Command::Append { name: name.to_string(), records, reply }).await
+        let positions = self.send(|reply| Command::Append { name: name.to_string(), records, reply }).await?;
+        Ok(positions.into_iter().map(Appended::Offset).collect())
     }
 
     async fn read(&self, name: &str, partition: u32, from: u64, max: usize) -> Result<Vec<Record>> {
@@ -290,6 +291,7 @@ impl EventLog for EmbeddedLog {
                         timestamp_ms: row.get(1)?,
                         key: row.get(2)?,
                         value: row.get(3)?,
+                        native: None,
                     })
                 })
                 .map_err(storage_any)?;
@@ -700,7 +702,7 @@ mod tests {
         log.create("t", 1).await.unwrap();
         let first = log.append("t", vec![NewRecord::value("a"), NewRecord::value("b")]).await.unwrap();
         let second = log.append("t", vec![NewRecord::value("c")]).await.unwrap();
-        let offsets: Vec<u64> = first.iter().chain(&second).map(|p| p.offset).collect();
+        let offsets: Vec<u64> = first.iter().chain(&second).map(|p| p.offset().unwrap()).collect();
         assert_eq!(offsets, [0, 1, 2]);
         let read = log.read("t", 0, 1, 10).await.unwrap();
         let values: Vec<&[u8]> = read.iter().map(|r| r.value.as_slice()).collect();
@@ -774,7 +776,7 @@ mod tests {
         let records = (0..5).map(|_| NewRecord { key: key(), value: b"v".to_vec(), partition: None }).collect();
         let positions = topics.append("t", records).await.unwrap();
         let expected = partition_for_key(b"partition-1", 4);
-        assert!(positions.iter().all(|p| p.partition == expected));
+        assert!(positions.iter().all(|p| p.partition() == expected));
         assert!(streams.list().await.unwrap().is_empty());
     }
 
@@ -786,7 +788,7 @@ mod tests {
         one.create("t", 1).await.unwrap();
         one.append("t", vec![NewRecord::value("1")]).await.unwrap();
         let p = two.append("t", vec![NewRecord::value("2")]).await.unwrap();
-        assert_eq!(p[0].offset, 1);
+        assert_eq!(p[0].offset(), Some(1));
         assert_eq!(one.read("t", 0, 0, 10).await.unwrap().len(), 2);
     }
 }

@@ -6,11 +6,20 @@
 //! `streams` administer it. Positions are not stored here: consumers keep them in their outputs
 //! (sink file names, Delta commits), so correctness never depends on the log remembering readers.
 //!
-//! One trait, chosen by URL in [`open`]: `embedded://DIR` (the default, [`embedded`]). The
-//! topics and the streams are two separate namespaces ([`Namespace`]), so `GET /topics` never lists
-//! a stream.
+//! One trait, three backends chosen by URL in [`open`]: `embedded://DIR` (the default,
+//! [`embedded`]), `kafka://host:port[,host:port]` ([`kafka`]) and `kinesis://REGION` ([`kinesis`]).
+//! The topics and the streams are two separate namespaces ([`Namespace`]), so `GET /topics` never
+//! lists a stream.
+//!
+//! Offsets are contiguous per partition on the embedded and Kafka backends. Kinesis numbers its
+//! records with sequence numbers that fit no integer: its backend counts the records of a shard
+//! itself (the offsets this trait speaks) and reports each record's sequence number beside it
+//! ([`Record::native`]); a reader that stores that next to its offset can resume without
+//! re-reading the shard ([`EventLog::resume_hint`]).
 
 pub mod embedded;
+pub mod kafka;
+pub mod kinesis;
 
 use std::sync::Arc;
 
@@ -83,6 +92,46 @@ impl Position {
     }
 }
 
+/// Where an appended record landed, as the backend numbers it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Appended {
+    /// Backends with offsets (embedded, Kafka): the partition and the record's offset.
+    Offset(Position),
+    /// Kinesis: the shard and the sequence number the service assigned.
+    Sequence { partition: u32, sequence_number: String },
+}
+
+impl Appended {
+    /// The partition (shard) the record went to.
+    pub fn partition(&self) -> u32 {
+        match self {
+            Appended::Offset(p) => p.partition,
+            Appended::Sequence { partition, .. } => *partition,
+        }
+    }
+
+    /// The record's offset, when the backend numbers records by offset.
+    pub fn offset(&self) -> Option<u64> {
+        match self {
+            Appended::Offset(p) => Some(p.offset),
+            Appended::Sequence { .. } => None,
+        }
+    }
+
+    /// The Kinesis-style shard id of the record's partition.
+    pub fn shard_id(&self) -> String {
+        shard_id(self.partition())
+    }
+
+    /// The Kinesis-style sequence number: the service's own, or the offset written as one.
+    pub fn sequence_number(&self) -> String {
+        match self {
+            Appended::Offset(p) => p.sequence_number(),
+            Appended::Sequence { sequence_number, .. } => sequence_number.clone(),
+        }
+    }
+}
+
 /// The Kinesis shard id naming partition `p`.
 pub fn shard_id(p: u32) -> String {
     format!("shardId-{p:012}")
@@ -96,6 +145,9 @@ pub struct Record {
     pub value: Vec<u8>,
     /// When the log accepted it, milliseconds since the Unix epoch.
     pub timestamp_ms: i64,
+    /// The backend's own position of the record when it is not the offset (Kinesis: the sequence
+    /// number); `None` on the embedded and Kafka backends.
+    pub native: Option<String>,
 }
 
 /// What `describe` reports about one log.
@@ -129,8 +181,19 @@ pub enum Error {
     /// The embedded log's address space is used up (2^38 offsets per partition, 32,767 logs).
     #[error("{noun} `{name}` partition {partition} is full")]
     Full { noun: &'static str, name: String, partition: u32 },
-    #[error("unsupported event log URL `{0}` (expected embedded://DIR)")]
+    #[error("unsupported event log URL `{0}` (expected embedded://DIR, kafka://HOST:PORT or kinesis://REGION)")]
     UnsupportedUrl(String),
+    /// A URL of a known scheme with a bad part (no host, an unknown setting, …).
+    #[error("invalid event log URL `{url}`: {reason}")]
+    InvalidUrl { url: String, reason: String },
+    /// A remote backend (Kafka broker, Kinesis endpoint) failed or could not be reached: nothing
+    /// was acknowledged, retrying later may succeed; the gateway answers 503.
+    #[error("{backend} unavailable: {detail}")]
+    Unavailable { backend: &'static str, detail: String },
+    /// A remote backend refused the request itself (a limit, a bad argument): retrying will not
+    /// help.
+    #[error("{backend} refused the request: {detail}")]
+    Refused { backend: &'static str, detail: String },
     /// The backing store failed or is unreachable: the gateway answers 503, nothing was
     /// acknowledged.
     #[error("event log storage at {path} failed")]
@@ -152,7 +215,7 @@ pub enum Error {
 impl Error {
     /// True when the failure is the log's, not the caller's: retrying later may succeed.
     pub fn is_unavailable(&self) -> bool {
-        matches!(self, Error::Storage { .. } | Error::Io { .. } | Error::Closed)
+        matches!(self, Error::Storage { .. } | Error::Io { .. } | Error::Closed | Error::Unavailable { .. })
     }
 }
 
@@ -176,20 +239,33 @@ pub trait EventLog: Send + Sync + 'static {
     /// Deletes a log and all its records.
     async fn delete(&self, name: &str) -> Result<()>;
 
-    /// Appends records, all or none, and returns their positions in order once they are durable.
-    async fn append(&self, name: &str, records: Vec<NewRecord>) -> Result<Vec<Position>>;
+    /// Appends records, all or none, and returns where each landed, in order, once they are
+    /// durable (embedded: synced to disk; Kafka: acknowledged by all in-sync replicas; Kinesis:
+    /// accepted by the service).
+    async fn append(&self, name: &str, records: Vec<NewRecord>) -> Result<Vec<Appended>>;
 
     /// Up to `max` records of one partition from offset `from` on, in offset order; empty when
-    /// `from` is the end. Never waits for new records: followers poll.
+    /// `from` is the end. Never waits long for new records: followers poll.
     async fn read(&self, name: &str, partition: u32, from: u64, max: usize) -> Result<Vec<Record>>;
+
+    /// Tells the log that offset `next` of `partition` follows the record whose
+    /// [`Record::native`] position was `after`, so that a later `read(name, partition, next, …)`
+    /// can start there directly. Only backends whose offsets are their own count (Kinesis) use
+    /// it; for the others offsets are positions already and this does nothing.
+    fn resume_hint(&self, name: &str, partition: u32, next: u64, after: &str) {
+        let _ = (name, partition, next, after);
+    }
 }
 
-/// Opens the log named by `url` for `namespace` (`embedded://DIR`).
+/// Opens the log named by `url` for `namespace`: `embedded://DIR`, `kafka://HOST:PORT[,…]` or
+/// `kinesis://REGION` (each backend's module documents the rest of its URL).
 pub async fn open(url: &str, namespace: Namespace) -> Result<Arc<dyn EventLog>> {
     match url.split_once("://") {
         Some(("embedded", dir)) if !dir.is_empty() => {
             Ok(Arc::new(embedded::EmbeddedLog::open(dir.as_ref(), namespace).await?))
         }
+        Some(("kafka", _)) => kafka::open(url, namespace).await,
+        Some(("kinesis", _)) => kinesis::open(url, namespace).await,
         _ => Err(Error::UnsupportedUrl(url.to_string())),
     }
 }

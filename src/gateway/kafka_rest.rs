@@ -18,7 +18,7 @@ use super::body::{check_api_key, classify_json_error, compact_json, read_body};
 use super::error::{Error, Family, KAFKA_CONTENT_TYPE};
 use super::metrics::Route;
 use super::{AppState, reply, respond, to_json};
-use crate::eventlog::{self, NewRecord, Position};
+use crate::eventlog::{self, Appended, NewRecord};
 
 /// The media type of a JSON-embedded produce request.
 const PRODUCE_CONTENT_TYPE: &str = "application/vnd.kafka.json.v2+json";
@@ -77,23 +77,24 @@ async fn produce_inner(state: &AppState, topic: &str, req: Request) -> Result<Re
     let count = records.len();
     let positions = topics.append(topic, records).await?;
     state.metrics().add_records(topic, count);
-    Ok(kafka_json(StatusCode::OK, offsets_reply(&positions)))
+    Ok(kafka_json(StatusCode::OK, offsets_reply(&positions)?))
 }
 
 /// The produce reply, exactly as the proxy writes it.
-fn offsets_reply(positions: &[Position]) -> Vec<u8> {
+fn offsets_reply(positions: &[Appended]) -> Result<Vec<u8>, Error> {
     let mut out = String::with_capacity(64 + positions.len() * 64);
     out.push_str("{\"offsets\":[");
     for (i, p) in positions.iter().enumerate() {
         if i > 0 {
             out.push(',');
         }
+        let offset = p.offset().ok_or_else(|| Error::Internal("the topics backend numbers no offsets".into()))?;
         // Writing to a String cannot fail.
         let _ =
-            write!(out, "{{\"partition\":{},\"offset\":{},\"error_code\":null,\"error\":null}}", p.partition, p.offset);
+            write!(out, "{{\"partition\":{},\"offset\":{offset},\"error_code\":null,\"error\":null}}", p.partition());
     }
     out.push_str("],\"key_schema_id\":null,\"value_schema_id\":null}");
-    out.into_bytes()
+    Ok(out.into_bytes())
 }
 
 /// `GET /topics`: the topic names, sorted.
@@ -163,12 +164,16 @@ fn kafka_json(status: StatusCode, body: Vec<u8>) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::eventlog::Position;
 
     #[test]
     fn offsets_reply_matches_the_proxy_bytes() {
-        let p = [Position { partition: 0, offset: 41 }, Position { partition: 2, offset: 7 }];
+        let p = [
+            Appended::Offset(Position { partition: 0, offset: 41 }),
+            Appended::Offset(Position { partition: 2, offset: 7 }),
+        ];
         assert_eq!(
-            String::from_utf8(offsets_reply(&p)).unwrap(),
+            String::from_utf8(offsets_reply(&p).unwrap()).unwrap(),
             r#"{"offsets":[{"partition":0,"offset":41,"error_code":null,"error":null},{"partition":2,"offset":7,"error_code":null,"error":null}],"key_schema_id":null,"value_schema_id":null}"#
         );
     }

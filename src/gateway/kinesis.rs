@@ -20,7 +20,7 @@ use super::body::{check_api_key, classify_json_error, compact_json, read_body};
 use super::error::{ACCOUNT, Error, Family};
 use super::metrics::Route;
 use super::{AppState, reply, respond, to_json};
-use crate::eventlog::{self, LogInfo, Namespace, NewRecord, Position};
+use crate::eventlog::{self, Appended, LogInfo, Namespace, NewRecord, Position};
 
 /// Media types a Kinesis-style route accepts.
 const CONTENT_TYPES: &[&str] = &["application/json", "application/x-amz-json-1.1"];
@@ -135,7 +135,7 @@ fn first_too_large(records: &[NewRecord]) -> Option<Error> {
 
 /// Appends records that passed every shape check, and counts them. An unknown stream outranks a
 /// record that is too large, and nothing is written when any record is.
-async fn append(state: &AppState, name: &str, records: Vec<NewRecord>) -> Result<Vec<Position>, Error> {
+async fn append(state: &AppState, name: &str, records: Vec<NewRecord>) -> Result<Vec<Appended>, Error> {
     let streams = state.streams();
     if let Some(e) = first_too_large(&records) {
         streams.describe(name).await?;
@@ -148,7 +148,7 @@ async fn append(state: &AppState, name: &str, records: Vec<NewRecord>) -> Result
 }
 
 /// The `PutRecords` reply: nothing failed (the log appends all or none).
-fn put_records_reply(positions: &[Position]) -> Vec<u8> {
+fn put_records_reply(positions: &[Appended]) -> Vec<u8> {
     let mut out = String::with_capacity(48 + positions.len() * 80);
     out.push_str(r#"{"FailedRecordCount":0,"Records":["#);
     for (i, p) in positions.iter().enumerate() {
@@ -347,10 +347,19 @@ mod tests {
 
     #[test]
     fn put_records_reply_has_the_kinesis_shape() {
-        let p = [Position { partition: 0, offset: 3 }];
+        let p = [
+            Appended::Offset(Position { partition: 0, offset: 3 }),
+            Appended::Sequence {
+                partition: 1,
+                sequence_number: "49590338271490256608559692538361571095921575989136588898".into(),
+            },
+        ];
         assert_eq!(
             String::from_utf8(put_records_reply(&p)).unwrap(),
-            r#"{"FailedRecordCount":0,"Records":[{"SequenceNumber":"00000000000000000003","ShardId":"shardId-000000000000"}]}"#
+            concat!(
+                r#"{"FailedRecordCount":0,"Records":[{"SequenceNumber":"00000000000000000003","ShardId":"shardId-000000000000"},"#,
+                r#"{"SequenceNumber":"49590338271490256608559692538361571095921575989136588898","ShardId":"shardId-000000000001"}]}"#
+            )
         );
     }
 
