@@ -413,9 +413,10 @@ async fn emulate(cfg: &Config, file: &FileConfig, args: EmulateArgs) -> Result<(
 
 /// Opens the topics and streams logs and makes sure the six default logs exist.
 pub async fn open_logs(cfg: &Config) -> Result<(Arc<dyn EventLog>, Arc<dyn EventLog>)> {
-    let topics =
-        eventlog::open_with_defaults(&cfg.log, Namespace::Topics, &cfg.id).await.context("opening the topics log")?;
-    let streams = eventlog::open_with_defaults(&cfg.streams, Namespace::Streams, &cfg.id)
+    let topics = eventlog::open_with_defaults(&cfg.log, Namespace::Topics, &cfg.id, &cfg.clients)
+        .await
+        .context("opening the topics log")?;
+    let streams = eventlog::open_with_defaults(&cfg.streams, Namespace::Streams, &cfg.id, &cfg.clients)
         .await
         .context("opening the streams log")?;
     Ok((topics, streams))
@@ -441,7 +442,7 @@ async fn admin(cfg: &Config, namespace: Namespace, action: AdminAction) -> Resul
         Namespace::Topics => &cfg.log,
         Namespace::Streams => &cfg.streams,
     };
-    let log = eventlog::open_with_defaults(url, namespace, &cfg.id).await?;
+    let log = eventlog::open_with_defaults(url, namespace, &cfg.id, &cfg.clients).await?;
     let noun = namespace.noun();
     match action {
         AdminAction::List => {
@@ -543,8 +544,9 @@ async fn run_sink(cfg: &Config, args: SinkArgs) -> Result<()> {
     if args.flush_size == 0 {
         bail!("--flush-size must be at least 1");
     }
-    let log =
-        eventlog::open_with_defaults(&cfg.log, Namespace::Topics, &cfg.id).await.context("opening the topics log")?;
+    let log = eventlog::open_with_defaults(&cfg.log, Namespace::Topics, &cfg.id, &cfg.clients)
+        .await
+        .context("opening the topics log")?;
     let lake = Lake::open(&cfg.lake)?;
     let scfg = sink::SinkConfig {
         id: cfg.id.clone(),
@@ -570,7 +572,7 @@ async fn run_stream(cfg: &Config, args: StreamArgs) -> Result<()> {
     if args.max_batch == 0 {
         bail!("--max-batch must be at least 1");
     }
-    let streams = eventlog::open_with_defaults(&cfg.streams, Namespace::Streams, &cfg.id)
+    let streams = eventlog::open_with_defaults(&cfg.streams, Namespace::Streams, &cfg.id, &cfg.clients)
         .await
         .context("opening the streams log")?;
     let lake = Lake::open(&cfg.lake)?;
