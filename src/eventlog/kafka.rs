@@ -364,9 +364,17 @@ impl KafkaLog {
     }
 
     /// Replaces the producer after a fatal error (an idempotent producer that lost its sequence).
-    fn renew_producer(&self, failed: &Arc<FutureProducer<KafkaContext>>) {
-        let Some((code, reason)) = failed.client().fatal_error() else { return };
-        tracing::warn!(?code, reason, "the Kafka producer hit a fatal error; starting a new one");
+    /// Also after a delivery failed with `lost_identity`: the broker no longer accepts this
+    /// producer's id or epoch (after timed-out batches some brokers fence the epoch librdkafka
+    /// bumps to), which no retry of this producer can fix.
+    fn renew_producer(&self, failed: &Arc<FutureProducer<KafkaContext>>, lost_identity: bool) {
+        match failed.client().fatal_error() {
+            Some((code, reason)) => {
+                tracing::warn!(?code, reason, "the Kafka producer hit a fatal error; starting a new one")
+            }
+            None if lost_identity => tracing::warn!("the broker fenced the Kafka producer; starting a new one"),
+            None => return,
+        }
         match client::<FutureProducer<KafkaContext>>(&self.settings, &self.iam, true, &self.url) {
             Ok(fresh) => {
                 if let Ok(mut slot) = self.producer.write()
@@ -611,6 +619,7 @@ impl EventLog for KafkaLog {
             }
         }
         // Every enqueued record's report, even after a failure: `append` returns only then.
+        let mut lost_identity = false;
         let mut appended = Vec::with_capacity(deliveries.len());
         for delivery in deliveries {
             match delivery.await {
@@ -618,6 +627,7 @@ impl EventLog for KafkaLog {
                     appended.push(Appended::Offset(Position { partition: d.partition as u32, offset: d.offset as u64 }))
                 }
                 Ok(Err((e, _))) => {
+                    lost_identity |= matches!(&e, KafkaError::MessageProduction(code) if lost_producer_identity(*code));
                     failure.get_or_insert_with(|| produce_error(name, e));
                 }
                 Err(_canceled) => {
@@ -631,7 +641,7 @@ impl EventLog for KafkaLog {
                 if matches!(e, Error::NotFound { .. } | Error::NoSuchPartition { .. }) {
                     self.forget(name);
                 }
-                self.renew_producer(&producer);
+                self.renew_producer(&producer, lost_identity);
                 Err(e)
             }
         }
@@ -825,6 +835,21 @@ fn is_transient(code: RDKafkaErrorCode) -> bool {
             | C::Fatal
             | C::WaitCache
             | C::Retry
+            | C::Fenced
+    )
+}
+
+/// Delivery errors after which the producer's id or epoch is no good any more.
+fn lost_producer_identity(code: RDKafkaErrorCode) -> bool {
+    use RDKafkaErrorCode as C;
+    matches!(
+        code,
+        C::ProducerFenced
+            | C::InvalidProducerEpoch
+            | C::UnknownProducerId
+            | C::OutOfOrderSequenceNumber
+            | C::InvalidProducerIdMapping
+            | C::Fatal
             | C::Fenced
     )
 }
