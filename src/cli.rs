@@ -431,7 +431,7 @@ async fn serve_gateway(cfg: &Config, file: &FileConfig, args: GatewayArgs) -> Re
     let state = gateway::AppState::new(gcfg, topics, streams)?;
     let listener = tokio::net::TcpListener::bind(&listen).await.with_context(|| format!("binding {listen}"))?;
     let addr = listener.local_addr()?;
-    tracing::info!(%addr, log = %cfg.log, streams = %cfg.streams, "gateway listening");
+    tracing::info!(%addr, log = %eventlog::display_url(&cfg.log), streams = %eventlog::display_url(&cfg.streams), "gateway listening");
     println!("gateway listening on http://{addr}");
     gateway::serve(listener, state, shutdown_on_signal()).await?;
     Ok(())
@@ -530,7 +530,11 @@ async fn run_demo(cfg: &Config, args: DemoArgs) -> Result<()> {
         per_table(&|i| in_delta(&streams[i])),
     );
     println!("source:  {}", cfg.source);
-    println!("log:     {} (topics), {} (streams)", cfg.log, cfg.streams);
+    println!(
+        "log:     {} (topics), {} (streams)",
+        eventlog::display_url(&cfg.log),
+        eventlog::display_url(&cfg.streams)
+    );
     println!("lake:    {} (sink files under topics/, Delta tables under delta/)", cfg.lake);
     println!("results: {}", report.batch_job.out.display());
     println!("demo finished in {:.1}s", started.elapsed().as_secs_f64());
@@ -554,7 +558,7 @@ async fn run_sink(cfg: &Config, args: SinkArgs) -> Result<()> {
         flush_interval: args.flush_interval,
         drain: args.drain,
     };
-    tracing::info!(lake = %lake.url(), log = %cfg.log, "sink starting");
+    tracing::info!(lake = %lake.url(), log = %eventlog::display_url(&cfg.log), "sink starting");
     let report = sink::run(&scfg, log, &lake, shutdown_on_signal()).await?;
     println!("{report}");
     Ok(())
@@ -583,7 +587,7 @@ async fn run_stream(cfg: &Config, args: StreamArgs) -> Result<()> {
         drain: args.drain,
         checkpoint_every: args.checkpoint_every.max(1),
     };
-    tracing::info!(lake = %lake.url(), streams = %cfg.streams, "stream job starting");
+    tracing::info!(lake = %lake.url(), streams = %eventlog::display_url(&cfg.streams), "stream job starting");
     let report = stream::run(&scfg, streams, &lake, shutdown_on_signal()).await?;
     println!("{report}");
     Ok(())

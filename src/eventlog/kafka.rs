@@ -178,8 +178,8 @@ fn parse_url(url: &str, table: &BTreeMap<String, String>) -> Result<Settings> {
     Ok(Settings { brokers: hosts.to_string(), pairs, iam_region })
 }
 
-/// `url` with the values of secret query settings replaced, for messages.
-fn redact_url(url: &str) -> String {
+/// `url` with the values of secret query settings replaced, for messages and logs.
+pub fn redact_url(url: &str) -> String {
     let Some((base, query)) = url.split_once('?') else { return url.to_string() };
     let pairs: Vec<String> = query
         .split('&')

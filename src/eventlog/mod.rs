@@ -293,6 +293,12 @@ pub async fn open_with(url: &str, namespace: Namespace, settings: &ClientSetting
     }
 }
 
+/// `url` as it may be shown or logged: the values of secret settings (`sasl.password`, …) in a
+/// `kafka://` URL's query are replaced by `***`.
+pub fn display_url(url: &str) -> String {
+    kafka::redact_url(url)
+}
+
 /// Opens the log named by `url` and makes sure the three logs of pipeline `id` exist in it: what
 /// every stage does on start, so the six default topics and streams exist after the first one.
 pub async fn open_with_defaults(
