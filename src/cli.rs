@@ -413,9 +413,10 @@ async fn emulate(cfg: &Config, file: &FileConfig, args: EmulateArgs) -> Result<(
 
 /// Opens the topics and streams logs and makes sure the six default logs exist.
 pub async fn open_logs(cfg: &Config) -> Result<(Arc<dyn EventLog>, Arc<dyn EventLog>)> {
-    let topics =
-        eventlog::open_with_defaults(&cfg.log, Namespace::Topics, &cfg.id).await.context("opening the topics log")?;
-    let streams = eventlog::open_with_defaults(&cfg.streams, Namespace::Streams, &cfg.id)
+    let topics = eventlog::open_with_defaults(&cfg.log, Namespace::Topics, &cfg.id, &cfg.clients)
+        .await
+        .context("opening the topics log")?;
+    let streams = eventlog::open_with_defaults(&cfg.streams, Namespace::Streams, &cfg.id, &cfg.clients)
         .await
         .context("opening the streams log")?;
     Ok((topics, streams))
@@ -430,7 +431,7 @@ async fn serve_gateway(cfg: &Config, file: &FileConfig, args: GatewayArgs) -> Re
     let state = gateway::AppState::new(gcfg, topics, streams)?;
     let listener = tokio::net::TcpListener::bind(&listen).await.with_context(|| format!("binding {listen}"))?;
     let addr = listener.local_addr()?;
-    tracing::info!(%addr, log = %cfg.log, streams = %cfg.streams, "gateway listening");
+    tracing::info!(%addr, log = %eventlog::display_url(&cfg.log), streams = %eventlog::display_url(&cfg.streams), "gateway listening");
     println!("gateway listening on http://{addr}");
     gateway::serve(listener, state, shutdown_on_signal()).await?;
     Ok(())
@@ -441,7 +442,7 @@ async fn admin(cfg: &Config, namespace: Namespace, action: AdminAction) -> Resul
         Namespace::Topics => &cfg.log,
         Namespace::Streams => &cfg.streams,
     };
-    let log = eventlog::open_with_defaults(url, namespace, &cfg.id).await?;
+    let log = eventlog::open_with_defaults(url, namespace, &cfg.id, &cfg.clients).await?;
     let noun = namespace.noun();
     match action {
         AdminAction::List => {
@@ -529,7 +530,11 @@ async fn run_demo(cfg: &Config, args: DemoArgs) -> Result<()> {
         per_table(&|i| in_delta(&streams[i])),
     );
     println!("source:  {}", cfg.source);
-    println!("log:     {} (topics), {} (streams)", cfg.log, cfg.streams);
+    println!(
+        "log:     {} (topics), {} (streams)",
+        eventlog::display_url(&cfg.log),
+        eventlog::display_url(&cfg.streams)
+    );
     println!("lake:    {} (sink files under topics/, Delta tables under delta/)", cfg.lake);
     println!("results: {}", report.batch_job.out.display());
     println!("demo finished in {:.1}s", started.elapsed().as_secs_f64());
@@ -543,8 +548,9 @@ async fn run_sink(cfg: &Config, args: SinkArgs) -> Result<()> {
     if args.flush_size == 0 {
         bail!("--flush-size must be at least 1");
     }
-    let log =
-        eventlog::open_with_defaults(&cfg.log, Namespace::Topics, &cfg.id).await.context("opening the topics log")?;
+    let log = eventlog::open_with_defaults(&cfg.log, Namespace::Topics, &cfg.id, &cfg.clients)
+        .await
+        .context("opening the topics log")?;
     let lake = Lake::open(&cfg.lake)?;
     let scfg = sink::SinkConfig {
         id: cfg.id.clone(),
@@ -552,7 +558,7 @@ async fn run_sink(cfg: &Config, args: SinkArgs) -> Result<()> {
         flush_interval: args.flush_interval,
         drain: args.drain,
     };
-    tracing::info!(lake = %lake.url(), log = %cfg.log, "sink starting");
+    tracing::info!(lake = %lake.url(), log = %eventlog::display_url(&cfg.log), "sink starting");
     let report = sink::run(&scfg, log, &lake, shutdown_on_signal()).await?;
     println!("{report}");
     Ok(())
@@ -570,7 +576,7 @@ async fn run_stream(cfg: &Config, args: StreamArgs) -> Result<()> {
     if args.max_batch == 0 {
         bail!("--max-batch must be at least 1");
     }
-    let streams = eventlog::open_with_defaults(&cfg.streams, Namespace::Streams, &cfg.id)
+    let streams = eventlog::open_with_defaults(&cfg.streams, Namespace::Streams, &cfg.id, &cfg.clients)
         .await
         .context("opening the streams log")?;
     let lake = Lake::open(&cfg.lake)?;
@@ -581,7 +587,7 @@ async fn run_stream(cfg: &Config, args: StreamArgs) -> Result<()> {
         drain: args.drain,
         checkpoint_every: args.checkpoint_every.max(1),
     };
-    tracing::info!(lake = %lake.url(), streams = %cfg.streams, "stream job starting");
+    tracing::info!(lake = %lake.url(), streams = %eventlog::display_url(&cfg.streams), "stream job starting");
     let report = stream::run(&scfg, streams, &lake, shutdown_on_signal()).await?;
     println!("{report}");
     Ok(())

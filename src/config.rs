@@ -5,9 +5,12 @@
 //! then the defaults written here. Parse ([`FileConfig`]) then resolve ([`Config`]): the stages
 //! only ever see the resolved form, with every backend chosen by URL (SPEC §10).
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
+
+use crate::eventlog::ClientSettings;
 
 /// Default pipeline id: names the topics, streams and Delta tables.
 pub const DEFAULT_ID: &str = "pinterest";
@@ -46,9 +49,10 @@ pub struct FileConfig {
     pub id: Option<String>,
     /// Source database URL: `sqlite://FILE` or `mysql://user:pass@host:port/db`.
     pub source: Option<String>,
-    /// Event log for the batch topics: `embedded://DIR`.
+    /// Event log for the batch topics: `embedded://DIR` or `kafka://HOST:PORT[,HOST:PORT][?k=v&…]`.
     pub log: Option<String>,
-    /// Event log for the streams: `embedded://DIR` (default: the same as `log`).
+    /// Event log for the streams: `embedded://DIR` or `kinesis://REGION` (default: the same as
+    /// `log` when that is embedded, else the embedded log under `data`).
     pub streams: Option<String>,
     /// The lake: `file://DIR` or `s3://bucket/prefix`.
     pub lake: Option<String>,
@@ -58,6 +62,12 @@ pub struct FileConfig {
     /// `[emulator]`: the posting emulator.
     #[serde(default)]
     pub emulator: EmulatorFile,
+    /// `[kafka]`: librdkafka client properties for a `kafka://` log, passed through as they are
+    /// (`"security.protocol" = "SASL_SSL"`, `sasl.mechanism = "AWS_MSK_IAM"`, `"linger.ms" = 10`;
+    /// dotted keys may be quoted or not). The URL's own `?key=value` settings win over these.
+    /// Values may be strings, numbers or booleans; they are never logged.
+    #[serde(default)]
+    pub kafka: BTreeMap<String, toml::Value>,
 }
 
 /// The `[gateway]` table of `pinpipe.toml`.
@@ -110,6 +120,8 @@ pub struct Config {
     pub log: String,
     pub streams: String,
     pub lake: String,
+    /// Backend client settings from the file (the `[kafka]` table).
+    pub clients: ClientSettings,
 }
 
 /// Global values given on the command line or in the environment (each may be absent).
@@ -138,20 +150,56 @@ impl Config {
         let source =
             over.source.or_else(|| file.source.clone()).unwrap_or_else(|| format!("sqlite://{}", under("source.db")));
         let log = over.log.or_else(|| file.log.clone()).unwrap_or_else(|| format!("embedded://{}", under("log")));
-        let streams = over.streams.or_else(|| file.streams.clone()).unwrap_or_else(|| log.clone());
+        // Streams live in the embedded log or Kinesis: a Kafka `log` does not take them along.
+        let streams = over.streams.or_else(|| file.streams.clone()).unwrap_or_else(|| {
+            if log.starts_with("embedded://") { log.clone() } else { format!("embedded://{}", under("log")) }
+        });
         let lake = over.lake.or_else(|| file.lake.clone()).unwrap_or_else(|| format!("file://{}", under("lake")));
         for (field, url) in [("source", &source), ("log", &log), ("streams", &streams), ("lake", &lake)] {
             if !url.contains("://") {
                 return Err(Error::Invalid { field, reason: format!("`{url}` is not a URL (expected scheme://…)") });
             }
         }
-        Ok(Config { data, id, source, log, streams, lake })
+        let mut kafka = BTreeMap::new();
+        flatten_settings("", &file.kafka, &mut kafka)?;
+        Ok(Config { data, id, source, log, streams, lake, clients: ClientSettings { kafka } })
     }
 
     /// Where batch results go unless `--out` says otherwise.
     pub fn default_results(&self) -> PathBuf {
         self.data.join("results")
     }
+}
+
+/// Flattens the `[kafka]` table into `key → text`: nested tables (from unquoted dotted keys such
+/// as `sasl.mechanism = …`) join their keys with dots; scalars become their text.
+fn flatten_settings(
+    prefix: &str,
+    table: &BTreeMap<String, toml::Value>,
+    out: &mut BTreeMap<String, String>,
+) -> Result<(), Error> {
+    for (key, value) in table {
+        let key = if prefix.is_empty() { key.clone() } else { format!("{prefix}.{key}") };
+        let text = match value {
+            toml::Value::String(s) => s.clone(),
+            toml::Value::Integer(i) => i.to_string(),
+            toml::Value::Float(f) => f.to_string(),
+            toml::Value::Boolean(b) => b.to_string(),
+            toml::Value::Table(t) => {
+                let nested: BTreeMap<String, toml::Value> = t.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+                flatten_settings(&key, &nested, out)?;
+                continue;
+            }
+            toml::Value::Array(_) | toml::Value::Datetime(_) => {
+                return Err(Error::Invalid {
+                    field: "kafka",
+                    reason: format!("setting `{key}` must be a string, a number or a boolean"),
+                });
+            }
+        };
+        out.insert(key, text);
+    }
+    Ok(())
 }
 
 /// Parses a duration such as `10s`, `500ms`, `2m` or a bare number of seconds.
@@ -204,6 +252,26 @@ mod tests {
         assert!(toml::from_str::<FileConfig>("lgo = \"x\"").is_err());
         let err = Config::resolve(Overrides { id: Some("a b".into()), ..Default::default() }, &FileConfig::default());
         assert!(err.unwrap_err().to_string().contains("`id`"));
+    }
+
+    #[test]
+    fn the_kafka_table_reaches_the_client_settings() {
+        let file: FileConfig = toml::from_str(
+            "log = \"kafka://b:9092\"\n[kafka]\n\"security.protocol\" = \"SASL_SSL\"\nsasl.mechanism = \"AWS_MSK_IAM\"\n\"linger.ms\" = 10\n",
+        )
+        .unwrap();
+        let cfg = Config::resolve(Overrides { data: Some("/d".into()), ..Default::default() }, &file).unwrap();
+        let expected: BTreeMap<String, String> =
+            [("linger.ms", "10"), ("sasl.mechanism", "AWS_MSK_IAM"), ("security.protocol", "SASL_SSL")]
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+        assert_eq!(cfg.clients.kafka, expected);
+        // A Kafka log keeps the streams in the embedded log.
+        assert_eq!(cfg.streams, "embedded:///d/log");
+        let bad: FileConfig = toml::from_str("[kafka]\n\"client.id\" = [1]\n").unwrap();
+        let err = Config::resolve(Overrides::default(), &bad).unwrap_err().to_string();
+        assert!(err.contains("client.id"), "{err}");
     }
 
     #[test]

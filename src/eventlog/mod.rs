@@ -6,8 +6,9 @@
 //! `streams` administer it. Positions are not stored here: consumers keep them in their outputs
 //! (sink file names, Delta commits), so correctness never depends on the log remembering readers.
 //!
-//! One trait, three backends chosen by URL in [`open`]: `embedded://DIR` (the default,
-//! [`embedded`]), `kafka://host:port[,host:port]` ([`kafka`]) and `kinesis://REGION` ([`kinesis`]).
+//! One trait, three backends chosen by URL in [`open`] (or [`open_with`], adding the client
+//! settings of `pinpipe.toml`): `embedded://DIR` (the default, [`embedded`]),
+//! `kafka://host:port[,host:port][?setting=value&…]` ([`kafka`]) and `kinesis://REGION` ([`kinesis`]).
 //! The topics and the streams are two separate namespaces ([`Namespace`]), so `GET /topics` never
 //! lists a stream.
 //!
@@ -21,6 +22,7 @@ pub mod embedded;
 pub mod kafka;
 pub mod kinesis;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -257,23 +259,55 @@ pub trait EventLog: Send + Sync + 'static {
     }
 }
 
+/// Client settings for the remote backends that do not fit in a URL: the `[kafka]` table of
+/// `pinpipe.toml` (librdkafka properties, under those of the URL's query).
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct ClientSettings {
+    /// librdkafka client properties (`security.protocol`, `sasl.*`, `ssl.*`, …).
+    pub kafka: BTreeMap<String, String>,
+}
+
+impl std::fmt::Debug for ClientSettings {
+    /// Names the settings but never shows their values (passwords live here).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientSettings").field("kafka", &self.kafka.keys().collect::<Vec<_>>()).finish()
+    }
+}
+
 /// Opens the log named by `url` for `namespace`: `embedded://DIR`, `kafka://HOST:PORT[,…]` or
-/// `kinesis://REGION` (each backend's module documents the rest of its URL).
+/// `kinesis://REGION` (each backend's module documents the rest of its URL), with no settings
+/// beyond the URL's.
 pub async fn open(url: &str, namespace: Namespace) -> Result<Arc<dyn EventLog>> {
+    open_with(url, namespace, &ClientSettings::default()).await
+}
+
+/// [`open`] with the client settings of the configuration file.
+pub async fn open_with(url: &str, namespace: Namespace, settings: &ClientSettings) -> Result<Arc<dyn EventLog>> {
     match url.split_once("://") {
         Some(("embedded", dir)) if !dir.is_empty() => {
             Ok(Arc::new(embedded::EmbeddedLog::open(dir.as_ref(), namespace).await?))
         }
-        Some(("kafka", _)) => kafka::open(url, namespace).await,
+        Some(("kafka", _)) => kafka::open(url, namespace, settings).await,
         Some(("kinesis", _)) => kinesis::open(url, namespace).await,
         _ => Err(Error::UnsupportedUrl(url.to_string())),
     }
 }
 
+/// `url` as it may be shown or logged: the values of secret settings (`sasl.password`, …) in a
+/// `kafka://` URL's query are replaced by `***`.
+pub fn display_url(url: &str) -> String {
+    kafka::redact_url(url)
+}
+
 /// Opens the log named by `url` and makes sure the three logs of pipeline `id` exist in it: what
 /// every stage does on start, so the six default topics and streams exist after the first one.
-pub async fn open_with_defaults(url: &str, namespace: Namespace, id: &str) -> Result<Arc<dyn EventLog>> {
-    let log = open(url, namespace).await?;
+pub async fn open_with_defaults(
+    url: &str,
+    namespace: Namespace,
+    id: &str,
+    settings: &ClientSettings,
+) -> Result<Arc<dyn EventLog>> {
+    let log = open_with(url, namespace, settings).await?;
     ensure_defaults(&*log, id).await?;
     Ok(log)
 }
