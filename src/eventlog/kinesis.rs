@@ -39,8 +39,10 @@
 //! at least once, not all or none, when it fails. A record retried after throttling may land
 //! after later records of the same call.
 //!
-//! Reads never wait long: after a read finds a shard caught up, reads of it return nothing for
-//! [`IDLE_PAUSE`] without calling Kinesis (a shard allows five `GetRecords` a second).
+//! Reads never wait long, and keep within a shard's five `GetRecords` calls a second: calls on
+//! one shard are at least [`MIN_CALL_GAP`] apart (a read waits out the rest of the gap), and after
+//! a read finds a shard caught up, reads of it return nothing for [`IDLE_PAUSE`] without calling
+//! Kinesis.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -64,6 +66,8 @@ use super::{Appended, Error, EventLog, LogInfo, Namespace, NewRecord, PartitionI
 pub const APPEND_DEADLINE: Duration = Duration::from_secs(10);
 /// How long reads of a caught-up shard answer "nothing new" without asking Kinesis.
 pub const IDLE_PAUSE: Duration = Duration::from_millis(200);
+/// The least time between two `GetRecords` calls on one shard (Kinesis allows five a second).
+pub const MIN_CALL_GAP: Duration = Duration::from_millis(200);
 /// Kinesis's limits on one `PutRecords` call.
 const MAX_PUT_RECORDS: usize = 500;
 const MAX_PUT_BYTES: usize = 5 * 1024 * 1024;
@@ -107,6 +111,8 @@ struct Cursor {
     after: Option<String>,
     /// Until when the shard counts as caught up at `next`.
     idle_until: Option<Instant>,
+    /// When `GetRecords` was last called on the shard.
+    last_call: Option<Instant>,
 }
 
 /// Kinesis data streams as an [`EventLog`].
@@ -478,6 +484,10 @@ impl KinesisLog {
             };
             let skip = from.saturating_sub(cursor.next);
             let want = usize::try_from(skip).unwrap_or(usize::MAX).saturating_add(max - out.len()).min(MAX_GET_RECORDS);
+            if let Some(wait) = cursor.last_call.and_then(|t| MIN_CALL_GAP.checked_sub(t.elapsed())) {
+                tokio::time::sleep(wait).await;
+            }
+            cursor.last_call = Some(Instant::now());
             let reply = self.client.get_records().shard_iterator(iterator).limit(want.max(1) as i32).send().await;
             let reply = match reply {
                 Ok(r) => r,
@@ -664,7 +674,7 @@ impl EventLog for KinesisLog {
                 return Ok(Vec::new());
             }
             Some(c) if c.next <= from && (c.iterator.is_some() || c.after.is_some() || c.next == 0) => c,
-            _ => {
+            other => {
                 if from > 0 {
                     tracing::warn!(
                         stream = name,
@@ -673,7 +683,7 @@ impl EventLog for KinesisLog {
                         "no Kinesis position for this offset: reading the shard from TRIM_HORIZON and skipping {from} records"
                     );
                 }
-                Cursor::default()
+                Cursor { last_call: other.and_then(|c| c.last_call), ..Cursor::default() }
             }
         };
         cursor.idle_until = None;
@@ -692,7 +702,9 @@ impl EventLog for KinesisLog {
         if cursors.get(&key).is_some_and(|c| c.next == next && c.after.as_deref() == Some(after)) {
             return;
         }
-        cursors.insert(key, Cursor { next, iterator: None, after: Some(after.to_string()), idle_until: None });
+        let last_call = cursors.get(&key).and_then(|c| c.last_call);
+        cursors
+            .insert(key, Cursor { next, iterator: None, after: Some(after.to_string()), idle_until: None, last_call });
     }
 }
 
