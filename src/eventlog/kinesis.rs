@@ -154,6 +154,9 @@ impl<E: ProvideErrorMetadata + std::error::Error + 'static> From<SdkError<E, Htt
                                 | "InternalFailure"
                                 | "ServiceUnavailable"
                                 | "ServiceUnavailableException"
+                                // A stream being created or deleted: `create` reads it as
+                                // "already exists" before this applies.
+                                | "ResourceInUseException"
                         )
                     )
             }
