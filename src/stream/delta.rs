@@ -3,10 +3,13 @@
 //!
 //! Owns the open [`DeltaTable`] handle (opened or created once, its state advanced by each commit
 //! rather than re-read), the idempotent commit ([`DeltaSink::commit`]: after any failure it
-//! re-reads the stored positions and commits only what the table still lacks) and checkpointing.
+//! re-reads the stored positions and commits only what the table still lacks; it may carry the
+//! log's native positions in its commit info), reading those back
+//! ([`DeltaSink::native_positions`]) and checkpointing.
 //! Fed by the micro-batch loop in [`super`] with cleaned rows or rejects; feeds the lake under
 //! `<lake>/delta/<table>`, which any Delta reader can open.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use datafusion::arrow::array::BooleanArray;
@@ -19,13 +22,18 @@ use deltalake::kernel::{StructType, Transaction};
 use deltalake::protocol::SaveMode;
 use deltalake::{DeltaTable, DeltaTableBuilder, DeltaTableError};
 
+use futures::TryStreamExt as _;
+
 use super::Error;
+use super::positions::{self, NativePosition};
 use crate::lake::Lake;
 
 /// Attempts at one commit before the job gives up (each after re-reading the table).
 const COMMIT_ATTEMPTS: u32 = 6;
 /// Wait before the first retry; doubles each time.
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+/// How many of the newest commits [`DeltaSink::native_positions`] looks through.
+const NATIVE_HISTORY: usize = 100;
 
 /// The rows one stream partition contributes to a commit, and the position they bring the table
 /// to.
@@ -123,6 +131,18 @@ impl DeltaSink {
             .map_err(|source| self.positions_err(source))
     }
 
+    /// The native positions stored by the newest commit (of the last [`NATIVE_HISTORY`]) that
+    /// stored any, by app id; empty when none did (logs without native positions, a new table).
+    pub async fn native_positions(&self) -> Result<BTreeMap<String, NativePosition>, Error> {
+        let mut history = self.table.history(Some(NATIVE_HISTORY));
+        while let Some(info) = history.try_next().await.map_err(|source| self.positions_err(source))? {
+            if let Some(value) = info.info.get(positions::NATIVE_KEY) {
+                return Ok(positions::parse_native(value));
+            }
+        }
+        Ok(BTreeMap::new())
+    }
+
     fn positions_err(&self, source: DeltaTableError) -> Error {
         Error::Positions { table: self.name.clone(), version: self.version(), source: Box::new(source) }
     }
@@ -131,8 +151,13 @@ impl DeltaSink {
     /// once: if the commit fails for any reason (a concurrent writer, a timeout after the write
     /// actually landed, storage trouble), the table state is re-read, every part drops the rows
     /// at or below the version now stored for its app id (dropping the whole part when that
-    /// version reaches its `last`), and the rest is committed again.
-    pub async fn commit(&mut self, mut parts: Vec<Part>) -> Result<Committed, Error> {
+    /// version reaches its `last`), and the rest is committed again. `native`, when given, goes
+    /// into the commit info under [`positions::NATIVE_KEY`], atomically with the rows.
+    pub async fn commit(
+        &mut self,
+        mut parts: Vec<Part>,
+        native: Option<serde_json::Value>,
+    ) -> Result<Committed, Error> {
         let mut backoff = FIRST_BACKOFF;
         let mut attempt = 1;
         loop {
@@ -144,7 +169,11 @@ impl DeltaSink {
             let rows =
                 concat_batches(&schema, batches).map_err(|source| Error::Arrow { table: self.name.clone(), source })?;
             let txns = parts.iter().map(|p| Transaction::new(&p.app_id, p.last)).collect();
-            let props = CommitProperties::default().with_application_transactions(txns).with_create_checkpoint(false);
+            let mut props =
+                CommitProperties::default().with_application_transactions(txns).with_create_checkpoint(false);
+            if let Some(native) = &native {
+                props = props.with_metadata([(positions::NATIVE_KEY.to_string(), native.clone())]);
+            }
             let n = rows.num_rows();
             let started = std::time::Instant::now();
             match self.table.clone().write([rows]).with_commit_properties(props).await {

@@ -42,6 +42,26 @@
 //! re-reads the table and commits only the rows past the stored versions — deltalake itself does
 //! not refuse a repeated `txn` version, it only reports a concurrent commit on the same app id as
 //! a conflict.
+//!
+//! # Logs with native positions (Kinesis)
+//! Kinesis offsets are the log backend's own per-shard record count (see
+//! [`crate::eventlog::kinesis`]), which fits the `txn` version; the sequence number, which does
+//! not, travels beside it: each data commit also stores, in its commit info
+//! ([`positions::NATIVE_KEY`]), for every partition of its stream whose position is known, the
+//! `txn` version and the native position ([`Record::native`]) of the record at that offset. It is
+//! the same atomic commit as the rows and the versions, so the pair never disagrees with the
+//! table. On start the job reads the newest commit info that holds them and, for each partition
+//! whose stored version equals the `txn` version `d`, calls [`EventLog::resume_hint`]`(d + 1,
+//! native)`: the log goes on right after the last record the table holds, without re-reading the
+//! shard, and offset `d + 1` names the same record it named before the restart (even after old
+//! records expired from the shard, which would shift a count from its start). The crash argument
+//! above is unchanged: the resume point is still `d + 1`, only found faster. Without a matching
+//! position (none stored yet, a commit by another tool on top) the log falls back to counting
+//! from the shard's start, which is correct as long as nothing has expired from it.
+//!
+//! While the log is unavailable (a remote log down, throttling) reads are retried with backoff
+//! up to [`UNAVAILABLE_BACKOFF_MAX`] apart until it answers or the job is shut down; a read
+//! that failed consumed nothing, so the job goes on where it stood.
 
 mod delta;
 mod positions;
@@ -68,6 +88,9 @@ pub use rejects::schema as rejects_schema;
 
 /// How often an idle job looks for new records.
 const POLL_INTERVAL: Duration = Duration::from_millis(20);
+/// First wait before reading again after the log was unavailable; doubles up to the max.
+const UNAVAILABLE_BACKOFF: Duration = Duration::from_millis(100);
+const UNAVAILABLE_BACKOFF_MAX: Duration = Duration::from_secs(5);
 
 /// What `pinpipe stream` runs with.
 #[derive(Debug, Clone)]
@@ -256,13 +279,19 @@ pub async fn run(
         let stream = format!("streaming-{}-{}", cfg.id, table.name());
         let name = format!("{}_{}_table", cfg.id, table.name());
         let sink = DeltaSink::open(lake, &name, clean::cleaned_schema(table), checkpoint_every).await?;
-        let info =
-            streams.describe(&stream).await.map_err(|source| Error::Describe { stream: stream.clone(), source })?;
+        let info = describe_retrying(&*streams, &stream, &shutdown).await?;
+        let native = sink.native_positions().await?;
         let mut cursors = Vec::with_capacity(info.partitions.len());
         for p in &info.partitions {
-            let data = sink.stored_version(&positions::data_app_id(&stream, p.partition)).await?;
+            let app_id = positions::data_app_id(&stream, p.partition);
+            let data = sink.stored_version(&app_id).await?;
             let rej = rejects.stored_version(&positions::rejects_app_id(&stream, p.partition)).await?;
-            cursors.push(Cursor::resume(p.partition, p.start, data, rej));
+            let mut cursor = Cursor::resume(p.partition, p.start, data, rej);
+            if let Some(after) = cursor.adopt_native(native.get(&app_id)).map(str::to_string) {
+                // The log can go on right after the last record the table holds.
+                streams.resume_hint(&stream, p.partition, cursor.next, &after);
+            }
+            cursors.push(cursor);
         }
         tracing::info!(%stream, table = %name, version = sink.version(), ?cursors, "stream resumes");
         let report = TableReport { stream: stream.clone(), table: name, version: sink.version(), ..Default::default() };
@@ -310,13 +339,7 @@ async fn gather(
                 if room == 0 {
                     break;
                 }
-                let records =
-                    log.read(&source.stream, cursor.partition, cursor.next, room).await.map_err(|e| Error::Read {
-                        stream: source.stream.clone(),
-                        partition: cursor.partition,
-                        offset: cursor.next,
-                        source: e,
-                    })?;
+                let records = read_retrying(log, &source.stream, cursor, room, shutdown).await?;
                 let (Some(first), Some(last)) = (records.first(), records.last()) else { continue };
                 got = true;
                 cursor.next = last.position.offset + 1;
@@ -352,6 +375,62 @@ async fn gather(
     }
 }
 
+/// Reads up to `max` records at `cursor`; while the log is unavailable (a remote log down or
+/// throttling), waits with backoff and tries again, until shutdown (then: nothing read).
+async fn read_retrying(
+    log: &dyn EventLog,
+    stream: &str,
+    cursor: &Cursor,
+    max: usize,
+    shutdown: &CancellationToken,
+) -> Result<Vec<Record>, Error> {
+    let mut backoff = UNAVAILABLE_BACKOFF;
+    loop {
+        match log.read(stream, cursor.partition, cursor.next, max).await {
+            Ok(records) => return Ok(records),
+            Err(e) if e.is_unavailable() && !shutdown.is_cancelled() => {
+                tracing::warn!(stream, partition = cursor.partition, offset = cursor.next, error = %e, retry_in_ms = backoff.as_millis() as u64, "reading the stream failed; retrying");
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => {}
+                    _ = shutdown.cancelled() => return Ok(Vec::new()),
+                }
+                backoff = (backoff * 2).min(UNAVAILABLE_BACKOFF_MAX);
+            }
+            Err(source) => {
+                return Err(Error::Read {
+                    stream: stream.to_string(),
+                    partition: cursor.partition,
+                    offset: cursor.next,
+                    source,
+                });
+            }
+        }
+    }
+}
+
+/// Describes `stream`, waiting with backoff while the log is unavailable (until shutdown).
+async fn describe_retrying(
+    log: &dyn EventLog,
+    stream: &str,
+    shutdown: &CancellationToken,
+) -> Result<crate::eventlog::LogInfo, Error> {
+    let mut backoff = UNAVAILABLE_BACKOFF;
+    loop {
+        match log.describe(stream).await {
+            Ok(info) => return Ok(info),
+            Err(e) if e.is_unavailable() && !shutdown.is_cancelled() => {
+                tracing::warn!(stream, error = %e, retry_in_ms = backoff.as_millis() as u64, "describing the stream failed; retrying");
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => {}
+                    _ = shutdown.cancelled() => {}
+                }
+                backoff = (backoff * 2).min(UNAVAILABLE_BACKOFF_MAX);
+            }
+            Err(source) => return Err(Error::Describe { stream: stream.to_string(), source }),
+        }
+    }
+}
+
 /// A stream's records of one round, decoded and cleaned.
 struct Cleaned {
     /// Cleaned rows, in read order.
@@ -359,8 +438,8 @@ struct Cleaned {
     /// The (partition, offset) of each row.
     row_positions: Vec<(u32, u64)>,
     rejects: Vec<RejectRow>,
-    /// Last offset read per partition.
-    last: BTreeMap<u32, u64>,
+    /// Last offset read per partition, with that record's native position.
+    last: BTreeMap<u32, (u64, Option<String>)>,
 }
 
 /// Decodes and cleans `records` of `stream` with the shared cleaning code.
@@ -380,7 +459,7 @@ fn clean_records(table: Table, stream: &str, records: &[Record]) -> Result<Clean
         .collect();
     let mut last = BTreeMap::new();
     for r in records {
-        last.insert(r.position.partition, r.position.offset);
+        last.insert(r.position.partition, (r.position.offset, r.native.clone()));
     }
     Ok(Cleaned { rows, row_positions, rejects, last })
 }
@@ -419,7 +498,7 @@ async fn commit_round(
                 .filter(|r| r.partition == cursor.partition && cursor.rejects_want(r.offset))
                 .cloned()
                 .collect();
-            let Some(&last) = c.last.get(&cursor.partition) else { continue };
+            let Some(&(last, _)) = c.last.get(&cursor.partition) else { continue };
             if rows.is_empty() {
                 continue;
             }
@@ -440,7 +519,7 @@ async fn commit_round(
     }
     if !reject_parts.is_empty() {
         let parts = reject_parts.iter().map(|(_, _, _, p)| p.clone()).collect();
-        let done = rejects_sink.commit(parts).await?;
+        let done = rejects_sink.commit(parts, None).await?;
         if done.version.is_some() {
             report.rejects_commits += 1;
         }
@@ -460,15 +539,23 @@ async fn commit_round(
         if parts.is_empty() {
             return Ok::<_, Error>(());
         }
-        let done = source.sink.commit(parts).await?;
+        // Where every partition stands once this commit lands, native positions included.
+        let mut after = source.cursors.clone();
+        for cursor in &mut after {
+            if let Some((last, native)) = c.last.get(&cursor.partition) {
+                cursor.data = Some(*last);
+                cursor.native = native.clone();
+            }
+        }
+        let native = positions::native_metadata(&source.stream, &after);
+        let done = source.sink.commit(parts, native).await?;
         source.report.committed += done.rows as u64;
         if done.version.is_some() {
             source.report.commits += 1;
         }
-        for cursor in &mut source.cursors {
-            if let Some(&last) = c.last.get(&cursor.partition) {
-                cursor.data = Some(last);
-            }
+        for (cursor, now) in source.cursors.iter_mut().zip(after) {
+            cursor.data = now.data;
+            cursor.native = now.native;
         }
         Ok(())
     });
@@ -489,7 +576,7 @@ fn data_parts(source: &Source, c: &Cleaned) -> Result<Vec<Part>, Error> {
     let arrow_err = |e| Error::Arrow { table: source.sink.name.clone(), source: e };
     let mut parts = Vec::new();
     for cursor in &source.cursors {
-        let Some(&last) = c.last.get(&cursor.partition) else { continue };
+        let Some(&(last, _)) = c.last.get(&cursor.partition) else { continue };
         let (indices, offsets): (Vec<u32>, Vec<i64>) = c
             .row_positions
             .iter()

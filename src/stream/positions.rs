@@ -2,8 +2,15 @@
 //! where each stream partition resumes from them.
 //!
 //! Fed by the stored `txn` versions that [`super::delta::DeltaSink::stored_version`] reads back at
-//! start; feeds the micro-batch loop in [`super`] (what to read next, which records each table
-//! still needs). Nothing here touches storage: the rules are plain functions, tested below.
+//! start, and by the native positions a data commit stores beside them (in its commit info, under
+//! [`NATIVE_KEY`]: Kinesis sequence numbers, which fit no `txn` version); feeds the micro-batch
+//! loop in [`super`] (what to read next, which records each table still needs, where the log can
+//! resume without re-reading). Nothing here touches storage: the rules are plain functions,
+//! tested below.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
 
 /// The `txn` app id under which a data table stores how far it holds `stream`'s `partition`:
 /// its version is the last offset whose cleaned row is in the table (kafka-delta-ingest's
@@ -21,7 +28,7 @@ pub(crate) fn rejects_app_id(stream: &str, partition: u32) -> String {
 
 /// Where one partition of one stream stands: what the data table and the rejects table hold,
 /// and the next offset to read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Cursor {
     pub partition: u32,
     /// Next offset to read from the log.
@@ -30,6 +37,9 @@ pub(crate) struct Cursor {
     pub data: Option<u64>,
     /// Last offset whose reject, if it was one, the rejects table accounts for.
     pub rejects: Option<u64>,
+    /// The log's native position ([`crate::eventlog::Record::native`]) of the record at offset
+    /// `data`, when the log has them and it is known.
+    pub native: Option<String>,
 }
 
 impl Cursor {
@@ -41,7 +51,16 @@ impl Cursor {
         let data = data.and_then(|v| u64::try_from(v).ok());
         let rejects = rejects.and_then(|v| u64::try_from(v).ok());
         let next = data.map_or(0, |v| v + 1).max(log_start);
-        Cursor { partition, next, data, rejects }
+        Cursor { partition, next, data, rejects, native: None }
+    }
+
+    /// Takes the native position stored for this partition when it belongs to the data version
+    /// the table holds (a position stored with another version is of no use) and returns it.
+    pub fn adopt_native(&mut self, stored: Option<&NativePosition>) -> Option<&str> {
+        let data = self.data?;
+        let stored = stored.filter(|s| u64::try_from(s.version).ok() == Some(data))?;
+        self.native = Some(stored.native.clone());
+        self.native.as_deref()
     }
 
     /// True when the data table still lacks the record at `offset`.
@@ -58,6 +77,43 @@ impl Cursor {
 /// An offset as a `txn` version (offsets are far below `i64::MAX`; saturate rather than wrap).
 pub(crate) fn version_of(offset: u64) -> i64 {
     i64::try_from(offset).unwrap_or(i64::MAX)
+}
+
+/// The commit-info key under which a data commit stores the native positions of its stream's
+/// partitions.
+pub(crate) const NATIVE_KEY: &str = "pinpipe.nativePositions";
+
+/// A partition's native position as a data commit stores it: the native position of the record
+/// at offset `version`, the `txn` version of the partition's app id in the same commit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct NativePosition {
+    pub version: i64,
+    pub native: String,
+}
+
+/// The commit-info value for the native positions of `cursors` of `stream` (those known), or
+/// `None` when no partition has one (logs without native positions).
+pub(crate) fn native_metadata<'a>(
+    stream: &str,
+    cursors: impl IntoIterator<Item = &'a Cursor>,
+) -> Option<serde_json::Value> {
+    let map: BTreeMap<String, NativePosition> = cursors
+        .into_iter()
+        .filter_map(|c| {
+            let (data, native) = (c.data?, c.native.clone()?);
+            Some((data_app_id(stream, c.partition), NativePosition { version: version_of(data), native }))
+        })
+        .collect();
+    if map.is_empty() { None } else { serde_json::to_value(map).ok() }
+}
+
+/// The native positions in a commit-info value written by [`native_metadata`], by app id;
+/// entries of another shape are ignored.
+pub(crate) fn parse_native(value: &serde_json::Value) -> BTreeMap<String, NativePosition> {
+    let Some(map) = value.as_object() else { return BTreeMap::new() };
+    map.iter()
+        .filter_map(|(k, v)| Some((k.clone(), serde_json::from_value::<NativePosition>(v.clone()).ok()?)))
+        .collect()
 }
 
 #[cfg(test)]
@@ -84,6 +140,22 @@ mod tests {
     fn never_reads_before_what_the_log_still_holds() {
         assert_eq!(Cursor::resume(0, 50, Some(9), None).next, 50);
         assert_eq!(Cursor::resume(0, 0, Some(-1), None).next, 0);
+    }
+
+    #[test]
+    fn native_positions_round_trip_through_commit_info_and_must_match_the_version() {
+        let mut a = Cursor::resume(0, 0, Some(9), None);
+        a.native = Some("4960".into());
+        let b = Cursor::resume(1, 0, None, None);
+        let value = native_metadata("streaming-p-pin", [&a, &b]).unwrap();
+        assert_eq!(value, serde_json::json!({"pinpipe-streaming-p-pin-0": {"version": 9, "native": "4960"}}));
+        let parsed = parse_native(&value);
+        let mut fresh = Cursor::resume(0, 0, Some(9), None);
+        assert_eq!(fresh.adopt_native(parsed.get("pinpipe-streaming-p-pin-0")), Some("4960"));
+        let mut ahead = Cursor::resume(0, 0, Some(12), None);
+        assert_eq!(ahead.adopt_native(parsed.get("pinpipe-streaming-p-pin-0")), None);
+        assert_eq!(ahead.native, None);
+        assert_eq!(native_metadata("s", [&b]), None);
     }
 
     #[test]
