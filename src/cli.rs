@@ -20,7 +20,7 @@ use crate::config::{self, Config, FileConfig, Overrides};
 use crate::emulator::{self, EmulatorConfig, Mode, Pace};
 use crate::eventlog::{self, EventLog, Namespace};
 use crate::lake::Lake;
-use crate::{batch, bench, demo, gateway, sink, source, stream};
+use crate::{batch, bench, demo, gateway, report, sink, source, stream};
 
 /// pinpipe — the Pinterest-style event pipeline (source → emulator → ingest API → event log →
 /// S3 sink → batch analytics, and → stream job → Delta tables) as one program.
@@ -103,6 +103,8 @@ pub enum Command {
     Batch(BatchArgs),
     /// Clean the streams into Delta tables under <lake>/delta, exactly once.
     Stream(StreamArgs),
+    /// Re-render the HTML report of the last batch run (<out>/report.html) from its results folder.
+    Report(ReportArgs),
     /// Run every stage end to end in one process on the embedded defaults and show the counts.
     Demo(DemoArgs),
     /// Measure a stage against a baseline run in the same process.
@@ -138,6 +140,13 @@ pub struct SinkArgs {
 #[derive(Debug, Args)]
 pub struct BatchArgs {
     /// Results folder [default: <data>/results]
+    #[arg(long, env = "PINPIPE_OUT", value_name = "DIR")]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// Results folder of the batch run [default: <data>/results]
     #[arg(long, env = "PINPIPE_OUT", value_name = "DIR")]
     pub out: Option<PathBuf>,
 }
@@ -282,6 +291,13 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Sink(args) => run_sink(&cfg, args).await,
         Command::Batch(args) => run_batch(&cfg, args).await,
         Command::Stream(args) => run_stream(&cfg, args).await,
+        Command::Report(args) => {
+            let out = args.out.unwrap_or_else(|| cfg.default_results());
+            let path =
+                report::rerender(&out).with_context(|| format!("re-rendering the report in {}", out.display()))?;
+            println!("report: {}", path.display());
+            Ok(())
+        }
         Command::Demo(args) => run_demo(&cfg, args).await,
         Command::Bench { what: BenchWhat::Ingest(opts) } => {
             println!("{}", bench::ingest::run(&opts).await?);

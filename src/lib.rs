@@ -23,6 +23,7 @@ pub mod emulator;
 pub mod eventlog;
 pub mod gateway;
 pub mod lake;
+pub mod report;
 pub mod sink;
 pub mod source;
 pub mod stream;

@@ -85,7 +85,8 @@ fn demo_runs_end_to_end_and_every_sent_record_lands() {
     let stream = "stream path: sent 600 = in the streams 600 = in the Delta tables 600 (pin 200, geo 200, user 200)";
     assert!(text.contains(batch), "{text}");
     assert!(text.contains(stream), "{text}");
-    for file in ["pin.parquet", "geo.parquet", "user.parquet", "rejects.parquet", "q1.csv", "q8.parquet"] {
+    for file in ["pin.parquet", "geo.parquet", "user.parquet", "rejects.parquet", "q1.csv", "q8.parquet", "report.html"]
+    {
         assert!(dir.path().join("results").join(file).is_file(), "results/{file} missing");
     }
     // A second run on the same data reuses the source and counts only its own records.
