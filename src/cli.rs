@@ -20,7 +20,7 @@ use crate::config::{self, Config, FileConfig, Overrides};
 use crate::emulator::{self, EmulatorConfig, Mode, Pace};
 use crate::eventlog::{self, EventLog, Namespace};
 use crate::lake::Lake;
-use crate::{batch, bench, demo, gateway, report, sink, source, stream};
+use crate::{batch, bench, demo, gateway, report, schedule, sink, source, stream};
 
 /// pinpipe — the Pinterest-style event pipeline (source → emulator → ingest API → event log →
 /// S3 sink → batch analytics, and → stream job → Delta tables) as one program.
@@ -103,6 +103,8 @@ pub enum Command {
     Batch(BatchArgs),
     /// Clean the streams into Delta tables under <lake>/delta, exactly once.
     Stream(StreamArgs),
+    /// Run the batch job on a cron schedule (UTC; default daily at 00:00) until Ctrl-C or SIGTERM.
+    Schedule(ScheduleArgs),
     /// Re-render the HTML report of the last batch run (<out>/report.html) from its results folder.
     Report(ReportArgs),
     /// Run every stage end to end in one process on the embedded defaults and show the counts.
@@ -139,6 +141,17 @@ pub struct SinkArgs {
 
 #[derive(Debug, Args)]
 pub struct BatchArgs {
+    /// Results folder [default: <data>/results]
+    #[arg(long, env = "PINPIPE_OUT", value_name = "DIR")]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ScheduleArgs {
+    /// When to run, in UTC: standard 5-field cron (`0 0 * * *`), or 6–7 fields with seconds first
+    /// (`*/30 * * * * *`). Weekday numbers are 1–7 from Sunday; names (MON-FRI) are clearer.
+    #[arg(long, env = "PINPIPE_CRON", default_value = schedule::DEFAULT_CRON, value_name = "EXPR")]
+    pub cron: String,
     /// Results folder [default: <data>/results]
     #[arg(long, env = "PINPIPE_OUT", value_name = "DIR")]
     pub out: Option<PathBuf>,
@@ -291,6 +304,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Sink(args) => run_sink(&cfg, args).await,
         Command::Batch(args) => run_batch(&cfg, args).await,
         Command::Stream(args) => run_stream(&cfg, args).await,
+        Command::Schedule(args) => run_schedule(&cfg, args).await,
         Command::Report(args) => {
             let out = args.out.unwrap_or_else(|| cfg.default_results());
             let path =
@@ -600,5 +614,28 @@ async fn run_stream(cfg: &Config, args: StreamArgs) -> Result<()> {
     tracing::info!(lake = %lake.url(), streams = %cfg.streams, "stream job starting");
     let report = stream::run(&scfg, streams, &lake, shutdown_on_signal()).await?;
     println!("{report}");
+    Ok(())
+}
+
+async fn run_schedule(cfg: &Config, args: ScheduleArgs) -> Result<()> {
+    let cron = schedule::Cron::parse(&args.cron)?;
+    let lake = Lake::open(&cfg.lake)?;
+    let bcfg = batch::BatchConfig { id: cfg.id.clone(), out: args.out.unwrap_or_else(|| cfg.default_results()) };
+    let on_run = |run: &schedule::RunOutcome<'_>| match &run.result {
+        Ok(report) => println!(
+            "run {} (tick {}): ok in {:.1}s, {} records read; results in {}",
+            run.number,
+            run.tick.to_rfc3339(),
+            run.took.as_secs_f64(),
+            report.tables.iter().map(|t| t.read).sum::<u64>(),
+            report.out.display()
+        ),
+        Err(e) => println!("run {} (tick {}): failed: {e}", run.number, run.tick.to_rfc3339()),
+    };
+    let summary = schedule::run(&cron, &bcfg, &lake, shutdown_on_signal(), &on_run).await?;
+    println!(
+        "schedule stopped: {} runs succeeded, {} failed, {} ticks skipped",
+        summary.succeeded, summary.failed, summary.skipped
+    );
     Ok(())
 }

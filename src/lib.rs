@@ -24,6 +24,7 @@ pub mod eventlog;
 pub mod gateway;
 pub mod lake;
 pub mod report;
+pub mod schedule;
 pub mod sink;
 pub mod source;
 pub mod stream;
