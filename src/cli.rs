@@ -236,6 +236,9 @@ pub struct GatewayArgs {
     /// Require x-api-key to be one of these (repeat the flag, or comma-separate in the variable).
     #[arg(long = "api-key", env = "PINPIPE_API_KEY", value_delimiter = ',', value_name = "KEY")]
     pub api_keys: Vec<String>,
+    /// Results folder whose last batch run the status page (/) shows [default: <data>/results]
+    #[arg(long, env = "PINPIPE_OUT", value_name = "DIR")]
+    pub out: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -457,11 +460,14 @@ async fn serve_gateway(cfg: &Config, file: &FileConfig, args: GatewayArgs) -> Re
     let api_keys = if args.api_keys.is_empty() { file.gateway.api_keys.clone() } else { args.api_keys };
     let (topics, streams) = open_logs(cfg).await?;
     let gcfg = gateway::GatewayConfig { base_path, api_keys };
-    let state = gateway::AppState::new(gcfg, topics, streams)?;
+    let lake = Lake::open(&cfg.lake).context("opening the lake for the status page")?;
+    let results = args.out.unwrap_or_else(|| cfg.default_results());
+    let sources = gateway::status::Sources::new(cfg.id.clone(), Some(lake), Some(results));
+    let state = gateway::AppState::with_status(gcfg, topics, streams, sources)?;
     let listener = tokio::net::TcpListener::bind(&listen).await.with_context(|| format!("binding {listen}"))?;
     let addr = listener.local_addr()?;
     tracing::info!(%addr, log = %cfg.log, streams = %cfg.streams, "gateway listening");
-    println!("gateway listening on http://{addr}");
+    println!("gateway listening on http://{addr} (status page: http://{addr}/)");
     gateway::serve(listener, state, shutdown_on_signal()).await?;
     Ok(())
 }
