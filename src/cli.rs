@@ -20,7 +20,7 @@ use crate::config::{self, Config, FileConfig, Overrides};
 use crate::emulator::{self, EmulatorConfig, Mode, Pace};
 use crate::eventlog::{self, EventLog, Namespace};
 use crate::lake::Lake;
-use crate::{batch, bench, demo, gateway, report, schedule, sink, source, stream};
+use crate::{batch, bench, demo, gateway, lag, observe, report, schedule, sink, source, stream};
 
 /// pinpipe — the Pinterest-style event pipeline (source → emulator → ingest API → event log →
 /// S3 sink → batch analytics, and → stream job → Delta tables) as one program.
@@ -137,6 +137,9 @@ pub struct SinkArgs {
     /// Write out everything in the topics, then exit 0 (instead of following the log).
     #[arg(long, env = "PINPIPE_DRAIN")]
     pub drain: bool,
+    /// Serve Prometheus metrics (positions, lag, files, logged errors) at http://ADDR/metrics [default: off]
+    #[arg(long, env = "PINPIPE_METRICS_LISTEN", value_name = "ADDR")]
+    pub metrics_listen: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -178,6 +181,9 @@ pub struct StreamArgs {
     /// Write a Delta checkpoint every N commits of a table.
     #[arg(long, env = "PINPIPE_CHECKPOINT_EVERY", default_value_t = 100)]
     pub checkpoint_every: u64,
+    /// Serve Prometheus metrics (positions, lag, table versions, logged errors) at http://ADDR/metrics [default: off]
+    #[arg(long, env = "PINPIPE_METRICS_LISTEN", value_name = "ADDR")]
+    pub metrics_listen: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -283,13 +289,48 @@ pub async fn main() -> std::process::ExitCode {
 
 fn init_logging(format: LogFormat) {
     use tracing_subscriber::EnvFilter;
+    use tracing_subscriber::prelude::*;
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new("info,buoyant_kernel=warn,delta_kernel=warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let lines = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    // Counts warnings and errors for the workers' /metrics.
+    let registry = tracing_subscriber::registry().with(filter).with(observe::EventCounter);
     match format {
-        LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
-        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => registry.with(lines.with_ansi(std::io::stderr().is_terminal())).init(),
+        LogFormat::Json => registry.with(lines.json()).init(),
     }
+}
+
+/// Starts `/metrics` for `worker` on `listen`, if given; stop it with the returned token.
+async fn start_metrics(
+    listen: Option<&str>,
+    worker: observe::Worker,
+    cfg: &Config,
+    log: Arc<dyn EventLog>,
+    lake: &Lake,
+    shutdown: &CancellationToken,
+) -> Result<Option<(CancellationToken, tokio::task::JoinHandle<Result<(), observe::Error>>)>> {
+    let Some(listen) = listen else { return Ok(None) };
+    let listener =
+        tokio::net::TcpListener::bind(listen).await.with_context(|| format!("binding --metrics-listen {listen}"))?;
+    let addr = listener.local_addr()?;
+    let probe = lag::LagProbe::new(cfg.id.clone(), lake.clone());
+    let metrics = observe::WorkerMetrics::new(worker, log, probe);
+    let stop = shutdown.child_token();
+    tracing::info!(%addr, "metrics at http://{addr}/metrics");
+    let server = tokio::spawn(observe::serve(listener, metrics, stop.clone()));
+    Ok(Some((stop, server)))
+}
+
+/// Stops a metrics server started by [`start_metrics`].
+async fn stop_metrics(
+    server: Option<(CancellationToken, tokio::task::JoinHandle<Result<(), observe::Error>>)>,
+) -> Result<()> {
+    if let Some((stop, handle)) = server {
+        stop.cancel();
+        handle.await.context("the metrics server panicked")??;
+    }
+    Ok(())
 }
 
 async fn run(cli: Cli) -> Result<()> {
@@ -589,7 +630,13 @@ async fn run_sink(cfg: &Config, args: SinkArgs) -> Result<()> {
         drain: args.drain,
     };
     tracing::info!(lake = %lake.url(), log = %cfg.log, "sink starting");
-    let report = sink::run(&scfg, log, &lake, shutdown_on_signal()).await?;
+    let shutdown = shutdown_on_signal();
+    let metrics =
+        start_metrics(args.metrics_listen.as_deref(), observe::Worker::Sink, cfg, log.clone(), &lake, &shutdown)
+            .await?;
+    let report = sink::run(&scfg, log, &lake, shutdown).await;
+    stop_metrics(metrics).await?;
+    let report = report?;
     println!("{report}");
     Ok(())
 }
@@ -618,7 +665,13 @@ async fn run_stream(cfg: &Config, args: StreamArgs) -> Result<()> {
         checkpoint_every: args.checkpoint_every.max(1),
     };
     tracing::info!(lake = %lake.url(), streams = %cfg.streams, "stream job starting");
-    let report = stream::run(&scfg, streams, &lake, shutdown_on_signal()).await?;
+    let shutdown = shutdown_on_signal();
+    let metrics =
+        start_metrics(args.metrics_listen.as_deref(), observe::Worker::Stream, cfg, streams.clone(), &lake, &shutdown)
+            .await?;
+    let report = stream::run(&scfg, streams, &lake, shutdown).await;
+    stop_metrics(metrics).await?;
+    let report = report?;
     println!("{report}");
     Ok(())
 }

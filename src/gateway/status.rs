@@ -3,8 +3,7 @@
 //!
 //! Fed by the gateway's own counters ([`super::metrics`]: records appended per log, requests
 //! answered with an error), the two event logs (`describe`: end positions), the lake (where the
-//! sink resumes, [`crate::sink::resume`]; what the Delta tables hold, [`crate::stream::Progress`])
-//! and the results folder (`run.json` of the last batch run, [`crate::report`]). Read by a person's
+//! sink and the stream job stand, [`crate::lag`]) and the results folder (`run.json` of the last batch run, [`crate::report`]). Read by a person's
 //! browser. Records per second are computed by the page from two polls of the counters.
 //!
 //! These routes sit at the root beside `/healthz` and `/metrics` and, like them, need no API key:
@@ -12,7 +11,6 @@
 //! the gateway's port private if the counts themselves are sensitive. Nothing on the page is a
 //! user's record.
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -20,32 +18,28 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use serde::Serialize;
-use tokio::sync::Mutex;
 
 use super::{AppState, reply, to_json};
-use crate::clean::Table;
 use crate::eventlog::{EventLog, Namespace};
+use crate::lag::{LagProbe, PartitionLag, error_chain};
 use crate::lake::Lake;
 use crate::report::{self, RunMeta};
-use crate::sink::{layout, resume};
-use crate::stream::Progress;
 
-/// Where the status page looks besides the logs: given by `pinpipe gateway` (or `demo`).
+/// Where the status page looks besides the logs: given by `pinpipe gateway`.
 pub struct Sources {
     /// Pipeline id: maps `streaming-<id>-pin` to the Delta table `<id>_pin_table`.
     pub id: String,
-    /// The lake the sink and the stream job write to (for their lag); `None`: lag not shown.
-    pub lake: Option<Lake>,
+    /// Reads the sink's and the stream job's positions from the lake; `None`: lag not shown.
+    pub probe: Option<LagProbe>,
     /// The batch job's results folder (for the last run); `None`: not shown.
     pub results: Option<PathBuf>,
-    /// Open Delta tables, by name, reused between polls.
-    progress: Mutex<HashMap<String, Progress>>,
 }
 
 impl Sources {
     /// Status sources for pipeline `id`.
     pub fn new(id: impl Into<String>, lake: Option<Lake>, results: Option<PathBuf>) -> Self {
-        Sources { id: id.into(), lake, results, progress: Mutex::new(HashMap::new()) }
+        let id = id.into();
+        Sources { probe: lake.map(|lake| LagProbe::new(id.clone(), lake)), id, results }
     }
 }
 
@@ -81,17 +75,7 @@ pub struct LogStatus {
     /// Records in the log that the reader has not written yet, summed over partitions; `None`
     /// when unknown (no lake given, or the Delta table does not exist yet).
     pub lag: Option<u64>,
-    pub partitions: Vec<PartitionStatus>,
-}
-
-/// One partition of a log.
-#[derive(Debug, Serialize)]
-pub struct PartitionStatus {
-    pub partition: u32,
-    pub start: u64,
-    pub end: u64,
-    /// The next offset the reader will write (from the lake), if known.
-    pub next: Option<u64>,
+    pub partitions: Vec<PartitionLag>,
 }
 
 /// Error answers of the gateway's API, by route family.
@@ -168,110 +152,51 @@ async fn log_status(
     sources: Option<&Sources>,
     problems: &mut Vec<String>,
 ) -> Vec<LogStatus> {
-    let namespace = log.namespace();
-    let (kind, reader) = match namespace {
+    let (kind, reader) = match log.namespace() {
         Namespace::Topics => ("topic", "sink"),
         Namespace::Streams => ("stream", "stream job"),
     };
+    let lags = match sources.and_then(|s| s.probe.as_ref()) {
+        Some(probe) => probe.logs(log, problems).await,
+        None => without_positions(log, problems).await,
+    };
+    lags.into_iter()
+        .map(|l| LogStatus {
+            kind,
+            appended: state.metrics().records(&l.name),
+            end: l.end(),
+            reader,
+            lag: l.lag(),
+            name: l.name,
+            partitions: l.partitions,
+        })
+        .collect()
+}
+
+/// The logs' extents alone, when the gateway was not given the lake.
+async fn without_positions(log: &dyn EventLog, problems: &mut Vec<String>) -> Vec<crate::lag::LogLag> {
     let names = match log.list().await {
         Ok(names) => names,
         Err(e) => {
-            problems.push(format!("listing the {}s: {}", kind, error_chain(&e)));
+            problems.push(format!("listing the {}s: {}", log.namespace().noun(), error_chain(&e)));
             return Vec::new();
         }
     };
     let mut out = Vec::with_capacity(names.len());
     for name in names {
-        let info = match log.describe(&name).await {
-            Ok(info) => info,
-            Err(e) => {
-                problems.push(format!("{kind} {name}: {}", error_chain(&e)));
-                continue;
-            }
-        };
-        let mut partitions = Vec::with_capacity(info.partitions.len());
-        for p in &info.partitions {
-            let next = match (namespace, sources) {
-                (Namespace::Topics, Some(s)) => sink_next(s, &name, p.partition, p.start, problems).await,
-                (Namespace::Streams, Some(s)) => stream_next(s, &name, p.partition, p.start, problems).await,
-                _ => None,
-            };
-            partitions.push(PartitionStatus { partition: p.partition, start: p.start, end: p.end, next });
+        match log.describe(&name).await {
+            Ok(info) => out.push(crate::lag::LogLag {
+                name,
+                partitions: info
+                    .partitions
+                    .iter()
+                    .map(|p| PartitionLag { partition: p.partition, start: p.start, end: p.end, next: None })
+                    .collect(),
+            }),
+            Err(e) => problems.push(format!("{} {name}: {}", log.namespace().noun(), error_chain(&e))),
         }
-        let lag = partitions.iter().map(|p| p.next.map(|next| p.end.saturating_sub(next))).sum();
-        out.push(LogStatus {
-            kind,
-            appended: state.metrics().records(&name),
-            end: info.partitions.iter().map(|p| p.end).sum(),
-            reader,
-            lag,
-            partitions,
-            name,
-        });
     }
     out
-}
-
-/// The first offset of `topic`/`partition` that no sink file holds.
-async fn sink_next(s: &Sources, topic: &str, partition: u32, start: u64, problems: &mut Vec<String>) -> Option<u64> {
-    let lake = s.lake.as_ref()?;
-    let dir = lake.path(&layout::partition_dir(topic, partition));
-    match resume::find(lake.store.as_ref(), &dir, topic, partition, start).await {
-        Ok(point) => Some(point.next),
-        Err(e) => {
-            problems.push(format!("sink position of {topic} partition {partition}: {}", error_chain(&e)));
-            None
-        }
-    }
-}
-
-/// The first offset of `stream`/`partition` that its Delta table does not account for; `None`
-/// when the stream is not one of the pipeline's or its table does not exist yet (the page never
-/// creates a table).
-async fn stream_next(s: &Sources, stream: &str, partition: u32, start: u64, problems: &mut Vec<String>) -> Option<u64> {
-    let lake = s.lake.as_ref()?;
-    let table = Table::ALL.into_iter().find(|t| stream == format!("streaming-{}-{}", s.id, t.name()))?;
-    let name = format!("{}_{}_table", s.id, table.name());
-    let log_dir = lake.path(&format!("delta/{name}/_delta_log"));
-    match lake.store.list_with_delimiter(Some(&log_dir)).await {
-        Ok(listing) if !listing.objects.is_empty() => {}
-        Ok(_) => return None,
-        Err(e) => {
-            problems.push(format!("Delta table {name}: {e}"));
-            return None;
-        }
-    }
-    let mut open = s.progress.lock().await;
-    if !open.contains_key(&name) {
-        match Progress::open(lake, &s.id, table).await {
-            Ok(p) => {
-                open.insert(name.clone(), p);
-            }
-            Err(e) => {
-                problems.push(format!("Delta table {name}: {}", error_chain(&e)));
-                return None;
-            }
-        }
-    }
-    let progress = open.get_mut(&name)?;
-    match progress.visible(partition).await {
-        Ok(last) => Some(last.map_or(start, |last| (last + 1).max(start))),
-        Err(e) => {
-            problems.push(format!("Delta table {name}: {}", error_chain(&e)));
-            None
-        }
-    }
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }
 
 /// The page: static HTML; the script fills it from `/status.json` every two seconds, with DOM
