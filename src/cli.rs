@@ -605,10 +605,18 @@ async fn run_demo(cfg: &Config, args: DemoArgs) -> Result<()> {
         streams.iter().map(|s| in_delta(s)).sum::<u64>(),
         per_table(&|i| in_delta(&streams[i])),
     );
-    println!("source:  {}", cfg.source);
-    println!("log:     {} (topics), {} (streams)", cfg.log, cfg.streams);
-    println!("lake:    {} (sink files under topics/, Delta tables under delta/)", cfg.lake);
-    println!("results: {}", report.batch_job.out.display());
+    let lake = Lake::open(&cfg.lake)?;
+    let out = &report.batch_job.out;
+    println!("where everything is:");
+    println!("  source:  {}", cfg.source);
+    println!("  topics:  {} ({})", cfg.log, topics.join(", "));
+    println!("  streams: {} ({})", cfg.streams, streams.join(", "));
+    println!("  lake:    {} (sink files)", lake.url_of("topics"));
+    for table in report.stream_job.tables.iter().map(|t| &t.table).chain([&report.stream_job.rejects_table]) {
+        println!("  delta:   {}", lake.url_of(&format!("delta/{table}")));
+    }
+    println!("  results: {} (cleaned tables, rejects and answers as Parquet and CSV)", out.display());
+    println!("  report:  {}", out.join(report::REPORT_FILE).display());
     println!("demo finished in {:.1}s", started.elapsed().as_secs_f64());
     if !report.consistent(&cfg.id) {
         bail!("the counts differ: some records were not acknowledged or did not land");

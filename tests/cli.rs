@@ -89,6 +89,9 @@ fn demo_runs_end_to_end_and_every_sent_record_lands() {
     {
         assert!(dir.path().join("results").join(file).is_file(), "results/{file} missing");
     }
+    let report = dir.path().join("results/report.html");
+    assert!(text.contains(&format!("  report:  {}\n", report.display())), "the demo says where the report is:\n{text}");
+    assert!(text.contains("/lake/delta/pinterest_pin_table\n"), "the demo says where the Delta tables are:\n{text}");
     // A second run on the same data reuses the source and counts only its own records.
     let again = stdout(&pinpipe(&["demo", "--count", "50", "--data", data]));
     assert!(!again.contains("seeding"), "{again}");
