@@ -68,7 +68,10 @@ fn bad_config_and_unknown_names_fail_with_a_message_naming_them() {
 #[test]
 fn help_explains_every_subcommand() {
     let help = stdout(&pinpipe(&["--help"]));
-    for word in ["seed", "emulate", "gateway", "topics", "streams", "bench", "--data", "--source", "--log", "--lake"] {
+    for word in [
+        "seed", "emulate", "gateway", "topics", "streams", "schedule", "report", "bench", "--data", "--source",
+        "--log", "--lake",
+    ] {
         assert!(help.contains(word), "--help lacks {word}:\n{help}");
     }
 }
