@@ -20,7 +20,7 @@ use crate::config::{self, Config, FileConfig, Overrides};
 use crate::emulator::{self, EmulatorConfig, Mode, Pace};
 use crate::eventlog::{self, EventLog, Namespace};
 use crate::lake::Lake;
-use crate::{batch, bench, demo, gateway, sink, source, stream};
+use crate::{batch, bench, demo, gateway, lag, observe, report, schedule, sink, source, stream};
 
 /// pinpipe — the Pinterest-style event pipeline (source → emulator → ingest API → event log →
 /// S3 sink → batch analytics, and → stream job → Delta tables) as one program.
@@ -103,6 +103,10 @@ pub enum Command {
     Batch(BatchArgs),
     /// Clean the streams into Delta tables under <lake>/delta, exactly once.
     Stream(StreamArgs),
+    /// Run the batch job on a cron schedule (UTC; default daily at 00:00) until Ctrl-C or SIGTERM.
+    Schedule(ScheduleArgs),
+    /// Re-render the HTML report of the last batch run (<out>/report.html) from its results folder.
+    Report(ReportArgs),
     /// Run every stage end to end in one process on the embedded defaults and show the counts.
     Demo(DemoArgs),
     /// Measure a stage against a baseline run in the same process.
@@ -133,11 +137,32 @@ pub struct SinkArgs {
     /// Write out everything in the topics, then exit 0 (instead of following the log).
     #[arg(long, env = "PINPIPE_DRAIN")]
     pub drain: bool,
+    /// Serve Prometheus metrics (positions, lag, files, logged errors) at http://ADDR/metrics [default: off]
+    #[arg(long, env = "PINPIPE_METRICS_LISTEN", value_name = "ADDR")]
+    pub metrics_listen: Option<String>,
 }
 
 #[derive(Debug, Args)]
 pub struct BatchArgs {
     /// Results folder [default: <data>/results]
+    #[arg(long, env = "PINPIPE_OUT", value_name = "DIR")]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ScheduleArgs {
+    /// When to run, in UTC: standard 5-field cron (`0 0 * * *`), or 6–7 fields with seconds first
+    /// (`*/30 * * * * *`). Weekday numbers are 1–7 from Sunday; names (MON-FRI) are clearer.
+    #[arg(long, env = "PINPIPE_CRON", default_value = schedule::DEFAULT_CRON, value_name = "EXPR")]
+    pub cron: String,
+    /// Results folder [default: <data>/results]
+    #[arg(long, env = "PINPIPE_OUT", value_name = "DIR")]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// Results folder of the batch run [default: <data>/results]
     #[arg(long, env = "PINPIPE_OUT", value_name = "DIR")]
     pub out: Option<PathBuf>,
 }
@@ -156,6 +181,9 @@ pub struct StreamArgs {
     /// Write a Delta checkpoint every N commits of a table.
     #[arg(long, env = "PINPIPE_CHECKPOINT_EVERY", default_value_t = 100)]
     pub checkpoint_every: u64,
+    /// Serve Prometheus metrics (positions, lag, table versions, logged errors) at http://ADDR/metrics [default: off]
+    #[arg(long, env = "PINPIPE_METRICS_LISTEN", value_name = "ADDR")]
+    pub metrics_listen: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -214,6 +242,9 @@ pub struct GatewayArgs {
     /// Require x-api-key to be one of these (repeat the flag, or comma-separate in the variable).
     #[arg(long = "api-key", env = "PINPIPE_API_KEY", value_delimiter = ',', value_name = "KEY")]
     pub api_keys: Vec<String>,
+    /// Results folder whose last batch run the status page (/) shows [default: <data>/results]
+    #[arg(long, env = "PINPIPE_OUT", value_name = "DIR")]
+    pub out: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -258,13 +289,48 @@ pub async fn main() -> std::process::ExitCode {
 
 fn init_logging(format: LogFormat) {
     use tracing_subscriber::EnvFilter;
+    use tracing_subscriber::prelude::*;
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new("info,buoyant_kernel=warn,delta_kernel=warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let lines = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    // Counts warnings and errors for the workers' /metrics.
+    let registry = tracing_subscriber::registry().with(filter).with(observe::EventCounter);
     match format {
-        LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
-        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => registry.with(lines.with_ansi(std::io::stderr().is_terminal())).init(),
+        LogFormat::Json => registry.with(lines.json()).init(),
     }
+}
+
+/// Starts `/metrics` for `worker` on `listen`, if given; stop it with the returned token.
+async fn start_metrics(
+    listen: Option<&str>,
+    worker: observe::Worker,
+    cfg: &Config,
+    log: Arc<dyn EventLog>,
+    lake: &Lake,
+    shutdown: &CancellationToken,
+) -> Result<Option<(CancellationToken, tokio::task::JoinHandle<Result<(), observe::Error>>)>> {
+    let Some(listen) = listen else { return Ok(None) };
+    let listener =
+        tokio::net::TcpListener::bind(listen).await.with_context(|| format!("binding --metrics-listen {listen}"))?;
+    let addr = listener.local_addr()?;
+    let probe = lag::LagProbe::new(cfg.id.clone(), lake.clone());
+    let metrics = observe::WorkerMetrics::new(worker, log, probe);
+    let stop = shutdown.child_token();
+    tracing::info!(%addr, "metrics at http://{addr}/metrics");
+    let server = tokio::spawn(observe::serve(listener, metrics, stop.clone()));
+    Ok(Some((stop, server)))
+}
+
+/// Stops a metrics server started by [`start_metrics`].
+async fn stop_metrics(
+    server: Option<(CancellationToken, tokio::task::JoinHandle<Result<(), observe::Error>>)>,
+) -> Result<()> {
+    if let Some((stop, handle)) = server {
+        stop.cancel();
+        handle.await.context("the metrics server panicked")??;
+    }
+    Ok(())
 }
 
 async fn run(cli: Cli) -> Result<()> {
@@ -282,6 +348,14 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Sink(args) => run_sink(&cfg, args).await,
         Command::Batch(args) => run_batch(&cfg, args).await,
         Command::Stream(args) => run_stream(&cfg, args).await,
+        Command::Schedule(args) => run_schedule(&cfg, args).await,
+        Command::Report(args) => {
+            let out = args.out.unwrap_or_else(|| cfg.default_results());
+            let path =
+                report::rerender(&out).with_context(|| format!("re-rendering the report in {}", out.display()))?;
+            println!("report: {}", path.display());
+            Ok(())
+        }
         Command::Demo(args) => run_demo(&cfg, args).await,
         Command::Bench { what: BenchWhat::Ingest(opts) } => {
             println!("{}", bench::ingest::run(&opts).await?);
@@ -428,11 +502,14 @@ async fn serve_gateway(cfg: &Config, file: &FileConfig, args: GatewayArgs) -> Re
     let api_keys = if args.api_keys.is_empty() { file.gateway.api_keys.clone() } else { args.api_keys };
     let (topics, streams) = open_logs(cfg).await?;
     let gcfg = gateway::GatewayConfig { base_path, api_keys };
-    let state = gateway::AppState::new(gcfg, topics, streams)?;
+    let lake = Lake::open(&cfg.lake).context("opening the lake for the status page")?;
+    let results = args.out.unwrap_or_else(|| cfg.default_results());
+    let sources = gateway::status::Sources::new(cfg.id.clone(), Some(lake), Some(results));
+    let state = gateway::AppState::with_status(gcfg, topics, streams, sources)?;
     let listener = tokio::net::TcpListener::bind(&listen).await.with_context(|| format!("binding {listen}"))?;
     let addr = listener.local_addr()?;
     tracing::info!(%addr, log = %eventlog::display_url(&cfg.log), streams = %eventlog::display_url(&cfg.streams), "gateway listening");
-    println!("gateway listening on http://{addr}");
+    println!("gateway listening on http://{addr} (status page: http://{addr}/)");
     gateway::serve(listener, state, shutdown_on_signal()).await?;
     Ok(())
 }
@@ -529,14 +606,18 @@ async fn run_demo(cfg: &Config, args: DemoArgs) -> Result<()> {
         streams.iter().map(|s| in_delta(s)).sum::<u64>(),
         per_table(&|i| in_delta(&streams[i])),
     );
-    println!("source:  {}", cfg.source);
-    println!(
-        "log:     {} (topics), {} (streams)",
-        eventlog::display_url(&cfg.log),
-        eventlog::display_url(&cfg.streams)
-    );
-    println!("lake:    {} (sink files under topics/, Delta tables under delta/)", cfg.lake);
-    println!("results: {}", report.batch_job.out.display());
+    let lake = Lake::open(&cfg.lake)?;
+    let out = &report.batch_job.out;
+    println!("where everything is:");
+    println!("  source:  {}", cfg.source);
+    println!("  topics:  {} ({})", eventlog::display_url(&cfg.log), topics.join(", "));
+    println!("  streams: {} ({})", eventlog::display_url(&cfg.streams), streams.join(", "));
+    println!("  lake:    {} (sink files)", lake.url_of("topics"));
+    for table in report.stream_job.tables.iter().map(|t| &t.table).chain([&report.stream_job.rejects_table]) {
+        println!("  delta:   {}", lake.url_of(&format!("delta/{table}")));
+    }
+    println!("  results: {} (cleaned tables, rejects and answers as Parquet and CSV)", out.display());
+    println!("  report:  {}", out.join(report::REPORT_FILE).display());
     println!("demo finished in {:.1}s", started.elapsed().as_secs_f64());
     if !report.consistent(&cfg.id) {
         bail!("the counts differ: some records were not acknowledged or did not land");
@@ -559,7 +640,13 @@ async fn run_sink(cfg: &Config, args: SinkArgs) -> Result<()> {
         drain: args.drain,
     };
     tracing::info!(lake = %lake.url(), log = %eventlog::display_url(&cfg.log), "sink starting");
-    let report = sink::run(&scfg, log, &lake, shutdown_on_signal()).await?;
+    let shutdown = shutdown_on_signal();
+    let metrics =
+        start_metrics(args.metrics_listen.as_deref(), observe::Worker::Sink, cfg, log.clone(), &lake, &shutdown)
+            .await?;
+    let report = sink::run(&scfg, log, &lake, shutdown).await;
+    stop_metrics(metrics).await?;
+    let report = report?;
     println!("{report}");
     Ok(())
 }
@@ -588,7 +675,36 @@ async fn run_stream(cfg: &Config, args: StreamArgs) -> Result<()> {
         checkpoint_every: args.checkpoint_every.max(1),
     };
     tracing::info!(lake = %lake.url(), streams = %eventlog::display_url(&cfg.streams), "stream job starting");
-    let report = stream::run(&scfg, streams, &lake, shutdown_on_signal()).await?;
+    let shutdown = shutdown_on_signal();
+    let metrics =
+        start_metrics(args.metrics_listen.as_deref(), observe::Worker::Stream, cfg, streams.clone(), &lake, &shutdown)
+            .await?;
+    let report = stream::run(&scfg, streams, &lake, shutdown).await;
+    stop_metrics(metrics).await?;
+    let report = report?;
     println!("{report}");
+    Ok(())
+}
+
+async fn run_schedule(cfg: &Config, args: ScheduleArgs) -> Result<()> {
+    let cron = schedule::Cron::parse(&args.cron)?;
+    let lake = Lake::open(&cfg.lake)?;
+    let bcfg = batch::BatchConfig { id: cfg.id.clone(), out: args.out.unwrap_or_else(|| cfg.default_results()) };
+    let on_run = |run: &schedule::RunOutcome<'_>| match &run.result {
+        Ok(report) => println!(
+            "run {} (tick {}): ok in {:.1}s, {} records read; results in {}",
+            run.number,
+            run.tick.to_rfc3339(),
+            run.took.as_secs_f64(),
+            report.tables.iter().map(|t| t.read).sum::<u64>(),
+            report.out.display()
+        ),
+        Err(e) => println!("run {} (tick {}): failed: {e}", run.number, run.tick.to_rfc3339()),
+    };
+    let summary = schedule::run(&cron, &bcfg, &lake, shutdown_on_signal(), &on_run).await?;
+    println!(
+        "schedule stopped: {} runs succeeded, {} failed, {} ticks skipped",
+        summary.succeeded, summary.failed, summary.skipped
+    );
     Ok(())
 }

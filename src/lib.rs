@@ -9,7 +9,9 @@
 //! ```
 //!
 //! Modules follow the data, in pipeline order: `source` → `emulator` → `gateway` → `eventlog` →
-//! `sink` (into the `lake`) → `clean` (shared) → `batch`, and `eventlog` → `clean` → `stream`. Every stage is a library function; the `pinpipe`
+//! `sink` (into the `lake`) → `clean` (shared) → `batch` → `report` (run by hand or by `schedule`),
+//! and `eventlog` → `clean` → `stream`; `lag` and `observe` read how far the workers are (the
+//! gateway's status page, the workers' `/metrics`). Every stage is a library function; the `pinpipe`
 //! binary (`main.rs`, `cli.rs`) only parses flags, handles signals and calls them, so `demo`, the
 //! command line and the tests share one code path.
 
@@ -22,7 +24,11 @@ pub mod demo;
 pub mod emulator;
 pub mod eventlog;
 pub mod gateway;
+pub mod lag;
 pub mod lake;
+pub mod observe;
+pub mod report;
+pub mod schedule;
 pub mod sink;
 pub mod source;
 pub mod stream;

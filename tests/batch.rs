@@ -92,6 +92,8 @@ const ANSWERS: [&str; 9] = ["q1", "q2", "q3a", "q3b", "q4", "q5", "q6", "q7", "q
 /// Every file SPEC §10 names for `batch`, sorted.
 fn spec_files() -> Vec<String> {
     let mut files: Vec<String> = ["pin", "geo", "user", "rejects"].iter().map(|t| format!("{t}.parquet")).collect();
+    // The run metadata and the HTML report (tests/report.rs checks them).
+    files.extend(["report.html".to_string(), "run.json".to_string()]);
     for q in ANSWERS {
         files.push(format!("{q}.csv"));
         files.push(format!("{q}.parquet"));

@@ -68,7 +68,10 @@ fn bad_config_and_unknown_names_fail_with_a_message_naming_them() {
 #[test]
 fn help_explains_every_subcommand() {
     let help = stdout(&pinpipe(&["--help"]));
-    for word in ["seed", "emulate", "gateway", "topics", "streams", "bench", "--data", "--source", "--log", "--lake"] {
+    for word in [
+        "seed", "emulate", "gateway", "topics", "streams", "schedule", "report", "bench", "--data", "--source",
+        "--log", "--lake",
+    ] {
         assert!(help.contains(word), "--help lacks {word}:\n{help}");
     }
 }
@@ -85,9 +88,13 @@ fn demo_runs_end_to_end_and_every_sent_record_lands() {
     let stream = "stream path: sent 600 = in the streams 600 = in the Delta tables 600 (pin 200, geo 200, user 200)";
     assert!(text.contains(batch), "{text}");
     assert!(text.contains(stream), "{text}");
-    for file in ["pin.parquet", "geo.parquet", "user.parquet", "rejects.parquet", "q1.csv", "q8.parquet"] {
+    for file in ["pin.parquet", "geo.parquet", "user.parquet", "rejects.parquet", "q1.csv", "q8.parquet", "report.html"]
+    {
         assert!(dir.path().join("results").join(file).is_file(), "results/{file} missing");
     }
+    let report = dir.path().join("results/report.html");
+    assert!(text.contains(&format!("  report:  {}\n", report.display())), "the demo says where the report is:\n{text}");
+    assert!(text.contains("/lake/delta/pinterest_pin_table\n"), "the demo says where the Delta tables are:\n{text}");
     // A second run on the same data reuses the source and counts only its own records.
     let again = stdout(&pinpipe(&["demo", "--count", "50", "--data", data]));
     assert!(!again.contains("seeding"), "{again}");

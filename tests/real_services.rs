@@ -91,7 +91,8 @@ impl Deployment {
         self.run(&["seed", "--rows", ROWS, "--seed", "42"]);
         let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let listen = format!("127.0.0.1:{port}");
-        let mut gateway = Gateway(self.command(&["gateway", "--listen", &listen]).stdout(Stdio::null()).spawn().unwrap());
+        let mut gateway =
+            Gateway(self.command(&["gateway", "--listen", &listen]).stdout(Stdio::null()).spawn().unwrap());
         wait_for_port(&listen);
         let api = format!("http://{listen}");
         for mode in ["batch", "stream"] {

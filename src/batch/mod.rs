@@ -6,7 +6,8 @@
 //! - `read` (`read.rs`): list, fetch, decode + clean (the shared [`crate::clean`] code) in
 //!   parallel over files, keep the first row received per `ind`, collect the rejects;
 //! - `queries` (`queries.rs`): the SQL files of `sql/` in DataFusion;
-//! - `write` (`output.rs`): Parquet and CSV into a new folder, swapped in for the old one.
+//! - `write` (`output.rs`): Parquet and CSV into a new folder, with the run metadata and the
+//!   HTML report ([`crate::report`]), swapped in for the old one.
 
 mod output;
 mod queries;
@@ -21,6 +22,7 @@ use datafusion::arrow::util::pretty::pretty_format_batches;
 
 use crate::clean::Table;
 use crate::lake::Lake;
+use crate::report;
 
 pub use output::rejects_schema;
 pub use queries::{Answer, QUERIES};
@@ -110,7 +112,8 @@ impl fmt::Display for BatchReport {
             self.phases.iter().map(|(name, d)| format!("{name} {:.3} s", d.as_secs_f64())).collect();
         let total: Duration = self.phases.iter().map(|(_, d)| *d).sum();
         writeln!(f, "time: {} (total {:.3} s)", phases.join(", "), total.as_secs_f64())?;
-        write!(f, "results: {}", self.out.display())
+        writeln!(f, "results: {}", self.out.display())?;
+        write!(f, "report:  {}", self.out.join(report::REPORT_FILE).display())
     }
 }
 
@@ -159,6 +162,8 @@ pub enum Error {
         #[source]
         source: datafusion::arrow::error::ArrowError,
     },
+    #[error("writing the report")]
+    Report(#[from] crate::report::Error),
     #[error("cannot put the new results in place of {out}")]
     Replace {
         out: PathBuf,
@@ -169,6 +174,8 @@ pub enum Error {
 
 /// Reads every sink file of the three topics, cleans, answers Q1–Q8 and writes `cfg.out`.
 pub async fn run(cfg: &BatchConfig, lake: &Lake) -> Result<BatchReport, Error> {
+    let run_started = Instant::now();
+    let started_at = now_rfc3339();
     let started = Instant::now();
     // The three tables at once: their files share the workers, so a table of few files does
     // not leave cores idle.
@@ -200,8 +207,52 @@ pub async fn run(cfg: &BatchConfig, lake: &Lake) -> Result<BatchReport, Error> {
     let rejects = output::rejects_batch(&rejects)?;
     let results = output::Results { tables: data.map(|(t, d)| (t, d.kept)), rejects, answers };
     let out = cfg.out.clone();
-    let results = tokio::task::spawn_blocking(move || output::write(&out, &results).map(|()| results)).await??;
+    let mut meta = report::RunMeta {
+        id: cfg.id.clone(),
+        lake: lake.url().to_string(),
+        started_at,
+        finished_at: String::new(),
+        duration_seconds: 0.0,
+        phases: phases
+            .iter()
+            .map(|(name, d)| report::PhaseTime { name: name.to_string(), seconds: d.as_secs_f64() })
+            .collect(),
+        tables: tables
+            .iter()
+            .map(|t| report::TableCounts {
+                table: t.table.name().to_string(),
+                files: t.files as u64,
+                records: t.read,
+                rejected: t.rejected.clone(),
+                unreadable_follower_counts: t.unreadable_follower_counts,
+                kept: t.kept,
+            })
+            .collect(),
+        answers: results.answers.iter().map(|a| a.name.to_string()).collect(),
+        version: env!("CARGO_PKG_VERSION").to_string(),
+    };
+    let write_started = started;
+    // The report goes into the new folder after the result files, so its `write` time covers them.
+    let finish = move |dir: &std::path::Path, results: &output::Results| {
+        let answers = results
+            .answers
+            .iter()
+            .map(|a| report::AnswerTable::from_batches(a.name, &a.schema, &a.batches))
+            .collect::<Result<Vec<_>, _>>()?;
+        meta.phases.push(report::PhaseTime { name: "write".into(), seconds: write_started.elapsed().as_secs_f64() });
+        meta.finished_at = now_rfc3339();
+        meta.duration_seconds = run_started.elapsed().as_secs_f64();
+        report::write(dir, &meta, &answers)?;
+        Ok(())
+    };
+    let results =
+        tokio::task::spawn_blocking(move || output::write(&out, &results, finish).map(|()| results)).await??;
     phases.push(("write", started.elapsed()));
     let answers = results.answers;
     Ok(BatchReport { out: cfg.out.clone(), tables, answers, phases })
+}
+
+/// The time now, RFC 3339 in UTC to the second (`2026-01-31T00:00:00Z`).
+fn now_rfc3339() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }

@@ -1,7 +1,8 @@
 //! Writing a run's results folder (SPEC §10 `batch`): the cleaned tables and the rejects as
 //! Parquet, each answer as CSV (header row) and Parquet.
 //!
-//! Fed by the batch job's tables and answers; read by users, the report and Spark. The files are
+//! Fed by the batch job's tables and answers; read by users, the report and Spark. The files (the
+//! report's `run.json` and `report.html` among them, written by the caller's `finish`) are
 //! written into a fresh folder beside `out` and swapped in only when all are written, so a run
 //! that fails leaves the previous run's results as they were.
 
@@ -99,8 +100,13 @@ fn write_into(dir: &Path, results: &Results) -> Result<(), Error> {
     Ok(())
 }
 
-/// Writes every result file into a new folder beside `out`, then puts it in `out`'s place.
-pub(super) fn write(out: &Path, results: &Results) -> Result<(), Error> {
+/// Writes every result file into a new folder beside `out`, calls `finish` on that folder (the
+/// run metadata and the report go in there too), then puts it in `out`'s place.
+pub(super) fn write(
+    out: &Path,
+    results: &Results,
+    finish: impl FnOnce(&Path, &Results) -> Result<(), Error>,
+) -> Result<(), Error> {
     let name = out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "results".into());
     let parent = match out.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
@@ -110,7 +116,7 @@ pub(super) fn write(out: &Path, results: &Results) -> Result<(), Error> {
     let tag = uuid::Uuid::new_v4().simple().to_string();
     let fresh = parent.join(format!(".{name}.new-{tag}"));
     std::fs::create_dir(&fresh).map_err(io(&fresh))?;
-    if let Err(e) = write_into(&fresh, results) {
+    if let Err(e) = write_into(&fresh, results).and_then(|()| finish(&fresh, results)) {
         let _ = std::fs::remove_dir_all(&fresh);
         return Err(e);
     }

@@ -117,6 +117,18 @@ impl Metrics {
         }
     }
 
+    /// The number of requests of `route` answered with anything but 200 so far.
+    pub fn rejected(&self, route: Route) -> u64 {
+        let known: u64 = STATUSES
+            .iter()
+            .zip(&self.requests[route.index()])
+            .filter(|&(&s, _)| s != 200)
+            .map(|(_, c)| c.load(Ordering::Relaxed))
+            .sum();
+        let other = self.other_requests.lock().unwrap_or_else(PoisonError::into_inner);
+        known + other.iter().filter(|&(&(r, _), _)| r == route.index()).map(|(_, &n)| n).sum::<u64>()
+    }
+
     /// The number of records appended to `log` so far.
     pub fn records(&self, log: &str) -> u64 {
         let records = self.records.read().unwrap_or_else(PoisonError::into_inner);
@@ -206,6 +218,7 @@ mod tests {
         assert_eq!(m.requests(Route::Topics, StatusCode::OK), 2);
         assert_eq!(m.requests(Route::Streams, StatusCode::IM_A_TEAPOT), 1);
         assert_eq!(m.records("pinterest.pin"), 5);
+        assert_eq!((m.rejected(Route::Topics), m.rejected(Route::Streams)), (0, 1));
         let text = m.render();
         assert!(text.contains("pinpipe_gateway_requests_total{route=\"topics\",status=\"200\"} 2\n"), "{text}");
         assert!(text.contains("pinpipe_gateway_requests_total{route=\"streams\",status=\"418\"} 1\n"), "{text}");

@@ -21,12 +21,17 @@
 //! | `POST`/`GET`/`DELETE {base}/streams/{name}` | create / describe / delete a stream |
 //! | `PUT {base}/streams/{name}/record`, `…/records` | Kinesis PutRecord / PutRecords |
 //! | `GET /healthz`, `GET /metrics` | liveness, Prometheus counters |
+//! | `GET /`, `GET /status.json`, `GET /report.html` | the live status page ([`status`]) and the last batch report |
+//!
+//! The status routes, like `/healthz` and `/metrics`, need no API key: they only read, and a
+//! browser cannot send `x-api-key` (see [`status`]).
 
 pub mod body;
 pub mod error;
 pub mod kafka_rest;
 pub mod kinesis;
 pub mod metrics;
+pub mod status;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -69,6 +74,7 @@ struct Inner {
     topics: Arc<dyn EventLog>,
     streams: Arc<dyn EventLog>,
     metrics: Metrics,
+    status: Option<status::Sources>,
 }
 
 impl AppState {
@@ -86,7 +92,25 @@ impl AppState {
         if config.api_keys.iter().any(String::is_empty) {
             return Err(Error::Config("an API key may not be empty".into()));
         }
-        Ok(AppState { inner: Arc::new(Inner { config, topics, streams, metrics: Metrics::default() }) })
+        Ok(AppState { inner: Arc::new(Inner { config, topics, streams, metrics: Metrics::default(), status: None }) })
+    }
+
+    /// Like [`AppState::new`], with the lake and results folder the status page reads.
+    pub fn with_status(
+        config: GatewayConfig,
+        topics: Arc<dyn EventLog>,
+        streams: Arc<dyn EventLog>,
+        sources: status::Sources,
+    ) -> Result<Self, Error> {
+        let state = AppState::new(config, topics, streams)?;
+        let inner = Arc::into_inner(state.inner)
+            .ok_or_else(|| Error::Internal("a new gateway state is shared already".into()))?;
+        Ok(AppState { inner: Arc::new(Inner { status: Some(sources), ..inner }) })
+    }
+
+    /// What the status page reads besides the logs, if the gateway was given it.
+    pub fn status(&self) -> Option<&status::Sources> {
+        self.inner.status.as_ref()
     }
 
     /// The configuration, with the base path normalized (`Some("/dev")` or `None`).
@@ -111,7 +135,7 @@ impl AppState {
 }
 
 /// `Some("/a/b")` for `"a/b/"`, `"/a/b"`…; `None` for no prefix. Segments use the characters of
-/// API Gateway stage names, and the prefix may not hide `/healthz` or `/metrics`.
+/// API Gateway stage names, and the prefix may not hide `/healthz`, `/metrics` or the status routes.
 fn normalize_base_path(base: Option<&str>) -> Result<Option<String>, Error> {
     let Some(base) = base else { return Ok(None) };
     let trimmed = base.trim_matches('/');
@@ -125,7 +149,7 @@ fn normalize_base_path(base: Option<&str>) -> Result<Option<String>, Error> {
             && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
     };
     let first = trimmed.split('/').next().unwrap_or_default();
-    if !trimmed.split('/').all(ok_segment) || matches!(first, "healthz" | "metrics") {
+    if !trimmed.split('/').all(ok_segment) || matches!(first, "healthz" | "metrics" | "status.json" | "report.html") {
         return Err(Error::Config(format!(
             "base path `{base}`: use segments of letters, digits, `-`, `_` and `.`, such as `/dev`"
         )));
@@ -147,7 +171,9 @@ pub fn app(state: AppState) -> Router {
         None => api,
     };
     Router::new()
-        .route("/", get(index))
+        .route("/", get(status::page))
+        .route("/status.json", get(status::status_json))
+        .route("/report.html", get(status::report_page))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics_text))
         .merge(api)
@@ -197,11 +223,6 @@ pub(crate) fn reply(status: StatusCode, content_type: &'static str, body: Vec<u8
 /// Serializes a reply body; a failure here is the server's bug, answered with a generic 500.
 pub(crate) fn to_json<T: Serialize>(v: &T) -> Result<Vec<u8>, Error> {
     serde_json::to_vec(v).map_err(|e| Error::Internal(format!("cannot serialize a reply: {e}")))
-}
-
-/// `GET /`: a pointer to the API until the status page exists.
-async fn index() -> &'static str {
-    "pinpipe gateway: POST /topics/{topic}, PUT /streams/{name}/record(s); see /metrics\n"
 }
 
 /// `GET /healthz`: the process answers.

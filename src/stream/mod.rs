@@ -251,6 +251,11 @@ impl Progress {
         Ok(Progress { sink, stream: format!("streaming-{id}-{}", table.name()) })
     }
 
+    /// The table version as of the last [`Progress::visible`] (its commit count minus one; -1 if none).
+    pub fn version(&self) -> i64 {
+        self.sink.version()
+    }
+
     /// The last offset of `partition` visible in the table now (reloading its log first).
     pub async fn visible(&mut self, partition: u32) -> Result<Option<u64>, Error> {
         self.sink.refresh().await?;

@@ -2,6 +2,8 @@
 //! whole-log reads.
 #![allow(dead_code)]
 
+pub mod chromium;
+
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
