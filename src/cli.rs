@@ -128,6 +128,10 @@ pub struct SeedArgs {
 
 #[derive(Debug, Args)]
 pub struct SinkArgs {
+    /// Own only the partitions p with p % N == I, so N workers started as 0/N … N-1/N split the
+    /// partitions between them (each keeps its positions in the outputs) [default: 0/1, all]
+    #[arg(long, env = "PINPIPE_WORKER", value_name = "I/N", default_value = "0/1")]
+    pub worker: config::Worker,
     /// Records per file (Confluent flush.size); 1 reproduces the course's one-record files.
     #[arg(long, env = "PINPIPE_FLUSH_SIZE", default_value_t = 1000)]
     pub flush_size: usize,
@@ -169,6 +173,10 @@ pub struct ReportArgs {
 
 #[derive(Debug, Args)]
 pub struct StreamArgs {
+    /// Own only the partitions p with p % N == I, so N workers started as 0/N … N-1/N split the
+    /// partitions between them (each keeps its positions in the outputs) [default: 0/1, all]
+    #[arg(long, env = "PINPIPE_WORKER", value_name = "I/N", default_value = "0/1")]
+    pub worker: config::Worker,
     /// Commit everything in the streams, then exit 0 (instead of following them).
     #[arg(long, env = "PINPIPE_DRAIN")]
     pub drain: bool,
@@ -509,7 +517,9 @@ async fn serve_gateway(cfg: &Config, file: &FileConfig, args: GatewayArgs) -> Re
     let listener = tokio::net::TcpListener::bind(&listen).await.with_context(|| format!("binding {listen}"))?;
     let addr = listener.local_addr()?;
     tracing::info!(%addr, log = %eventlog::display_url(&cfg.log), streams = %eventlog::display_url(&cfg.streams), "gateway listening");
-    println!("gateway listening on http://{addr} (status page: http://{addr}/)");
+    // The first line ends with the base URL: scripts and tests read it from there.
+    println!("gateway listening on http://{addr}");
+    println!("status page: http://{addr}/");
     gateway::serve(listener, state, shutdown_on_signal()).await?;
     Ok(())
 }
@@ -638,6 +648,7 @@ async fn run_sink(cfg: &Config, args: SinkArgs) -> Result<()> {
         flush_size: args.flush_size,
         flush_interval: args.flush_interval,
         drain: args.drain,
+        worker: args.worker,
     };
     tracing::info!(lake = %lake.url(), log = %eventlog::display_url(&cfg.log), "sink starting");
     let shutdown = shutdown_on_signal();
@@ -673,6 +684,7 @@ async fn run_stream(cfg: &Config, args: StreamArgs) -> Result<()> {
         max_latency: args.max_latency,
         drain: args.drain,
         checkpoint_every: args.checkpoint_every.max(1),
+        worker: args.worker,
     };
     tracing::info!(lake = %lake.url(), streams = %eventlog::display_url(&cfg.streams), "stream job starting");
     let shutdown = shutdown_on_signal();

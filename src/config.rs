@@ -202,6 +202,53 @@ fn flatten_settings(
     Ok(())
 }
 
+/// Which share of the partitions one sink or stream worker owns. `--worker I/N` takes the
+/// partitions `p` with `p % N == I`, so N workers started as `0/N` … `N-1/N` split every topic or
+/// stream between them without overlap; each keeps its positions in the outputs, as one worker
+/// does, so workers can stop and start independently.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Worker {
+    pub index: u32,
+    pub count: u32,
+}
+
+impl Worker {
+    /// The only worker: every partition.
+    pub const ALL: Worker = Worker { index: 0, count: 1 };
+
+    /// True when this worker owns `partition`.
+    pub fn owns(&self, partition: u32) -> bool {
+        partition % self.count == self.index
+    }
+}
+
+impl Default for Worker {
+    fn default() -> Self {
+        Worker::ALL
+    }
+}
+
+impl std::fmt::Display for Worker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.index, self.count)
+    }
+}
+
+impl std::str::FromStr for Worker {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Worker, String> {
+        let bad = || format!("`{text}` is not a worker share I/N with 0 <= I < N, such as 0/2");
+        let (index, count) = text.trim().split_once('/').ok_or_else(bad)?;
+        let index: u32 = index.trim().parse().map_err(|_| bad())?;
+        let count: u32 = count.trim().parse().map_err(|_| bad())?;
+        if count == 0 || index >= count {
+            return Err(bad());
+        }
+        Ok(Worker { index, count })
+    }
+}
+
 /// Parses a duration such as `10s`, `500ms`, `2m` or a bare number of seconds.
 pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
     let text = text.trim();
@@ -226,6 +273,19 @@ pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn worker_shares_split_partitions_without_overlap() {
+        let workers: Vec<Worker> = ["0/3", "1/3", "2/3"].iter().map(|w| w.parse().unwrap()).collect();
+        for p in 0..12 {
+            assert_eq!(workers.iter().filter(|w| w.owns(p)).count(), 1, "partition {p}");
+        }
+        assert!(Worker::ALL.owns(7));
+        for bad in ["", "1", "2/2", "0/0", "a/b", "-1/2"] {
+            assert!(bad.parse::<Worker>().is_err(), "{bad:?}");
+        }
+        assert_eq!("1/4".parse::<Worker>().unwrap().to_string(), "1/4");
+    }
 
     #[test]
     fn defaults_live_under_the_data_folder() {

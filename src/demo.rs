@@ -166,6 +166,7 @@ pub async fn run(
         flush_size: 1000,
         flush_interval: std::time::Duration::from_secs(10),
         drain: true,
+        worker: crate::config::Worker::ALL,
     };
     let sink = sink::run(&sink_cfg, topics, &lake, shutdown.child_token()).await?;
     phase(Phase::Stream, 0);
@@ -175,6 +176,7 @@ pub async fn run(
         max_latency: std::time::Duration::from_secs(1),
         drain: true,
         checkpoint_every: 100,
+        worker: crate::config::Worker::ALL,
     };
     let stream_job = stream::run(&stream_cfg, streams, &lake, shutdown.child_token()).await?;
     phase(Phase::Batch, 0);

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use futures::TryStreamExt;
 use object_store::aws::AmazonS3Builder;
 use object_store::{ObjectStore, ObjectStoreExt};
+use pinpipe::config::Worker;
 use pinpipe::eventlog::{self, EventLog, Namespace, NewRecord};
 use pinpipe::lake::Lake;
 use pinpipe::sink::{self, SinkConfig, SinkReport, TopicCounts, layout};
@@ -49,7 +50,7 @@ fn values(topic: &str, range: std::ops::Range<usize>) -> Vec<String> {
 }
 
 fn config(flush_size: usize, flush_interval: Duration, drain: bool) -> SinkConfig {
-    SinkConfig { id: ID.into(), flush_size, flush_interval, drain }
+    SinkConfig { id: ID.into(), flush_size, flush_interval, drain, worker: Worker::ALL }
 }
 
 async fn drain(log: &Arc<dyn EventLog>, lake: &Lake, flush_size: usize) -> SinkReport {
@@ -328,7 +329,13 @@ async fn a_missing_topic_is_an_error_naming_it() {
         eventlog::open(&format!("embedded://{}", dir.path().join("log").display()), Namespace::Topics).await.unwrap();
     log.create("other.pin", 1).await.unwrap();
     let lake = open_lake(&dir.path().join("lake"));
-    let cfg = SinkConfig { id: "other".into(), flush_size: 10, flush_interval: Duration::from_secs(1), drain: true };
+    let cfg = SinkConfig {
+        id: "other".into(),
+        flush_size: 10,
+        flush_interval: Duration::from_secs(1),
+        drain: true,
+        worker: Worker::ALL,
+    };
     let err = sink::run(&cfg, log, &lake, CancellationToken::new()).await.unwrap_err();
     assert!(matches!(&err, sink::Error::TopicNotFound { topic } if topic == "other.geo"), "{err:?}");
     assert!(err.to_string().contains("`other.geo` does not exist"), "{err}");
@@ -382,7 +389,8 @@ async fn a_killed_sink_restarts_into_exactly_the_objects_of_an_uninterrupted_run
     let mut landed_mid_run = 0;
     for trial in 0..4 {
         let mut child = sink_command(&data, &crashed_url).spawn().expect("start pinpipe sink");
-        let delay = full_run.mul_f64(rng.random_range(0.1..0.3));
+        // Spread over the run (startup is a fixed part of it, larger on a loaded machine).
+        let delay = full_run.mul_f64(0.15 + 0.2 * f64::from(trial) + rng.random_range(0.0..0.1));
         tokio::time::sleep(delay).await;
         child.kill().expect("SIGKILL the sink");
         let status = child.wait().unwrap();
@@ -505,4 +513,42 @@ async fn sink_throughput() {
     let took = started.elapsed();
     assert_eq!(report.records, n as u64);
     eprintln!("sink: {report} in {took:?} = {:.0} records/s", n as f64 / took.as_secs_f64());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_workers_split_the_partitions_and_write_what_one_sink_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let id = "split";
+    let log = eventlog::open(&format!("embedded://{}", dir.path().join("log").display()), Namespace::Topics)
+        .await
+        .expect("open log");
+    for t in ["pin", "geo", "user"] {
+        let name = format!("{id}.{t}");
+        log.create(&name, 4).await.expect("create a 4-partition topic");
+        append(&*log, &name, &values(t, 0..1234)).await;
+    }
+    let cfg = |worker: Worker| SinkConfig {
+        id: id.into(),
+        flush_size: 100,
+        flush_interval: Duration::from_secs(10),
+        drain: true,
+        worker,
+    };
+    let (one, split) = (open_lake(&dir.path().join("one")), open_lake(&dir.path().join("split")));
+    sink::run(&cfg(Worker::ALL), Arc::clone(&log), &one, CancellationToken::new()).await.expect("one sink");
+    let (w0, w1) = (cfg("0/2".parse().unwrap()), cfg("1/2".parse().unwrap()));
+    let (a, b) = tokio::join!(
+        sink::run(&w0, Arc::clone(&log), &split, CancellationToken::new()),
+        sink::run(&w1, Arc::clone(&log), &split, CancellationToken::new()),
+    );
+    let (a, b) = (a.expect("worker 0/2"), b.expect("worker 1/2"));
+    assert_eq!(a.records + b.records, 3 * 1234, "the workers together write every record once");
+    let expected = objects(&*one.store, "").await;
+    let got = objects(&*split.store, "").await;
+    assert_eq!(got.keys().collect::<Vec<_>>(), expected.keys().collect::<Vec<_>>());
+    assert_eq!(got, expected, "two workers write byte for byte what one sink writes");
+    // Worker 0/2 wrote partitions 0 and 2 only.
+    let mine = a.files;
+    let even = expected.keys().filter(|k| k.contains("partition=0/") || k.contains("partition=2/")).count() as u64;
+    assert_eq!(mine, even);
 }

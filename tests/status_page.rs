@@ -73,8 +73,13 @@ async fn pipeline() -> Pipeline {
     assert_eq!(put("streaming-pinterest-pin", pins[..4].to_vec()).await.unwrap().status(), 200);
     assert_eq!(produce("no-such-topic", pins[..1].to_vec()).await.unwrap().status(), 404);
 
-    let sink_cfg =
-        SinkConfig { id: "pinterest".into(), flush_size: 2, flush_interval: Duration::from_secs(10), drain: true };
+    let sink_cfg = SinkConfig {
+        id: "pinterest".into(),
+        flush_size: 2,
+        flush_interval: Duration::from_secs(10),
+        drain: true,
+        worker: pinpipe::config::Worker::ALL,
+    };
     sink::run(&sink_cfg, topics.clone(), &lake, CancellationToken::new()).await.unwrap();
     let stream_cfg = StreamConfig {
         id: "pinterest".into(),
@@ -82,6 +87,7 @@ async fn pipeline() -> Pipeline {
         max_latency: Duration::from_millis(100),
         drain: true,
         checkpoint_every: 100,
+        worker: pinpipe::config::Worker::ALL,
     };
     stream::run(&stream_cfg, Arc::clone(&streams), &lake, CancellationToken::new()).await.unwrap();
     batch::run(&BatchConfig { id: "pinterest".into(), out: results.clone() }, &lake).await.unwrap();

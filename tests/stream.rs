@@ -18,6 +18,7 @@ use datafusion::prelude::SessionContext;
 use deltalake::kernel::StructType;
 use deltalake::kernel::engine::arrow_conversion::TryIntoKernel as _;
 use pinpipe::clean::{self, Table};
+use pinpipe::config::Worker;
 use pinpipe::eventlog::{self, EventLog, Namespace, NewRecord};
 use pinpipe::lake::Lake;
 use pinpipe::source::generator;
@@ -84,6 +85,7 @@ fn drain_config() -> StreamConfig {
         max_latency: Duration::from_secs(1),
         drain: true,
         checkpoint_every: 3,
+        worker: Worker::ALL,
     }
 }
 
@@ -515,6 +517,7 @@ async fn the_batch_job_and_the_stream_job_clean_the_same_records_into_the_same_r
         flush_size: 150,
         flush_interval: Duration::from_secs(10),
         drain: true,
+        worker: Worker::ALL,
     };
     pinpipe::sink::run(&sink_cfg, topics, &p.lake, CancellationToken::new()).await.expect("sink");
     let out = p.dir.path().join("results");
@@ -532,4 +535,29 @@ async fn the_batch_job_and_the_stream_job_clean_the_same_records_into_the_same_r
         assert_eq!(batch_rows.len(), 400, "{table}: every distinct post kept by the batch job");
         assert_eq!(stream_rows, batch_rows, "{table}: the stream table and the batch table differ");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_workers_split_the_partitions_and_commit_every_record_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("embedded://{}", dir.path().join("log").display());
+    let streams = eventlog::open(&url, Namespace::Streams).await.expect("open streams");
+    for table in Table::ALL {
+        streams.create(&stream_name(table), 3).await.expect("a 3-shard stream");
+    }
+    let lake = Lake::open(&format!("file://{}", dir.path().join("lake").display())).expect("lake");
+    let records = posts(0, 400);
+    append_all(&*streams, &records).await;
+    let cfg = |worker: &str| StreamConfig { worker: worker.parse().expect("worker"), ..drain_config() };
+    let (w0, w1) = (cfg("0/2"), cfg("1/2"));
+    let (a, b) = tokio::join!(
+        stream::run(&w0, Arc::clone(&streams), &lake, CancellationToken::new()),
+        stream::run(&w1, Arc::clone(&streams), &lake, CancellationToken::new()),
+    );
+    let (a, b) = (a.expect("worker 0/2"), b.expect("worker 1/2"));
+    for (x, y) in a.tables.iter().zip(&b.tables) {
+        assert_eq!(x.committed + y.committed, 400, "{a}\n{b}");
+        assert!(x.committed > 0 && y.committed > 0, "both workers had partitions: {a}\n{b}");
+    }
+    assert_tables_hold(&lake, &records).await;
 }

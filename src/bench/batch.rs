@@ -293,6 +293,7 @@ pub async fn land(log: Arc<dyn EventLog>, lake: &Lake) -> Result<sink::SinkRepor
         flush_size: FLUSH_SIZE,
         flush_interval: Duration::from_secs(3600),
         drain: true,
+        worker: crate::config::Worker::ALL,
     };
     Ok(sink::run(&cfg, log, lake, CancellationToken::new()).await?)
 }

@@ -124,6 +124,7 @@ pub async fn run(opts: &StreamBenchOptions) -> Result<StreamBenchReport, Error> 
         max_latency: Duration::from_secs(1),
         drain: false,
         checkpoint_every: 100,
+        worker: crate::config::Worker::ALL,
     };
     let job = {
         let (lake, stop) = (lake.clone(), stop.child_token());

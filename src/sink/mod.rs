@@ -27,6 +27,7 @@ use std::time::Duration;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::config::Worker;
 use crate::eventlog::{self, EventLog, Namespace};
 use crate::lake::Lake;
 
@@ -42,6 +43,8 @@ pub struct SinkConfig {
     pub flush_interval: Duration,
     /// Process what is in the log, write the last partial files, and return.
     pub drain: bool,
+    /// The share of the partitions this sink owns (`--worker I/N`); [`Worker::ALL`] by default.
+    pub worker: Worker,
 }
 
 /// What a sink run did.
@@ -132,7 +135,7 @@ pub async fn run(
             source => Error::Describe { topic: topic.clone(), source },
         })?;
         report.topics.insert(topic.clone(), TopicCounts::default());
-        for p in info.partitions {
+        for p in info.partitions.into_iter().filter(|p| cfg.worker.owns(p.partition)) {
             jobs.push(partition::Job {
                 topic: topic.clone(),
                 partition: p.partition,
@@ -145,7 +148,7 @@ pub async fn run(
         }
     }
     tracing::info!(
-        id = %cfg.id, partitions = jobs.len(), flush_size = cfg.flush_size, flush_interval = ?flush_interval,
+        id = %cfg.id, worker = %cfg.worker, partitions = jobs.len(), flush_size = cfg.flush_size, flush_interval = ?flush_interval,
         drain = cfg.drain, lake = %lake.url(), "sink starting"
     );
 

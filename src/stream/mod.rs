@@ -78,6 +78,7 @@ use datafusion::arrow::record_batch::RecordBatch;
 use tokio_util::sync::CancellationToken;
 
 use crate::clean::{self, Table};
+use crate::config::Worker;
 use crate::eventlog::{EventLog, Record};
 use crate::lake::Lake;
 use delta::{DeltaSink, Part};
@@ -105,6 +106,10 @@ pub struct StreamConfig {
     pub drain: bool,
     /// Write a Delta checkpoint every this many commits of a table.
     pub checkpoint_every: u64,
+    /// The share of the stream partitions this job owns (`--worker I/N`); [`Worker::ALL`] by
+    /// default. Workers write the same tables: each partition's position is its own `txn` app id,
+    /// and Delta appends from several writers commit one after another.
+    pub worker: Worker,
 }
 
 /// What one stream contributed during a run.
@@ -287,7 +292,7 @@ pub async fn run(
         let info = describe_retrying(&*streams, &stream, &shutdown).await?;
         let native = sink.native_positions().await?;
         let mut cursors = Vec::with_capacity(info.partitions.len());
-        for p in &info.partitions {
+        for p in info.partitions.iter().filter(|p| cfg.worker.owns(p.partition)) {
             let app_id = positions::data_app_id(&stream, p.partition);
             let data = sink.stored_version(&app_id).await?;
             let rej = rejects.stored_version(&positions::rejects_app_id(&stream, p.partition)).await?;
