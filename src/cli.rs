@@ -298,8 +298,9 @@ pub async fn main() -> std::process::ExitCode {
 fn init_logging(format: LogFormat) {
     use tracing_subscriber::EnvFilter;
     use tracing_subscriber::prelude::*;
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new("info,buoyant_kernel=warn,delta_kernel=warn,deltalake_core=warn,rdkafka=warn,aws_config=warn"));
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        EnvFilter::new("info,buoyant_kernel=warn,delta_kernel=warn,deltalake_core=warn,rdkafka=warn,aws_config=warn")
+    });
     let lines = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
     // Counts warnings and errors for the workers' /metrics.
     let registry = tracing_subscriber::registry().with(filter).with(observe::EventCounter);
