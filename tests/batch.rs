@@ -4,6 +4,8 @@
 //! repeated `ind`s and broken records. The expected tables in `tests/data/golden/expected` were
 //! derived by hand from SPEC §6, not by running the code; outputs are compared as whole tables.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -21,23 +23,10 @@ fn golden() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/golden")
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    fs::create_dir_all(to).unwrap();
-    for entry in fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            fs::copy(entry.path(), target).unwrap();
-        }
-    }
-}
-
 /// A temporary lake holding the golden sink files, and a results folder beside it.
 fn golden_lake() -> (tempfile::TempDir, Lake, BatchConfig) {
     let dir = tempfile::tempdir().unwrap();
-    copy_dir(&golden().join("topics"), &dir.path().join("lake/topics"));
+    common::copy_dir(&golden().join("topics"), &dir.path().join("lake/topics"));
     let lake = Lake::open(&format!("file://{}", dir.path().join("lake").display())).unwrap();
     let cfg = BatchConfig { id: "pinterest".into(), out: dir.path().join("results") };
     (dir, lake, cfg)
@@ -115,7 +104,7 @@ async fn golden_input_gives_the_hand_derived_tables_and_answers() {
     let report = batch::run(&cfg, &lake).await.unwrap();
     if let Ok(keep) = std::env::var("PINPIPE_GOLDEN_KEEP") {
         // For checking the answers with another engine (e.g. Spark) by hand.
-        copy_dir(&cfg.out, Path::new(&keep));
+        common::copy_dir(&cfg.out, Path::new(&keep));
     }
     assert_eq!(listing(&cfg.out), spec_files(), "exactly the files SPEC §10 names");
 

@@ -11,15 +11,11 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures::TryStreamExt;
-use object_store::aws::AmazonS3Builder;
-use object_store::{ObjectStore, ObjectStoreExt};
 use pinpipe::eventlog::{self, EventLog, Namespace, NewRecord};
 use pinpipe::gateway::GatewayConfig;
 use serde_json::Value;
@@ -271,62 +267,15 @@ async fn a_frozen_broker_gets_503_and_loses_nothing_acknowledged() {
     }
 }
 
-/// The S3 endpoint, or `None` (skipped, with a message).
-fn s3_endpoint() -> Option<String> {
-    let endpoint = std::env::var("PINPIPE_TEST_S3_ENDPOINT").ok();
-    if endpoint.is_none() {
-        eprintln!("PINPIPE_TEST_S3_ENDPOINT is not set: skipping the S3 sink test");
-    }
-    endpoint
-}
-
-fn aws_var(name: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| "test".into())
-}
-
-/// A new bucket and a client for it.
-async fn bucket(endpoint: &str) -> (String, Arc<dyn ObjectStore>) {
-    let bucket = format!("pinpipe-kafka-{}", uuid::Uuid::new_v4());
-    let created = reqwest::Client::new()
-        .put(format!("{}/{bucket}", endpoint.trim_end_matches('/')))
-        .send()
-        .await
-        .expect("the S3 endpoint is reachable");
-    assert!(created.status().is_success(), "create bucket: {}", created.status());
-    let store = AmazonS3Builder::new()
-        .with_bucket_name(&bucket)
-        .with_endpoint(endpoint)
-        .with_allow_http(true)
-        .with_access_key_id(aws_var("AWS_ACCESS_KEY_ID"))
-        .with_secret_access_key(aws_var("AWS_SECRET_ACCESS_KEY"))
-        .with_region(aws_var("AWS_REGION"))
-        .build()
-        .unwrap();
-    (bucket, Arc::new(store))
-}
-
-/// Every object under `prefix`, by key relative to it.
-async fn objects(store: &dyn ObjectStore, prefix: &str) -> BTreeMap<String, Vec<u8>> {
-    let root = object_store::path::Path::from(prefix);
-    let metas: Vec<_> = store.list(Some(&root)).try_collect().await.expect("list");
-    let mut out = BTreeMap::new();
-    for meta in metas {
-        let bytes = store.get(&meta.location).await.unwrap().bytes().await.unwrap();
-        let key = meta.location.as_ref().strip_prefix(&format!("{prefix}/")).unwrap().to_string();
-        out.insert(key, bytes.to_vec());
-    }
-    out
-}
-
 /// `pinpipe sink --drain` over `log` into `lake`, with S3 pointed at `endpoint`.
 fn sink_command(log: &str, id: &str, lake: &str, endpoint: &str, data: &Path) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_pinpipe"));
     cmd.args(["sink", "--drain", "--flush-size", "100", "--id", id, "--log", log, "--lake", lake, "--data"])
         .arg(data)
         .env("AWS_ENDPOINT_URL", endpoint)
-        .env("AWS_ACCESS_KEY_ID", aws_var("AWS_ACCESS_KEY_ID"))
-        .env("AWS_SECRET_ACCESS_KEY", aws_var("AWS_SECRET_ACCESS_KEY"))
-        .env("AWS_REGION", aws_var("AWS_REGION"))
+        .env("AWS_ACCESS_KEY_ID", common::aws_var("AWS_ACCESS_KEY_ID"))
+        .env("AWS_SECRET_ACCESS_KEY", common::aws_var("AWS_SECRET_ACCESS_KEY"))
+        .env("AWS_REGION", common::aws_var("AWS_REGION"))
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
@@ -356,7 +305,7 @@ fn rows(topic: &str, n: usize) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_sink_writes_the_same_files_from_kafka_as_from_the_embedded_log() {
     let Some(broker) = shared_broker() else { return };
-    let Some(endpoint) = s3_endpoint() else { return };
+    let Some(endpoint) = common::s3_endpoint() else { return };
     let dir = tempfile::tempdir().unwrap();
     let id = fresh_id("sink");
     let kafka = kafka_log(&broker).await;
@@ -370,11 +319,11 @@ async fn the_sink_writes_the_same_files_from_kafka_as_from_the_embedded_log() {
         append_rows(&*embedded, &id, topic, &rows).await;
     }
 
-    let (bucket, store) = bucket(&endpoint).await;
+    let (bucket, store) = common::new_bucket(&endpoint, "pinpipe-kafka").await;
     run_ok(sink_command(&format!("kafka://{broker}"), &id, &format!("s3://{bucket}/kafka"), &endpoint, dir.path()));
     run_ok(sink_command(&embedded_url, &id, &format!("s3://{bucket}/embedded"), &endpoint, dir.path()));
-    let from_kafka = objects(&*store, "kafka").await;
-    let from_embedded = objects(&*store, "embedded").await;
+    let from_kafka = common::objects(&*store, "kafka").await;
+    let from_embedded = common::objects(&*store, "embedded").await;
     assert_eq!(from_kafka.len(), 13 + 3 + 1, "files: {:?}", from_kafka.keys().collect::<Vec<_>>());
     assert_eq!(from_kafka, from_embedded, "the same objects, byte for byte");
 }
@@ -382,7 +331,7 @@ async fn the_sink_writes_the_same_files_from_kafka_as_from_the_embedded_log() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_sink_rides_out_a_frozen_broker_and_writes_every_record_once() {
     let Some(tansu) = tansu_binary() else { return };
-    let Some(endpoint) = s3_endpoint() else { return };
+    let Some(endpoint) = common::s3_endpoint() else { return };
     let broker = Broker::start(&tansu).await;
     let dir = tempfile::tempdir().unwrap();
     let id = fresh_id("sinkfault");
@@ -392,7 +341,7 @@ async fn the_sink_rides_out_a_frozen_broker_and_writes_every_record_once() {
     append_rows(&*log, &id, "pin", &pin).await;
     append_rows(&*log, &id, "geo", &rows("geo", 300)).await;
 
-    let (bucket, store) = bucket(&endpoint).await;
+    let (bucket, store) = common::new_bucket(&endpoint, "pinpipe-kafka").await;
     let mut sink =
         sink_command(&format!("kafka://{}", broker.addr), &id, &format!("s3://{bucket}/lake"), &endpoint, dir.path())
             .spawn()
@@ -401,7 +350,7 @@ async fn the_sink_rides_out_a_frozen_broker_and_writes_every_record_once() {
     let started = Instant::now();
     loop {
         assert!(sink.try_wait().unwrap().is_none(), "the sink finished before the broker could be frozen");
-        if !objects(&*store, "lake").await.is_empty() {
+        if !common::objects(&*store, "lake").await.is_empty() {
             break;
         }
         assert!(started.elapsed() < Duration::from_secs(60), "the sink wrote nothing");
@@ -414,7 +363,7 @@ async fn the_sink_rides_out_a_frozen_broker_and_writes_every_record_once() {
     let out = tokio::task::spawn_blocking(move || sink.wait_with_output()).await.unwrap().unwrap();
     assert!(out.status.success(), "the sink failed: {}", String::from_utf8_lossy(&out.stderr));
 
-    let objects = objects(&*store, "lake").await;
+    let objects = common::objects(&*store, "lake").await;
     let lines = |topic: &str| -> Vec<String> {
         objects
             .iter()

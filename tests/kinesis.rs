@@ -13,8 +13,6 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use datafusion::arrow::record_batch::RecordBatch;
-use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 use datafusion::prelude::SessionContext;
 use pinpipe::clean::{self, Table};
 use pinpipe::eventlog::{self, EventLog, Namespace, NewRecord};
@@ -212,26 +210,11 @@ async fn append_keyed(log: &dyn EventLog, id: &str, records: &BTreeMap<Table, Ve
     }
 }
 
-/// The rows of `batches` as text, one string per row, sorted: a table compared as a multiset.
-fn rows(batches: &[RecordBatch]) -> Vec<String> {
-    let options = FormatOptions::default().with_null("NULL");
-    let mut out = Vec::new();
-    for batch in batches {
-        let formatters: Vec<_> =
-            batch.columns().iter().map(|c| ArrayFormatter::try_new(c.as_ref(), &options).expect("formatter")).collect();
-        for row in 0..batch.num_rows() {
-            out.push(formatters.iter().map(|f| f.value(row).to_string()).collect::<Vec<_>>().join(" | "));
-        }
-    }
-    out.sort();
-    out
-}
-
 /// The cleaned rows the shared cleaning makes of `values`.
 fn cleaned_rows(table: Table, values: &[String]) -> Vec<String> {
     let slices: Vec<&[u8]> = values.iter().map(|v| v.as_bytes()).collect();
     let decoded = clean::decode(table, &slices).expect("decode");
-    rows(&[clean::clean(table, &decoded.batch).expect("clean")])
+    common::table_rows(&[clean::clean(table, &decoded.batch).expect("clean")])
 }
 
 /// A whole Delta table under `base` (`<lake>/delta`), read through deltalake + DataFusion.
@@ -241,7 +224,7 @@ async fn read_delta(base: &str, options: &HashMap<String, String>, name: &str) -
     let ctx = SessionContext::new();
     table.update_datafusion_session(&ctx.state()).expect("register store");
     let provider = table.table_provider().await.expect("table provider");
-    rows(&ctx.read_table(provider).expect("read table").collect().await.expect("collect"))
+    common::table_rows(&ctx.read_table(provider).expect("read table").collect().await.expect("collect"))
 }
 
 /// The version of a Delta table, or `None` while it cannot be opened.

@@ -17,24 +17,11 @@ use pinpipe::report;
 
 const ANSWERS: [&str; 9] = ["q1", "q2", "q3a", "q3b", "q4", "q5", "q6", "q7", "q8"];
 
-fn copy_dir(from: &Path, to: &Path) {
-    fs::create_dir_all(to).unwrap();
-    for entry in fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            fs::copy(entry.path(), target).unwrap();
-        }
-    }
-}
-
 /// A batch run over the golden sink files (rejects, ties, NULLs, odd country names included).
 async fn golden_run() -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/golden/topics");
-    copy_dir(&golden, &dir.path().join("lake/topics"));
+    common::copy_dir(&golden, &dir.path().join("lake/topics"));
     let lake = Lake::open(&format!("file://{}", dir.path().join("lake").display())).unwrap();
     let cfg = BatchConfig { id: "pinterest".into(), out: dir.path().join("results") };
     batch::run(&cfg, &lake).await.unwrap();

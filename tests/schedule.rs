@@ -1,6 +1,8 @@
 //! `pinpipe schedule` (SPEC §7): runs the batch job at every cron tick, retries a failed run at
 //! the next tick, and stops cleanly (exit 0) on SIGTERM.
 
+mod common;
+
 use std::fs;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -8,24 +10,11 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{Receiver, channel};
 use std::time::Duration;
 
-fn copy_dir(from: &Path, to: &Path) {
-    fs::create_dir_all(to).unwrap();
-    for entry in fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            fs::copy(entry.path(), target).unwrap();
-        }
-    }
-}
-
 /// A data folder whose lake holds the golden sink files.
 fn golden_data() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/golden/topics");
-    copy_dir(&golden, &dir.path().join("lake/topics"));
+    common::copy_dir(&golden, &dir.path().join("lake/topics"));
     dir
 }
 

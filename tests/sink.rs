@@ -2,15 +2,14 @@
 //! the Confluent layout, cut by count and by time, exactly once across restarts and kills, on a
 //! local folder and on a real S3-compatible server.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures::TryStreamExt;
-use object_store::aws::AmazonS3Builder;
-use object_store::{ObjectStore, ObjectStoreExt};
 use pinpipe::config::Worker;
 use pinpipe::eventlog::{self, EventLog, Namespace, NewRecord};
 use pinpipe::lake::Lake;
@@ -59,19 +58,6 @@ async fn drain(log: &Arc<dyn EventLog>, lake: &Lake, flush_size: usize) -> SinkR
         .expect("sink drain")
 }
 
-/// Every object in `store` under `prefix`: relative key → bytes.
-async fn objects(store: &dyn ObjectStore, prefix: &str) -> BTreeMap<String, Vec<u8>> {
-    let root = object_store::path::Path::from(prefix);
-    let metas: Vec<_> = store.list(Some(&root)).try_collect().await.expect("list");
-    let mut out = BTreeMap::new();
-    for meta in metas {
-        let body = store.get(&meta.location).await.expect("get").bytes().await.expect("body");
-        let key = meta.location.as_ref().strip_prefix(prefix).unwrap_or(meta.location.as_ref());
-        out.insert(key.trim_start_matches('/').to_string(), body.to_vec());
-    }
-    out
-}
-
 /// The start offsets and line counts of `topic`'s files in partition `p`, in offset order.
 fn files_of(objects: &BTreeMap<String, Vec<u8>>, topic: &str, p: u32) -> Vec<(u64, usize)> {
     let dir = format!("{}/", layout::partition_dir(topic, p));
@@ -115,7 +101,7 @@ async fn every_record_lands_once_in_offset_order_with_exact_flush_boundaries() {
 
     let report = drain(&log, &lake, 1000).await;
 
-    let objects = objects(&*lake.store, "").await;
+    let objects = common::objects(&*lake.store, "").await;
     assert_eq!(files_of(&objects, &topic("pin"), 0), [(0, 1000), (1000, 1000), (2000, 500)]);
     assert_eq!(files_of(&objects, &topic("geo"), 0), [(0, 1000)]);
     assert_eq!(files_of(&objects, &topic("user"), 0), [(0, 3)]);
@@ -142,7 +128,7 @@ async fn every_record_lands_once_in_offset_order_with_exact_flush_boundaries() {
 }
 
 async fn objects_after(lake: &Lake) -> BTreeMap<String, Vec<u8>> {
-    objects(&*lake.store, "").await
+    common::objects(&*lake.store, "").await
 }
 
 #[tokio::test]
@@ -155,7 +141,7 @@ async fn flush_size_one_writes_one_file_per_record() {
 
     let report = drain(&log, &lake, 1).await;
 
-    let objects = objects(&*lake.store, "").await;
+    let objects = common::objects(&*lake.store, "").await;
     let expected: Vec<(u64, usize)> = (0..25).map(|i| (i, 1)).collect();
     assert_eq!(files_of(&objects, &topic("pin"), 0), expected);
     for (i, v) in pin.iter().enumerate() {
@@ -177,7 +163,7 @@ async fn every_partition_of_a_multi_partition_topic_is_written() {
 
     let report = drain(&log, &lake, 500).await;
 
-    let objects = objects(&*lake.store, "").await;
+    let objects = common::objects(&*lake.store, "").await;
     let mut all = Vec::new();
     for p in 0..3 {
         let in_log: Vec<String> = log
@@ -233,7 +219,7 @@ async fn follow_mode_flushes_by_time_and_stops_cleanly_on_cancel() {
         .unwrap()
         .expect("a clean stop");
     assert_eq!((report.files, report.records), (2, 15));
-    let objects = objects(&*lake.store, "").await;
+    let objects = common::objects(&*lake.store, "").await;
     assert_eq!(files_of(&objects, &topic("pin"), 0), [(0, 10), (10, 5)]);
 }
 
@@ -256,12 +242,12 @@ async fn a_stop_in_follow_mode_writes_no_partial_file_and_the_next_run_picks_up(
     stop.cancel();
     let report = tokio::time::timeout(Duration::from_secs(3), task).await.expect("prompt stop").unwrap().unwrap();
     assert_eq!((report.files, report.records), (2, 200));
-    let stopped = objects(&*lake.store, "").await;
+    let stopped = common::objects(&*lake.store, "").await;
     assert_eq!(files_of(&stopped, &topic("pin"), 0), [(0, 100), (100, 100)], "no partial file on stop");
 
     let next = drain(&log, &lake, 100).await;
     assert_eq!((next.files, next.records), (1, 50));
-    let objects = objects(&*lake.store, "").await;
+    let objects = common::objects(&*lake.store, "").await;
     assert_eq!(files_of(&objects, &topic("pin"), 0), [(0, 100), (100, 100), (200, 50)]);
     assert_eq!(lines_of(&objects, &topic("pin"), 0), pin);
 }
@@ -270,7 +256,7 @@ async fn a_stop_in_follow_mode_writes_no_partial_file_and_the_next_run_picks_up(
 async fn wait_for_lines(lake: &Lake, topic: &str, n: usize, timeout: Duration) -> Vec<String> {
     let started = Instant::now();
     loop {
-        let lines = lines_of(&objects(&*lake.store, "").await, topic, 0);
+        let lines = lines_of(&common::objects(&*lake.store, "").await, topic, 0);
         if lines.len() >= n || started.elapsed() > timeout {
             return lines;
         }
@@ -289,7 +275,7 @@ async fn a_second_drain_resumes_after_the_last_file() {
     append(&*log, &topic("pin"), &pin[1500..]).await;
     let second = drain(&log, &lake, 1000).await;
 
-    let objects = objects(&*lake.store, "").await;
+    let objects = common::objects(&*lake.store, "").await;
     assert_eq!(files_of(&objects, &topic("pin"), 0), [(0, 1000), (1000, 500), (1500, 700)]);
     assert_eq!(lines_of(&objects, &topic("pin"), 0), pin);
     assert_eq!((first.files, first.records, second.files, second.records), (2, 1500, 1, 700));
@@ -316,7 +302,7 @@ async fn a_put_that_fails_is_retried_until_the_lake_is_back() {
     unblock.await.unwrap();
 
     assert!(started.elapsed() >= Duration::from_millis(700), "the sink waited for the lake");
-    let objects = objects(&*lake.store, "").await;
+    let objects = common::objects(&*lake.store, "").await;
     assert_eq!(files_of(&objects, &topic("pin"), 0), [(0, 20), (20, 10)]);
     assert_eq!(lines_of(&objects, &topic("pin"), 0), pin);
     assert_eq!((report.files, report.records), (2, 30));
@@ -377,7 +363,7 @@ async fn a_killed_sink_restarts_into_exactly_the_objects_of_an_uninterrupted_run
     let out = sink_command(&data, &format!("file://{}", reference_dir.display())).output().expect("run pinpipe sink");
     let full_run = started.elapsed();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let expected = objects(&*open_lake(&reference_dir).store, "").await;
+    let expected = common::objects(&*open_lake(&reference_dir).store, "").await;
     assert_eq!(expected.len(), 200 + 21 + 1);
 
     let crashed_dir = dir.path().join("crashed");
@@ -394,7 +380,7 @@ async fn a_killed_sink_restarts_into_exactly_the_objects_of_an_uninterrupted_run
         tokio::time::sleep(delay).await;
         child.kill().expect("SIGKILL the sink");
         let status = child.wait().unwrap();
-        let now = objects(&*crashed.store, "").await;
+        let now = common::objects(&*crashed.store, "").await;
         eprintln!("trial {trial}: killed after {delay:?} ({status}), {} objects so far", now.len());
         if !now.is_empty() && now.len() < expected.len() {
             landed_mid_run += 1;
@@ -406,46 +392,16 @@ async fn a_killed_sink_restarts_into_exactly_the_objects_of_an_uninterrupted_run
     let out = sink_command(&data, &crashed_url).output().expect("run pinpipe sink");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 
-    let got = objects(&*crashed.store, "").await;
+    let got = common::objects(&*crashed.store, "").await;
     assert_eq!(got.keys().collect::<Vec<_>>(), expected.keys().collect::<Vec<_>>());
     assert!(got == expected, "every object is byte-identical to the uninterrupted run's");
     assert!(landed_mid_run > 0, "at least one kill landed mid-run");
 }
 
-/// The S3-compatible endpoint under test, or `None` (the test is then skipped).
-fn s3_endpoint() -> Option<String> {
-    match std::env::var("PINPIPE_TEST_S3_ENDPOINT") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ => {
-            eprintln!("PINPIPE_TEST_S3_ENDPOINT is not set: skipping the S3 test");
-            None
-        }
-    }
-}
-
-fn aws_var(name: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| "test".into())
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_s3_the_sink_writes_the_same_objects_and_resumes_from_the_bucket() {
-    let Some(endpoint) = s3_endpoint() else { return };
-    let bucket = format!("pinpipe-sink-{}", uuid::Uuid::new_v4());
-    let created = reqwest::Client::new()
-        .put(format!("{}/{bucket}", endpoint.trim_end_matches('/')))
-        .send()
-        .await
-        .expect("the S3 endpoint is reachable");
-    assert!(created.status().is_success(), "create bucket: {}", created.status());
-    let store = AmazonS3Builder::new()
-        .with_bucket_name(&bucket)
-        .with_endpoint(&endpoint)
-        .with_allow_http(true)
-        .with_access_key_id(aws_var("AWS_ACCESS_KEY_ID"))
-        .with_secret_access_key(aws_var("AWS_SECRET_ACCESS_KEY"))
-        .with_region(std::env::var("AWS_REGION").unwrap_or_else(|_| "us-east-1".into()))
-        .build()
-        .unwrap();
+    let Some(endpoint) = common::s3_endpoint() else { return };
+    let (bucket, store) = common::new_bucket(&endpoint, "pinpipe-sink").await;
 
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
@@ -456,8 +412,8 @@ async fn on_s3_the_sink_writes_the_same_objects_and_resumes_from_the_bucket() {
     let s3_sink = || {
         let mut cmd = sink_command(&data, &format!("s3://{bucket}/lake/root"));
         cmd.env("AWS_ENDPOINT_URL", &endpoint)
-            .env("AWS_ACCESS_KEY_ID", aws_var("AWS_ACCESS_KEY_ID"))
-            .env("AWS_SECRET_ACCESS_KEY", aws_var("AWS_SECRET_ACCESS_KEY"))
+            .env("AWS_ACCESS_KEY_ID", common::aws_var("AWS_ACCESS_KEY_ID"))
+            .env("AWS_SECRET_ACCESS_KEY", common::aws_var("AWS_SECRET_ACCESS_KEY"))
             .env("AWS_REGION", std::env::var("AWS_REGION").unwrap_or_else(|_| "us-east-1".into()));
         let out = cmd.output().expect("run pinpipe sink");
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -466,7 +422,7 @@ async fn on_s3_the_sink_writes_the_same_objects_and_resumes_from_the_bucket() {
     append(&*log, &topic("pin"), &pin[1500..]).await;
     s3_sink();
 
-    let in_s3 = objects(&store, "lake/root").await;
+    let in_s3 = common::objects(&*store, "lake/root").await;
     assert_eq!(files_of(&in_s3, &topic("pin"), 0), [(0, 1000), (1000, 500), (1500, 700)]);
     assert_eq!(lines_of(&in_s3, &topic("pin"), 0), pin);
     assert!(in_s3.keys().all(|k| k.contains('+')), "{:?}", in_s3.keys().collect::<Vec<_>>());
@@ -480,7 +436,7 @@ async fn on_s3_the_sink_writes_the_same_objects_and_resumes_from_the_bucket() {
     drain(&replay, &local, 1000).await;
     append(&*replay, &topic("pin"), &pin[1500..]).await;
     drain(&replay, &local, 1000).await;
-    assert_eq!(objects(&*local.store, "").await, in_s3);
+    assert_eq!(common::objects(&*local.store, "").await, in_s3);
 }
 
 /// Dev-profile throughput of the sink from the embedded log to local files (run with
@@ -543,8 +499,8 @@ async fn two_workers_split_the_partitions_and_write_what_one_sink_writes() {
     );
     let (a, b) = (a.expect("worker 0/2"), b.expect("worker 1/2"));
     assert_eq!(a.records + b.records, 3 * 1234, "the workers together write every record once");
-    let expected = objects(&*one.store, "").await;
-    let got = objects(&*split.store, "").await;
+    let expected = common::objects(&*one.store, "").await;
+    let got = common::objects(&*split.store, "").await;
     assert_eq!(got.keys().collect::<Vec<_>>(), expected.keys().collect::<Vec<_>>());
     assert_eq!(got, expected, "two workers write byte for byte what one sink writes");
     // Worker 0/2 wrote partitions 0 and 2 only.

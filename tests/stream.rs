@@ -6,6 +6,8 @@
 //! Python that has it — and compared, as whole tables, with the shared cleaning code applied to
 //! the same records.
 
+mod common;
+
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -13,7 +15,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use datafusion::arrow::record_batch::RecordBatch;
-use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 use datafusion::prelude::SessionContext;
 use deltalake::kernel::StructType;
 use deltalake::kernel::engine::arrow_conversion::TryIntoKernel as _;
@@ -93,27 +94,12 @@ async fn drain(p: &Pipeline) -> StreamReport {
     stream::run(&drain_config(), p.streams.clone(), &p.lake, CancellationToken::new()).await.expect("stream run")
 }
 
-/// The rows of `batches` as text, one string per row, sorted: a table compared as a multiset.
-fn rows(batches: &[RecordBatch]) -> Vec<String> {
-    let options = FormatOptions::default().with_null("NULL");
-    let mut out = Vec::new();
-    for batch in batches {
-        let formatters: Vec<_> =
-            batch.columns().iter().map(|c| ArrayFormatter::try_new(c.as_ref(), &options).expect("formatter")).collect();
-        for row in 0..batch.num_rows() {
-            out.push(formatters.iter().map(|f| f.value(row).to_string()).collect::<Vec<_>>().join(" | "));
-        }
-    }
-    out.sort();
-    out
-}
-
 /// What the shared cleaning makes of `values`: the cleaned rows and the rejects.
 fn expected(table: Table, values: &[String]) -> (Vec<String>, Vec<clean::Reject>) {
     let slices: Vec<&[u8]> = values.iter().map(|v| v.as_bytes()).collect();
     let decoded = clean::decode(table, &slices).expect("decode");
     let cleaned = clean::clean(table, &decoded.batch).expect("clean");
-    (rows(&[cleaned]), decoded.rejects)
+    (common::table_rows(&[cleaned]), decoded.rejects)
 }
 
 /// Where the Delta tables are, and what opening them takes: a reader independent of the job.
@@ -160,7 +146,7 @@ async fn assert_tables_at_hold(lake: Tables, records: &BTreeMap<Table, Vec<Strin
     let mut all_rejects = Vec::new();
     for (&table, values) in records {
         let (want, rejects) = expected(table, values);
-        let got = rows(&read_delta(lake.clone(), &table_name(table)).await);
+        let got = common::table_rows(&read_delta(lake.clone(), &table_name(table)).await);
         assert_eq!(got.len(), want.len(), "{} row count", table_name(table));
         assert_eq!(got, want, "{} holds the cleaned records, each once", table_name(table));
         for r in rejects {
@@ -169,7 +155,7 @@ async fn assert_tables_at_hold(lake: Tables, records: &BTreeMap<Table, Vec<Strin
         }
     }
     all_rejects.sort();
-    let got = rows(&read_delta(lake.clone(), &format!("{ID}_rejects_table")).await);
+    let got = common::table_rows(&read_delta(lake.clone(), &format!("{ID}_rejects_table")).await);
     assert_eq!(got, all_rejects, "the rejects table holds every bad record once");
 }
 
@@ -220,7 +206,7 @@ async fn bad_records_land_in_the_rejects_table_and_the_job_keeps_going() {
     let rejected: Vec<u64> = report.tables.iter().map(|t| t.rejected).collect();
     assert_eq!(rejected, vec![2, 1, 2], "{report}");
     // The positions are right: the bad pin sits at offset 5 with a reason.
-    let rejects = rows(&read_delta(&p.lake, &format!("{ID}_rejects_table")).await);
+    let rejects = common::table_rows(&read_delta(&p.lake, &format!("{ID}_rejects_table")).await);
     assert!(
         rejects.iter().any(|r| r.starts_with(&format!("{} | 0 | 5 | this is not JSON | ", stream_name(Table::Pin)))),
         "{rejects:#?}"
@@ -530,8 +516,8 @@ async fn the_batch_job_and_the_stream_job_clean_the_same_records_into_the_same_r
         let parquet = out.join(format!("{}.parquet", table.name()));
         let options = datafusion::prelude::ParquetReadOptions::default();
         let batch_rows = ctx.read_parquet(parquet.to_str().unwrap(), options).await.unwrap().collect().await.unwrap();
-        let batch_rows = rows(&batch_rows);
-        let stream_rows = rows(&read_delta(&p.lake, &table_name(table)).await);
+        let batch_rows = common::table_rows(&batch_rows);
+        let stream_rows = common::table_rows(&read_delta(&p.lake, &table_name(table)).await);
         assert_eq!(batch_rows.len(), 400, "{table}: every distinct post kept by the batch job");
         assert_eq!(stream_rows, batch_rows, "{table}: the stream table and the batch table differ");
     }

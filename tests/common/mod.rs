@@ -1,12 +1,19 @@
-//! Helpers shared by the integration tests: temporary pipelines, a gateway on a free port, and
-//! whole-log reads.
+//! Helpers shared by the integration tests: temporary pipelines, a gateway on a free port,
+//! whole-log reads, whole-table and whole-bucket snapshots, S3 buckets and folder copies.
 #![allow(dead_code)]
 
 pub mod chromium;
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
+
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
+use futures::TryStreamExt;
+use object_store::aws::AmazonS3Builder;
+use object_store::{ObjectStore, ObjectStoreExt};
 
 use pinpipe::eventlog::{self, EventLog, Namespace, Record};
 use pinpipe::gateway;
@@ -55,4 +62,85 @@ pub async fn read_all(log: &dyn EventLog, name: &str) -> Vec<Record> {
 /// The values of `records` as UTF-8 strings.
 pub fn values(records: &[Record]) -> Vec<String> {
     records.iter().map(|r| String::from_utf8(r.value.clone()).expect("utf-8 value")).collect()
+}
+
+/// Copies the folder `from` into `to`, recursively.
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+/// The rows of `batches` as text, one string per row (`a | b | NULL`), sorted: a table compared
+/// as a multiset.
+pub fn table_rows(batches: &[RecordBatch]) -> Vec<String> {
+    let options = FormatOptions::default().with_null("NULL");
+    let mut out = Vec::new();
+    for batch in batches {
+        let formatters: Vec<_> =
+            batch.columns().iter().map(|c| ArrayFormatter::try_new(c.as_ref(), &options).expect("formatter")).collect();
+        for row in 0..batch.num_rows() {
+            out.push(formatters.iter().map(|f| f.value(row).to_string()).collect::<Vec<_>>().join(" | "));
+        }
+    }
+    out.sort();
+    out
+}
+
+/// An AWS setting from the environment, `test` credentials and `us-east-1` by default.
+pub fn aws_var(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| if name == "AWS_REGION" { "us-east-1" } else { "test" }.into())
+}
+
+/// A new bucket named `<prefix>-<uuid>` on the S3 server at `endpoint`, and a client for it.
+pub async fn new_bucket(endpoint: &str, prefix: &str) -> (String, Arc<dyn ObjectStore>) {
+    let bucket = format!("{prefix}-{}", uuid::Uuid::new_v4());
+    let created = reqwest::Client::new()
+        .put(format!("{}/{bucket}", endpoint.trim_end_matches('/')))
+        .send()
+        .await
+        .expect("the S3 endpoint is reachable");
+    assert!(created.status().is_success(), "create bucket: {}", created.status());
+    let store = AmazonS3Builder::new()
+        .with_bucket_name(&bucket)
+        .with_endpoint(endpoint)
+        .with_allow_http(true)
+        .with_access_key_id(aws_var("AWS_ACCESS_KEY_ID"))
+        .with_secret_access_key(aws_var("AWS_SECRET_ACCESS_KEY"))
+        .with_region(aws_var("AWS_REGION"))
+        .build()
+        .expect("S3 client");
+    (bucket, Arc::new(store))
+}
+
+/// Every object in `store` under `prefix`: key relative to the prefix → bytes.
+pub async fn objects(store: &dyn ObjectStore, prefix: &str) -> BTreeMap<String, Vec<u8>> {
+    let root = object_store::path::Path::from(prefix);
+    let metas: Vec<_> = store.list(Some(&root)).try_collect().await.expect("list");
+    let mut out = BTreeMap::new();
+    for meta in metas {
+        let body = store.get(&meta.location).await.expect("get").bytes().await.expect("body");
+        let key = meta.location.as_ref().strip_prefix(prefix).unwrap_or(meta.location.as_ref());
+        out.insert(key.trim_start_matches('/').to_string(), body.to_vec());
+    }
+    out
+}
+
+/// The S3-compatible endpoint under test (`PINPIPE_TEST_S3_ENDPOINT`), or `None`: the test is
+/// then skipped, saying so.
+pub fn s3_endpoint() -> Option<String> {
+    match std::env::var("PINPIPE_TEST_S3_ENDPOINT") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            eprintln!("PINPIPE_TEST_S3_ENDPOINT is not set: skipping the S3 test");
+            None
+        }
+    }
 }
