@@ -1,6 +1,10 @@
-//! `pinpipe bench ingest`: drives the real gateway over loopback — embedded log durable, group commit on — with
-//! 1-record and 100-record Kafka REST requests, and the same load against a bare axum handler that
-//! returns a fixed body. It owns nothing the pipeline uses; it only calls the gateway and the log.
+//! `pinpipe bench ingest`: drives the real gateway over loopback with 1-record and 100-record Kafka
+//! REST requests, and the same load against a bare axum handler that returns a fixed body.
+//!
+//! The gateway appends to a temporary embedded log (durable, group commit on) unless `--backend`
+//! names another ([`super::backend`]): on Kafka or Kinesis each run creates a fresh one-partition
+//! topic `bench-<uuid>.pin` before the load and deletes it after. It owns nothing the pipeline
+//! uses; it only calls the gateway and the log.
 
 use std::fmt;
 use std::time::{Duration, Instant};
@@ -10,8 +14,8 @@ use axum::routing::post;
 use hdrhistogram::Histogram;
 use tokio_util::sync::CancellationToken;
 
-use crate::eventlog::{self, Namespace};
-use crate::gateway;
+use super::backend::{self, Backend, BenchLogs};
+use crate::eventlog::{ClientSettings, Namespace};
 
 /// Options of `pinpipe bench ingest`.
 #[derive(Debug, Clone, clap::Args)]
@@ -22,19 +26,25 @@ pub struct IngestOptions {
     /// Requests in flight at once (keep-alive connections); each level is a separate round.
     #[arg(long, env = "PINPIPE_CONCURRENCY", value_delimiter = ',', default_values_t = [32, 64])]
     pub concurrency: Vec<usize>,
+    /// The log the gateway appends to: `embedded` (a temporary folder), or a URL such as
+    /// kafka://127.0.0.1:9092 or kinesis://us-east-1?endpoint=http://127.0.0.1:4567 (a fresh
+    /// topic is created there for the run and deleted after; `[kafka]` settings of the config
+    /// file apply).
+    #[arg(long, env = "PINPIPE_BENCH_BACKEND", default_value = "embedded", value_name = "embedded|URL")]
+    pub backend: Backend,
 }
 
 /// Errors that stop a benchmark.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("preparing the temporary event log")]
-    Log(#[from] eventlog::Error),
-    #[error("starting a server")]
+    #[error("setting up the benchmark's log and gateway")]
+    Setup(#[from] backend::Error),
+    #[error("starting the bare handler")]
     Io(#[from] std::io::Error),
-    #[error("building the gateway")]
-    Gateway(#[from] gateway::Error),
     #[error("building the HTTP client")]
     Client(#[source] reqwest::Error),
+    #[error("--seconds must be a finite number of seconds, not {0}")]
+    Seconds(f64),
     #[error("{case}: {failed} of {total} requests failed (last: {last})")]
     Failures { case: String, failed: u64, total: u64, last: String },
 }
@@ -42,6 +52,7 @@ pub enum Error {
 /// One measured case.
 #[derive(Debug, Clone)]
 pub struct CaseResult {
+    /// `bare axum handler` or `gateway + <kind> log` (the backend the row used).
     pub name: String,
     pub concurrency: usize,
     pub records_per_request: usize,
@@ -64,12 +75,23 @@ impl CaseResult {
 /// All cases of one `bench ingest` run.
 #[derive(Debug, Clone)]
 pub struct IngestReport {
+    /// The backend the gateway rows used (URL with secrets hidden, or `embedded`).
+    pub backend: Backend,
+    /// The topic the gateway appended to.
+    pub topic: String,
     pub cases: Vec<CaseResult>,
 }
 
 impl fmt::Display for IngestReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "ingest benchmark: loopback HTTP/1.1 keep-alive, embedded log durable (fsync before each answer)")?;
+        let durable = match self.backend.kind() {
+            "embedded" => "durable: fsync before each answer",
+            "kafka" => "durable: acks=all before each answer",
+            "kinesis" => "durable: PutRecords accepted before each answer",
+            _ => "durable before each answer",
+        };
+        writeln!(f, "ingest benchmark: loopback HTTP/1.1 keep-alive, POST /topics/{}", self.topic)?;
+        writeln!(f, "backend: {} log ({durable})", self.backend)?;
         writeln!(
             f,
             "{:<24} {:>5} {:>8} {:>12} {:>12} {:>10} {:>10}",
@@ -111,20 +133,26 @@ fn kafka_body(records: usize) -> String {
     format!(r#"{{"records":[{}]}}"#, vec![one; records].join(","))
 }
 
-/// Runs the ingest benchmark: bare handler and gateway, at 1 and 100 records per request.
-pub async fn run(opts: &IngestOptions) -> Result<IngestReport, Error> {
-    let dir = tempfile::Builder::new().prefix("pinpipe-bench-").tempdir()?;
-    let log_url = format!("embedded://{}", dir.path().display());
-    let topics = eventlog::open(&log_url, Namespace::Topics).await?;
-    let streams = eventlog::open(&log_url, Namespace::Streams).await?;
-    eventlog::ensure_defaults(&*topics, "bench").await?;
-    let state = gateway::AppState::new(gateway::GatewayConfig::default(), topics, streams)?;
-
+/// Runs the ingest benchmark: bare handler and gateway, at 1 and 100 records per request, with
+/// the `[kafka]` client `settings` of the configuration file for a `kafka://` backend.
+pub async fn run(opts: &IngestOptions, settings: &ClientSettings) -> Result<IngestReport, Error> {
+    if !opts.seconds.is_finite() {
+        return Err(Error::Seconds(opts.seconds));
+    }
+    let mut logs = BenchLogs::open(&opts.backend, Namespace::Topics, settings).await?;
     let stop = CancellationToken::new();
-    let bare = spawn_server(bare_app(), &stop).await?;
-    let gw_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let gw = gw_listener.local_addr()?;
-    tokio::spawn(gateway::serve(gw_listener, state, stop.child_token()));
+    let measured = measure(opts, &mut logs, &stop).await;
+    stop.cancel();
+    logs.remove().await;
+    measured
+}
+
+async fn measure(opts: &IngestOptions, logs: &mut BenchLogs, stop: &CancellationToken) -> Result<IngestReport, Error> {
+    let topic = format!("{}.pin", logs.id);
+    logs.create(Namespace::Topics, &topic).await?;
+    let bare = spawn_server(bare_app(), stop).await?;
+    let gw = logs.serve(stop.child_token()).await?;
+    let gateway_row = format!("gateway + {} log", logs.backend.kind());
 
     let duration = Duration::from_secs_f64(opts.seconds.max(0.1));
     let mut cases = Vec::new();
@@ -134,15 +162,14 @@ pub async fn run(opts: &IngestOptions) -> Result<IngestReport, Error> {
             let body = kafka_body(size);
             // Baseline first, then the gateway, under the same load: each pair is one ratio.
             for (name, url) in [
-                ("bare axum handler", format!("http://{bare}/topics/bench.pin")),
-                ("gateway + embedded log", format!("http://{gw}/topics/bench.pin")),
+                ("bare axum handler", format!("http://{bare}/topics/{topic}")),
+                (gateway_row.as_str(), format!("http://{gw}/topics/{topic}")),
             ] {
                 cases.push(drive(&client, name, &url, &body, size, concurrency, duration).await?);
             }
         }
     }
-    stop.cancel();
-    Ok(IngestReport { cases })
+    Ok(IngestReport { backend: logs.backend.clone(), topic, cases })
 }
 
 /// The baseline: accepts the body and answers the gateway's reply shape without touching it.
