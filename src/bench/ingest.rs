@@ -31,9 +31,9 @@ pub struct IngestOptions {
     #[arg(long, env = "PINPIPE_CONCURRENCY", value_delimiter = ',', default_values_t = [32, 64])]
     pub concurrency: Vec<usize>,
     /// The log the gateway appends to: `embedded` (a temporary folder), or a URL such as
-    /// kafka://127.0.0.1:9092 or kinesis://us-east-1?endpoint=http://127.0.0.1:4567 (a fresh
-    /// topic is created there for the run and deleted after; `[kafka]` settings of the config
-    /// file apply).
+    /// kafka://127.0.0.1:9092 or kinesis://us-east-1?endpoint=http://127.0.0.1:4567. A fresh
+    /// topic (on Kinesis: a stream, fed through the Kinesis-proxy routes) is created there for
+    /// the run and deleted after; the `[kafka]` settings of the config file apply.
     #[arg(long, env = "PINPIPE_BENCH_BACKEND", default_value = "embedded", value_name = "embedded|URL")]
     pub backend: Backend,
 }
