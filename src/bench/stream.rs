@@ -191,9 +191,9 @@ async fn measure(
         Ok(result) => result,
         Err(join) => std::panic::resume_unwind(join.into_panic()),
     };
-    // A failed round explains more than the job's reaction to being stopped after it.
-    let rounds = rounds?;
+    // A job that failed on its own is why its rows never showed; stopped, it ends cleanly.
     job?;
+    let rounds = rounds?;
     Ok(StreamBenchReport { backend: logs.backend.clone(), stream: stream_name, rounds })
 }
 
