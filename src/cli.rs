@@ -274,11 +274,27 @@ pub enum AdminAction {
 
 #[derive(Debug, Subcommand)]
 pub enum BenchWhat {
-    /// Drive the gateway over loopback with the embedded log durable, beside a bare axum handler.
+    /// Requests per second through the gateway over loopback, beside a bare axum handler
+    ///
+    /// The gateway appends to a temporary embedded log, or to the log --backend names, in a
+    /// fresh topic created for the run and deleted after (on Kinesis: a fresh stream, through the
+    /// Kinesis-proxy routes). Examples:
+    ///
+    ///   pinpipe bench ingest --seconds 5
+    ///   pinpipe bench ingest --backend kafka://127.0.0.1:9092
+    ///   pinpipe bench ingest --backend 'kinesis://us-east-1?endpoint=http://127.0.0.1:4567'
+    #[command(verbatim_doc_comment)]
     Ingest(bench::ingest::IngestOptions),
     /// Generate posts, land them through the sink, run the batch job (and PySpark with --spark).
     Batch(bench::batch::BatchBenchOptions),
-    /// End-to-end latency from the gateway's 200 to the row visible in the Delta table.
+    /// End-to-end latency from the gateway's 200 to the row visible in the Delta table
+    ///
+    /// The gateway, the streams and the stream job run in this process; the streams are a
+    /// temporary embedded log, or fresh streams on the backend --backend names. Examples:
+    ///
+    ///   pinpipe bench stream --rates 1000,5000 --seconds 10
+    ///   pinpipe bench stream --backend 'kinesis://us-east-1?endpoint=http://127.0.0.1:4567'
+    #[command(verbatim_doc_comment)]
     Stream(bench::stream::StreamBenchOptions),
 }
 
@@ -367,7 +383,7 @@ async fn run(cli: Cli) -> Result<()> {
         }
         Command::Demo(args) => run_demo(&cfg, args).await,
         Command::Bench { what: BenchWhat::Ingest(opts) } => {
-            println!("{}", bench::ingest::run(&opts).await?);
+            println!("{}", bench::ingest::run(&opts, &cfg.clients).await?);
             Ok(())
         }
         Command::Bench { what: BenchWhat::Batch(opts) } => {
@@ -375,7 +391,7 @@ async fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Bench { what: BenchWhat::Stream(opts) } => {
-            println!("{}", bench::stream::run(&opts).await?);
+            println!("{}", bench::stream::run(&opts, &cfg.clients).await?);
             Ok(())
         }
     }

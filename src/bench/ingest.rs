@@ -1,17 +1,25 @@
-//! `pinpipe bench ingest`: drives the real gateway over loopback — embedded log durable, group commit on — with
-//! 1-record and 100-record Kafka REST requests, and the same load against a bare axum handler that
-//! returns a fixed body. It owns nothing the pipeline uses; it only calls the gateway and the log.
+//! `pinpipe bench ingest`: drives the real gateway over loopback with 1-record and 100-record
+//! requests, and the same load against a bare axum handler that returns a fixed body.
+//!
+//! The gateway appends to a temporary embedded log (durable, group commit on) unless `--backend`
+//! names another ([`super::backend`]); each run creates a fresh one-partition log before the load
+//! and deletes it after. The requests are those of the route the backend serves ([`Route`]):
+//! Kafka REST `POST /topics/bench-<uuid>.pin` on the embedded log and Kafka, `PUT
+//! /streams/streaming-bench-<uuid>-pin/record` (1 record) and `…/records` (100) on Kinesis. It
+//! owns nothing the pipeline uses; it only calls the gateway and the log.
 
 use std::fmt;
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::routing::post;
+use axum::routing::{post, put};
 use hdrhistogram::Histogram;
+use reqwest::Method;
 use tokio_util::sync::CancellationToken;
 
-use crate::eventlog::{self, Namespace};
-use crate::gateway;
+use super::backend::{self, Backend, BenchLogs};
+use crate::eventlog::{ClientSettings, Namespace};
 
 /// Options of `pinpipe bench ingest`.
 #[derive(Debug, Clone, clap::Args)]
@@ -22,19 +30,25 @@ pub struct IngestOptions {
     /// Requests in flight at once (keep-alive connections); each level is a separate round.
     #[arg(long, env = "PINPIPE_CONCURRENCY", value_delimiter = ',', default_values_t = [32, 64])]
     pub concurrency: Vec<usize>,
+    /// The log the gateway appends to: `embedded` (a temporary folder), or a URL such as
+    /// kafka://127.0.0.1:9092 or kinesis://us-east-1?endpoint=http://127.0.0.1:4567. A fresh
+    /// topic (on Kinesis: a stream, fed through the Kinesis-proxy routes) is created there for
+    /// the run and deleted after; the `[kafka]` settings of the config file apply.
+    #[arg(long, env = "PINPIPE_BENCH_BACKEND", default_value = "embedded", value_name = "embedded|URL")]
+    pub backend: Backend,
 }
 
 /// Errors that stop a benchmark.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("preparing the temporary event log")]
-    Log(#[from] eventlog::Error),
-    #[error("starting a server")]
+    #[error("setting up the benchmark's log and gateway")]
+    Setup(#[from] backend::Error),
+    #[error("starting the bare handler")]
     Io(#[from] std::io::Error),
-    #[error("building the gateway")]
-    Gateway(#[from] gateway::Error),
     #[error("building the HTTP client")]
     Client(#[source] reqwest::Error),
+    #[error("--seconds must be a finite number of seconds, not {0}")]
+    Seconds(f64),
     #[error("{case}: {failed} of {total} requests failed (last: {last})")]
     Failures { case: String, failed: u64, total: u64, last: String },
 }
@@ -42,6 +56,7 @@ pub enum Error {
 /// One measured case.
 #[derive(Debug, Clone)]
 pub struct CaseResult {
+    /// `bare axum handler` or `gateway + <kind> log` (the backend the row used).
     pub name: String,
     pub concurrency: usize,
     pub records_per_request: usize,
@@ -64,12 +79,23 @@ impl CaseResult {
 /// All cases of one `bench ingest` run.
 #[derive(Debug, Clone)]
 pub struct IngestReport {
+    /// The backend the gateway rows used (URL with secrets hidden, or `embedded`).
+    pub backend: Backend,
+    /// The route driven, with the log it appended to (`POST /topics/<topic>`, …).
+    pub route: String,
     pub cases: Vec<CaseResult>,
 }
 
 impl fmt::Display for IngestReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "ingest benchmark: loopback HTTP/1.1 keep-alive, embedded log durable (fsync before each answer)")?;
+        let durable = match self.backend.kind() {
+            "embedded" => "durable: fsync before each answer",
+            "kafka" => "durable: acks=all before each answer",
+            "kinesis" => "durable: PutRecords accepted before each answer",
+            _ => "durable before each answer",
+        };
+        writeln!(f, "ingest benchmark: loopback HTTP/1.1 keep-alive, {}", self.route)?;
+        writeln!(f, "backend: {} log ({durable})", self.backend)?;
         writeln!(
             f,
             "{:<24} {:>5} {:>8} {:>12} {:>12} {:>10} {:>10}",
@@ -106,57 +132,150 @@ impl fmt::Display for IngestReport {
 /// A post as the emulator sends it (about 1 KB of JSON), the unit of every request body.
 const SAMPLE_PIN: &str = r#"{"index":7528,"unique_id":"fbe53c66-3442-4773-b19e-d3ec6f54dddf","title":"No Title Data Available","description":"No description available Story format","poster_name":"User Info Error","follower_count":"User Info Error","tag_list":"N,o, ,T,a,g,s, ,A,v,a,i,l,a,b,l,e","is_image_or_video":"multi-video(story page format)","image_src":"Image src error.","downloaded":0,"save_location":"Local save in /data/mens-fashion","category":"mens-fashion"}"#;
 
-fn kafka_body(records: usize) -> String {
-    let one = format!(r#"{{"value":{SAMPLE_PIN}}}"#);
-    format!(r#"{{"records":[{}]}}"#, vec![one; records].join(","))
+/// The gateway routes a run drives: those whose log is the backend measured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    /// `POST /topics/{topic}` (Kafka REST proxy v2) into the topics log.
+    KafkaRest,
+    /// `PUT /streams/{name}/record` and `…/records` (the Kinesis proxy) into the streams log.
+    Kinesis,
 }
 
-/// Runs the ingest benchmark: bare handler and gateway, at 1 and 100 records per request.
-pub async fn run(opts: &IngestOptions) -> Result<IngestReport, Error> {
-    let dir = tempfile::Builder::new().prefix("pinpipe-bench-").tempdir()?;
-    let log_url = format!("embedded://{}", dir.path().display());
-    let topics = eventlog::open(&log_url, Namespace::Topics).await?;
-    let streams = eventlog::open(&log_url, Namespace::Streams).await?;
-    eventlog::ensure_defaults(&*topics, "bench").await?;
-    let state = gateway::AppState::new(gateway::GatewayConfig::default(), topics, streams)?;
+impl Route {
+    /// The route a backend serves: Kinesis holds streams; the embedded log and Kafka, topics.
+    pub fn of(backend: &Backend) -> Route {
+        if backend.kind() == "kinesis" { Route::Kinesis } else { Route::KafkaRest }
+    }
 
+    fn namespace(self) -> Namespace {
+        match self {
+            Route::KafkaRest => Namespace::Topics,
+            Route::Kinesis => Namespace::Streams,
+        }
+    }
+
+    /// The one log of pipeline `id` the run appends to.
+    fn log_name(self, id: &str) -> String {
+        match self {
+            Route::KafkaRest => format!("{id}.pin"),
+            Route::Kinesis => format!("streaming-{id}-pin"),
+        }
+    }
+
+    /// What the report's header says was driven.
+    fn describe(self, log: &str) -> String {
+        match self {
+            Route::KafkaRest => format!("POST /topics/{log}"),
+            Route::Kinesis => format!("PUT /streams/{log}/record (1 record), /records (100)"),
+        }
+    }
+
+    /// A request of `records` posts to `log` on the server at `addr`.
+    fn request(self, addr: SocketAddr, log: &str, records: usize) -> Request {
+        match self {
+            Route::KafkaRest => {
+                let one = format!(r#"{{"value":{SAMPLE_PIN}}}"#);
+                Request {
+                    method: Method::POST,
+                    url: format!("http://{addr}/topics/{log}"),
+                    content_type: "application/vnd.kafka.json.v2+json",
+                    body: format!(r#"{{"records":[{}]}}"#, vec![one; records].join(",")).into(),
+                }
+            }
+            Route::Kinesis if records == 1 => Request {
+                method: Method::PUT,
+                url: format!("http://{addr}/streams/{log}/record"),
+                content_type: "application/json",
+                body: format!(r#"{{"StreamName":"{log}","Data":{SAMPLE_PIN},"PartitionKey":"0"}}"#).into(),
+            },
+            Route::Kinesis => {
+                let entries: Vec<String> =
+                    (0..records).map(|i| format!(r#"{{"Data":{SAMPLE_PIN},"PartitionKey":"{i}"}}"#)).collect();
+                Request {
+                    method: Method::PUT,
+                    url: format!("http://{addr}/streams/{log}/records"),
+                    content_type: "application/json",
+                    body: format!(r#"{{"StreamName":"{log}","Records":[{}]}}"#, entries.join(",")).into(),
+                }
+            }
+        }
+    }
+}
+
+/// One request, sent again and again by a case's loops.
+#[derive(Debug, Clone)]
+struct Request {
+    method: Method,
+    url: String,
+    content_type: &'static str,
+    body: bytes::Bytes,
+}
+
+/// Runs the ingest benchmark: bare handler and gateway, at 1 and 100 records per request, with
+/// the `[kafka]` client `settings` of the configuration file for a `kafka://` backend.
+pub async fn run(opts: &IngestOptions, settings: &ClientSettings) -> Result<IngestReport, Error> {
+    if !opts.seconds.is_finite() {
+        return Err(Error::Seconds(opts.seconds));
+    }
+    let route = Route::of(&opts.backend);
+    let mut logs = BenchLogs::open(&opts.backend, route.namespace(), settings).await?;
     let stop = CancellationToken::new();
-    let bare = spawn_server(bare_app(), &stop).await?;
-    let gw_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let gw = gw_listener.local_addr()?;
-    tokio::spawn(gateway::serve(gw_listener, state, stop.child_token()));
+    let measured = measure(opts, route, &mut logs, &stop).await;
+    stop.cancel();
+    logs.remove().await;
+    measured
+}
+
+async fn measure(
+    opts: &IngestOptions,
+    route: Route,
+    logs: &mut BenchLogs,
+    stop: &CancellationToken,
+) -> Result<IngestReport, Error> {
+    let log = route.log_name(&logs.id);
+    logs.create(route.namespace(), &log).await?;
+    let bare = spawn_server(bare_app(), stop).await?;
+    let gw = logs.serve(stop.child_token()).await?;
+    let gateway_row = format!("gateway + {} log", logs.backend.kind());
 
     let duration = Duration::from_secs_f64(opts.seconds.max(0.1));
     let mut cases = Vec::new();
     for &concurrency in &opts.concurrency {
         let client = reqwest::Client::builder().pool_max_idle_per_host(concurrency).build().map_err(Error::Client)?;
         for size in [1, 100] {
-            let body = kafka_body(size);
             // Baseline first, then the gateway, under the same load: each pair is one ratio.
-            for (name, url) in [
-                ("bare axum handler", format!("http://{bare}/topics/bench.pin")),
-                ("gateway + embedded log", format!("http://{gw}/topics/bench.pin")),
-            ] {
-                cases.push(drive(&client, name, &url, &body, size, concurrency, duration).await?);
+            for (name, addr) in [("bare axum handler", bare), (gateway_row.as_str(), gw)] {
+                let request = route.request(addr, &log, size);
+                cases.push(drive(&client, name, &request, size, concurrency, duration).await?);
             }
         }
     }
-    stop.cancel();
-    Ok(IngestReport { cases })
+    Ok(IngestReport { backend: logs.backend.clone(), route: route.describe(&log), cases })
 }
 
-/// The baseline: accepts the body and answers the gateway's reply shape without touching it.
+/// The baseline: accepts the body and answers the gateway's reply shape (one record's) without
+/// touching it, on each route.
 fn bare_app() -> Router {
-    const REPLY: &str = r#"{"offsets":[{"partition":0,"offset":0,"error_code":null,"error":null}],"key_schema_id":null,"value_schema_id":null}"#;
-    Router::new().route(
-        "/topics/{topic}",
-        post(|_body: axum::body::Bytes| async {
-            ([(axum::http::header::CONTENT_TYPE, "application/vnd.kafka.v2+json")], REPLY)
-        }),
-    )
+    use axum::http::header::CONTENT_TYPE;
+    const KAFKA: &str = r#"{"offsets":[{"partition":0,"offset":0,"error_code":null,"error":null}],"key_schema_id":null,"value_schema_id":null}"#;
+    const RECORD: &str = r#"{"ShardId":"shardId-000000000000","SequenceNumber":"00000000000000000000"}"#;
+    const RECORDS: &str = r#"{"FailedRecordCount":0,"Records":[{"SequenceNumber":"00000000000000000000","ShardId":"shardId-000000000000"}]}"#;
+    Router::new()
+        .route(
+            "/topics/{topic}",
+            post(|_body: axum::body::Bytes| async { ([(CONTENT_TYPE, "application/vnd.kafka.v2+json")], KAFKA) }),
+        )
+        .route(
+            "/streams/{name}/record",
+            put(|_body: axum::body::Bytes| async { ([(CONTENT_TYPE, "application/json")], RECORD) }),
+        )
+        .route(
+            "/streams/{name}/records",
+            put(|_body: axum::body::Bytes| async { ([(CONTENT_TYPE, "application/json")], RECORDS) }),
+        )
 }
 
-async fn spawn_server(app: Router, stop: &CancellationToken) -> Result<std::net::SocketAddr, Error> {
+async fn spawn_server(app: Router, stop: &CancellationToken) -> Result<SocketAddr, Error> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let stop = stop.child_token();
@@ -166,32 +285,30 @@ async fn spawn_server(app: Router, stop: &CancellationToken) -> Result<std::net:
     Ok(addr)
 }
 
-/// `concurrency` loops sending `body` to `url` for `duration`; latency per request.
+/// `concurrency` loops sending `request` for `duration`; latency per request.
 async fn drive(
     client: &reqwest::Client,
     name: &str,
-    url: &str,
-    body: &str,
+    request: &Request,
     records: usize,
     concurrency: usize,
     duration: Duration,
 ) -> Result<CaseResult, Error> {
-    let body = bytes::Bytes::from(body.to_string());
     // Warm the connection pool and the log so the first fsyncs do not count.
     for _ in 0..concurrency.min(8) {
-        let _ = post_once(client, url, body.clone()).await;
+        let _ = send_once(client, request).await;
     }
     let started = Instant::now();
     let deadline = started + duration;
     let loops: Vec<_> = (0..concurrency.max(1))
         .map(|_| {
-            let (client, url, body) = (client.clone(), url.to_string(), body.clone());
+            let (client, request) = (client.clone(), request.clone());
             tokio::spawn(async move {
                 let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("static histogram bounds");
                 let (mut failed, mut last) = (0u64, String::new());
                 while Instant::now() < deadline {
                     let t = Instant::now();
-                    match post_once(&client, &url, body.clone()).await {
+                    match send_once(&client, &request).await {
                         Ok(()) => {
                             let _ = hist.record(t.elapsed().as_micros().max(1) as u64);
                         }
@@ -230,11 +347,11 @@ async fn drive(
     })
 }
 
-async fn post_once(client: &reqwest::Client, url: &str, body: bytes::Bytes) -> Result<(), String> {
+async fn send_once(client: &reqwest::Client, request: &Request) -> Result<(), String> {
     let response = client
-        .post(url)
-        .header("content-type", "application/vnd.kafka.json.v2+json")
-        .body(body)
+        .request(request.method.clone(), &request.url)
+        .header("content-type", request.content_type)
+        .body(request.body.clone())
         .send()
         .await
         .map_err(|e| e.to_string())?;

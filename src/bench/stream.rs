@@ -1,13 +1,22 @@
 //! `pinpipe bench stream`: end-to-end latency from the gateway's HTTP 200 to the row being
 //! visible in the Delta table, at fixed rates and at the sustained maximum.
 //!
-//! Runs the real gateway, the embedded log and the stream job (default settings: micro-batches cut
-//! at 1 s) in this process over a temporary folder, sends posts with `PUT
-//! /streams/streaming-bench-pin/record`, and watches the `pin` table's committed stream position
-//! (its Delta `txn` version, what any reader sees) every 10 ms: a record is visible once the
-//! committed offset reaches its own, which the gateway's `SequenceNumber` names.
+//! Runs the real gateway and the stream job (default settings: micro-batches cut at 1 s) in this
+//! process, with the streams in a temporary embedded log or on the backend `--backend` names
+//! (`kinesis://…`: fresh one-shard streams `streaming-bench-<uuid>-{pin,geo,user}`, created before
+//! the load and deleted after; see [`super::backend`]) and the Delta tables in a temporary folder.
+//! It sends posts with `PUT /streams/<stream>/record` and watches the `pin` table's committed
+//! stream position (its Delta `txn` version, what any reader sees) every 10 ms.
+//!
+//! A record is visible once the committed offset reaches the record's own. The gateway answers
+//! with the record's sequence number, which on the embedded log is the offset itself but on
+//! Kinesis is the service's (a number that is not the offset the stream job counts). Both order
+//! the records of a shard as the stream job reads them, and the run's stream holds only the
+//! run's records, so once a round has been acknowledged its record with the `n`-th smallest
+//! sequence number (counting the earlier rounds') is at offset `n`: each record's latency is
+//! the time from its 200 to the first poll that saw its offset committed (zero if that poll came
+//! before the 200 did).
 
-use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -17,10 +26,11 @@ use hdrhistogram::Histogram;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
+use super::backend::{self, Backend, BenchLogs};
 use crate::clean::Table;
-use crate::eventlog::{self, Namespace};
+use crate::eventlog::{ClientSettings, Namespace};
 use crate::lake::Lake;
-use crate::{gateway, lake, stream};
+use crate::{lake, stream};
 
 /// Options of `pinpipe bench stream`.
 #[derive(Debug, Clone, clap::Args)]
@@ -34,27 +44,32 @@ pub struct StreamBenchOptions {
     /// Connections of the closed-loop round that finds the sustained maximum (0 skips it).
     #[arg(long, env = "PINPIPE_CONCURRENCY", default_value_t = 64)]
     pub max_connections: usize,
+    /// Where the streams live: `embedded` (a temporary folder), or a URL such as
+    /// kinesis://us-east-1?endpoint=http://127.0.0.1:4567 (fresh streams are created there for
+    /// the run and deleted after). Kinesis allows five GetRecords calls a second per shard, so
+    /// the stream job's reads of a shard are at least 200 ms apart there: expect that much more
+    /// latency.
+    #[arg(long, env = "PINPIPE_BENCH_BACKEND", default_value = "embedded", value_name = "embedded|URL")]
+    pub backend: Backend,
 }
 
 /// Errors that stop the benchmark.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("preparing the temporary event log")]
-    Log(#[from] eventlog::Error),
+    #[error("--seconds must be a finite number of seconds, not {0}")]
+    Seconds(f64),
+    #[error("setting up the benchmark's streams and gateway")]
+    Setup(#[from] backend::Error),
     #[error("opening the temporary lake")]
     Lake(#[from] lake::Error),
     #[error("the stream job")]
     Stream(#[from] stream::Error),
-    #[error("starting the gateway")]
-    Io(#[from] std::io::Error),
-    #[error("building the gateway")]
-    Gateway(#[from] gateway::Error),
     #[error("building the HTTP client")]
     Client(#[source] reqwest::Error),
     #[error("{failed} requests failed in the {round} round (last: {last})")]
     Failures { round: String, failed: u64, last: String },
     #[error("{missing} acknowledged records never became visible in the {round} round")]
-    NeverVisible { round: String, missing: usize },
+    NeverVisible { round: String, missing: u64 },
 }
 
 /// One round's figures.
@@ -72,6 +87,10 @@ pub struct Round {
 /// All rounds of one run.
 #[derive(Debug, Clone)]
 pub struct StreamBenchReport {
+    /// The backend the streams were on (URL with secrets hidden, or `embedded`).
+    pub backend: Backend,
+    /// The stream the posts went to.
+    pub stream: String,
     pub rounds: Vec<Round>,
 }
 
@@ -81,6 +100,11 @@ impl fmt::Display for StreamBenchReport {
             f,
             "stream benchmark: HTTP 200 from the gateway → row visible in the Delta table (stream job defaults)"
         )?;
+        let pacing = match self.backend.kind() {
+            "kinesis" => "; GetRecords at most every 200 ms per shard",
+            _ => "",
+        };
+        writeln!(f, "backend: {} streams (PUT /streams/{}/record, 1 shard{pacing})", self.backend, self.stream)?;
         writeln!(f, "{:<28} {:>12} {:>9} {:>10} {:>10} {:>10}", "round", "records/s", "records", "p50", "p99", "max")?;
         for r in &self.rounds {
             let ms = |d: Duration| format!("{:.0}ms", d.as_secs_f64() * 1e3);
@@ -99,43 +123,96 @@ impl fmt::Display for StreamBenchReport {
     }
 }
 
-const STREAM: &str = "streaming-bench-pin";
+/// A sequence number the gateway acknowledged, ordered as the decimal number it spells (Kinesis's
+/// run to 56 digits, more than any integer type holds).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct Sequence {
+    /// Digits without leading zeros: compared first, so a longer number is a larger one.
+    digits: usize,
+    text: String,
+}
 
-/// When each acknowledged offset was acknowledged.
-type Acks = Arc<Mutex<HashMap<u64, Instant>>>;
+impl Sequence {
+    fn parse(text: &str) -> Option<Sequence> {
+        if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        let text = text.trim_start_matches('0').to_string();
+        Some(Sequence { digits: text.len(), text })
+    }
+}
 
-/// Runs the rounds: each fixed rate, then the closed-loop maximum.
-pub async fn run(opts: &StreamBenchOptions) -> Result<StreamBenchReport, Error> {
-    let dir = tempfile::Builder::new().prefix("pinpipe-bench-stream-").tempdir()?;
-    let log_url = format!("embedded://{}", dir.path().join("log").display());
-    let topics = eventlog::open(&log_url, Namespace::Topics).await?;
-    let streams = eventlog::open(&log_url, Namespace::Streams).await?;
-    eventlog::ensure_defaults(&*streams, "bench").await?;
-    let lake = Lake::open(&format!("file://{}", dir.path().join("lake").display()))?;
+/// The sequence number of each record acknowledged in a round, with when its 200 arrived.
+type Acks = Arc<Mutex<Vec<(Sequence, Instant)>>>;
 
+/// Runs the rounds: each fixed rate, then the closed-loop maximum; `settings` are the client
+/// settings of the configuration file.
+pub async fn run(opts: &StreamBenchOptions, settings: &ClientSettings) -> Result<StreamBenchReport, Error> {
+    if !opts.seconds.is_finite() {
+        return Err(Error::Seconds(opts.seconds));
+    }
+    let mut logs = BenchLogs::open(&opts.backend, Namespace::Streams, settings).await?;
     let stop = CancellationToken::new();
-    let state = gateway::AppState::new(gateway::GatewayConfig::default(), topics, Arc::clone(&streams))?;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let url = format!("http://{}/streams/{STREAM}/record", listener.local_addr()?);
-    tokio::spawn(gateway::serve(listener, state, stop.child_token()));
+    let measured = measure(opts, &mut logs, &stop).await;
+    stop.cancel();
+    logs.remove().await;
+    measured
+}
+
+/// Creates the streams, starts the gateway and the stream job, runs the rounds and stops the job.
+async fn measure(
+    opts: &StreamBenchOptions,
+    logs: &mut BenchLogs,
+    stop: &CancellationToken,
+) -> Result<StreamBenchReport, Error> {
+    for name in Namespace::Streams.default_names(&logs.id) {
+        logs.create(Namespace::Streams, &name).await?;
+    }
+    let stream_name = format!("streaming-{}-pin", logs.id);
+    let lake = Lake::open(&format!("file://{}", logs.dir.path().join("lake").display()))?;
+    let gw = logs.serve(stop.child_token()).await?;
+    let url = format!("http://{gw}/streams/{stream_name}/record");
     let job_cfg = stream::StreamConfig {
-        id: "bench".into(),
+        id: logs.id.clone(),
         max_batch_records: 10_000,
         max_latency: Duration::from_secs(1),
         drain: false,
         checkpoint_every: 100,
         worker: crate::config::Worker::ALL,
     };
+    let job_stop = stop.child_token();
     let job = {
-        let (lake, stop) = (lake.clone(), stop.child_token());
-        tokio::spawn(async move { stream::run(&job_cfg, streams, &lake, stop).await })
+        let (lake, streams, job_stop) = (lake.clone(), Arc::clone(&logs.streams), job_stop.clone());
+        tokio::spawn(async move { stream::run(&job_cfg, streams, &lake, job_stop).await })
     };
-    let mut progress = stream::Progress::open(&lake, "bench", Table::Pin).await?;
+    let rounds = rounds(opts, &lake, &logs.id, &url, &stream_name).await;
+    job_stop.cancel();
+    let job = match job.await {
+        Ok(result) => result,
+        Err(join) => std::panic::resume_unwind(join.into_panic()),
+    };
+    // A job that failed on its own is why its rows never showed; stopped, it ends cleanly.
+    job?;
+    let rounds = rounds?;
+    Ok(StreamBenchReport { backend: logs.backend.clone(), stream: stream_name, rounds })
+}
+
+/// The rounds, against the gateway's `url` and the stream job of pipeline `id` writing to `lake`.
+async fn rounds(
+    opts: &StreamBenchOptions,
+    lake: &Lake,
+    id: &str,
+    url: &str,
+    stream_name: &str,
+) -> Result<Vec<Round>, Error> {
+    let mut progress = stream::Progress::open(lake, id, Table::Pin).await?;
     let client = reqwest::Client::builder().pool_max_idle_per_host(256).build().map_err(Error::Client)?;
     let duration = Duration::from_secs_f64(opts.seconds.max(0.5));
 
     let mut rounds = Vec::new();
     let mut next_index = 0u64;
+    // Records acknowledged by the earlier rounds: the offset this round's first record gets.
+    let mut before = 0u64;
     let mut plan: Vec<(String, Load)> =
         opts.rates.iter().map(|&r| (format!("{r} records/s"), Load::Rate(f64::from(r.max(1))))).collect();
     if opts.max_connections > 0 {
@@ -148,24 +225,20 @@ pub async fn run(opts: &StreamBenchOptions) -> Result<StreamBenchReport, Error> 
         // Watch while sending: a record's latency ends at the first poll that sees it.
         let (driven, watched) = tokio::join!(
             async {
-                let driven = drive(&client, &url, load, duration, &mut next_index, &acks).await;
+                let driven = drive(&client, url, stream_name, load, duration, &mut next_index, &acks).await;
                 done.store(true, Ordering::Release);
                 (driven, started.elapsed().as_secs_f64())
             },
-            watch(&mut progress, &acks, &done, Duration::from_secs(15)),
+            watch(&mut progress, &acks, before, &done, Duration::from_secs(15)),
         );
         let ((sent, failed, last), elapsed) = driven;
         if failed > 0 {
-            stop.cancel();
             return Err(Error::Failures { round: name, failed, last });
         }
-        let latencies = match watched? {
-            Ok(latencies) => latencies,
-            Err(missing) => {
-                stop.cancel();
-                return Err(Error::NeverVisible { round: name, missing });
-            }
-        };
+        let seen = watched?.map_err(|missing| Error::NeverVisible { round: name.clone(), missing })?;
+        let acks = std::mem::take(&mut *acks.lock().unwrap_or_else(|p| p.into_inner()));
+        let latencies = latencies(acks, before, &seen);
+        before += sent;
         rounds.push(Round {
             name,
             achieved: sent as f64 / elapsed,
@@ -175,14 +248,7 @@ pub async fn run(opts: &StreamBenchOptions) -> Result<StreamBenchReport, Error> 
             max: Duration::from_micros(latencies.max()),
         });
     }
-    stop.cancel();
-    match job.await {
-        Ok(result) => {
-            result?;
-        }
-        Err(join) => std::panic::resume_unwind(join.into_panic()),
-    }
-    Ok(StreamBenchReport { rounds })
+    Ok(rounds)
 }
 
 /// How a round sends.
@@ -194,10 +260,12 @@ enum Load {
     Closed(usize),
 }
 
-/// Sends for `duration`; returns (acknowledged, failed, last failure).
+/// Sends to the stream `stream` at `url` for `duration`; returns (acknowledged, failed, last
+/// failure).
 async fn drive(
     client: &reqwest::Client,
     url: &str,
+    stream: &str,
     load: Load,
     duration: Duration,
     next_index: &mut u64,
@@ -223,13 +291,14 @@ async fn drive(
         let index = *next_index;
         *next_index += 1;
         issued += 1;
-        let (client, url, acks, outcomes) = (client.clone(), url.to_string(), Arc::clone(acks), Arc::clone(&outcomes));
+        let (client, url, stream) = (client.clone(), url.to_string(), stream.to_string());
+        let (acks, outcomes) = (Arc::clone(acks), Arc::clone(&outcomes));
         tasks.spawn(async move {
-            let result = put(&client, &url, index).await;
+            let result = put(&client, &url, &stream, index).await;
             let mut outcomes = outcomes.lock().unwrap_or_else(|p| p.into_inner());
             match result {
-                Ok(offset) => {
-                    acks.lock().unwrap_or_else(|p| p.into_inner()).insert(offset, Instant::now());
+                Ok(sequence) => {
+                    acks.lock().unwrap_or_else(|p| p.into_inner()).push((sequence, Instant::now()));
                     outcomes.0 += 1;
                 }
                 Err(e) => {
@@ -245,10 +314,11 @@ async fn drive(
     outcomes.clone()
 }
 
-/// One post, like the emulator's stream mode; returns the offset the gateway acknowledged.
-async fn put(client: &reqwest::Client, url: &str, index: u64) -> Result<u64, String> {
+/// One post, like the emulator's stream mode; returns the sequence number the gateway
+/// acknowledged.
+async fn put(client: &reqwest::Client, url: &str, stream: &str, index: u64) -> Result<Sequence, String> {
     let body = format!(
-        r#"{{"StreamName":"{STREAM}","Data":{{"index":{index},"unique_id":"u{index}","title":"t","description":"d","poster_name":"p","follower_count":"12k","tag_list":"a,b","is_image_or_video":"image","image_src":"https://i.pinimg.com/x.jpg","downloaded":1,"save_location":"Local save in /data/art","category":"art"}},"PartitionKey":"{index}"}}"#
+        r#"{{"StreamName":"{stream}","Data":{{"index":{index},"unique_id":"u{index}","title":"t","description":"d","poster_name":"p","follower_count":"12k","tag_list":"a,b","is_image_or_video":"image","image_src":"https://i.pinimg.com/x.jpg","downloaded":1,"save_location":"Local save in /data/art","category":"art"}},"PartitionKey":"{index}"}}"#
     );
     let reply = client
         .put(url)
@@ -262,40 +332,92 @@ async fn put(client: &reqwest::Client, url: &str, index: u64) -> Result<u64, Str
     if !status.is_success() {
         return Err(format!("HTTP {status}: {json}"));
     }
-    json["SequenceNumber"].as_str().and_then(|s| s.parse().ok()).ok_or_else(|| format!("no SequenceNumber in {json}"))
+    json["SequenceNumber"].as_str().and_then(Sequence::parse).ok_or_else(|| format!("no SequenceNumber in {json}"))
 }
 
-/// Polls the table until sending is `done` and every acknowledged offset is visible; the latency
-/// of each is the time between its acknowledgement and the poll that first saw it.
-/// `Err(missing)` when some are still not visible `timeout` after sending ended.
+/// Polls the table's committed offset of partition 0 until sending is `done` and the offsets of
+/// all `before` earlier records and of every record in `acks` are committed; returns each new
+/// committed offset with the poll that first saw it. `Err(missing)` when some are still not
+/// visible `timeout` after sending ended.
 async fn watch(
     progress: &mut stream::Progress,
     acks: &Acks,
+    before: u64,
     done: &AtomicBool,
     timeout: Duration,
-) -> Result<Result<Histogram<u64>, usize>, Error> {
-    let mut hist = Histogram::<u64>::new_with_bounds(1, 600_000_000, 3).expect("static histogram bounds");
+) -> Result<Result<Vec<(Instant, u64)>, u64>, Error> {
+    let mut seen: Vec<(Instant, u64)> = Vec::new();
     let mut deadline = None;
     loop {
         let finished = done.load(Ordering::Acquire);
         let visible = progress.visible(0).await?;
         let now = Instant::now();
-        {
-            let mut acks = acks.lock().unwrap_or_else(|p| p.into_inner());
-            acks.retain(|&offset, &mut acked| {
-                let seen = visible.is_some_and(|v| offset <= v);
-                if seen {
-                    let _ = hist.record(now.saturating_duration_since(acked).as_micros().max(1) as u64);
-                }
-                !seen
-            });
-            if finished && acks.is_empty() {
-                return Ok(Ok(hist));
+        if let Some(v) = visible.filter(|&v| seen.last().is_none_or(|&(_, last)| v > last)) {
+            seen.push((now, v));
+        }
+        if finished {
+            let expected = before + acks.lock().unwrap_or_else(|p| p.into_inner()).len() as u64;
+            let committed = visible.map_or(0, |v| v + 1);
+            if committed >= expected {
+                return Ok(Ok(seen));
             }
-            if finished && now > *deadline.get_or_insert(now + timeout) {
-                return Ok(Err(acks.len()));
+            if now > *deadline.get_or_insert(now + timeout) {
+                return Ok(Err(expected - committed));
             }
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// The latency of each acknowledged record: ranked by sequence number after the `before`
+/// records of earlier rounds it sits at that offset, visible from the first poll in `seen` whose
+/// committed offset reaches it.
+fn latencies(mut acks: Vec<(Sequence, Instant)>, before: u64, seen: &[(Instant, u64)]) -> Histogram<u64> {
+    let mut hist = Histogram::<u64>::new_with_bounds(1, 600_000_000, 3).expect("static histogram bounds");
+    acks.sort();
+    for (offset, (_, acked)) in (before..).zip(&acks) {
+        let first = seen.partition_point(|&(_, committed)| committed < offset);
+        if let Some(&(visible, _)) = seen.get(first) {
+            let _ = hist.record(visible.saturating_duration_since(*acked).as_micros().max(1) as u64);
+        }
+    }
+    hist
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sequence_numbers_order_as_numbers_whatever_their_width() {
+        let parse = |s: &str| Sequence::parse(s).unwrap();
+        assert!(parse("00000000000000000009") < parse("00000000000000000010"));
+        assert!(parse("9") < parse("49590338271490256608559692538361571095921575989136588898"));
+        assert!(
+            parse("49590338271490256608559692538361571095921575989136588898")
+                < parse("49590338271490256608559692538362780021741190618311294978")
+        );
+        assert_eq!(parse("0000"), parse("0"));
+        assert!(Sequence::parse("").is_none() && Sequence::parse("12a").is_none());
+    }
+
+    #[test]
+    fn latency_runs_from_the_ack_to_the_first_poll_committing_the_records_rank() {
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        // Two earlier records; this round's three acknowledged out of sequence order.
+        let acks = vec![
+            (Sequence::parse("30").unwrap(), at(20)),
+            (Sequence::parse("10").unwrap(), at(30)),
+            (Sequence::parse("20").unwrap(), at(10)),
+        ];
+        // Offsets 2 and 3 (sequences 10 and 20) committed at 500 ms, offset 4 (30) at 1200 ms.
+        let seen = [(at(100), 1), (at(500), 3), (at(1200), 4)];
+        let hist = latencies(acks, 2, &seen);
+        assert_eq!(hist.len(), 3);
+        let mut got: Vec<u64> = hist.iter_recorded().map(|v| v.value_iterated_to() / 1000).collect();
+        got.sort();
+        // 500-30, 500-10, 1200-20 ms (the histogram keeps 3 significant digits).
+        assert_eq!(got, vec![470, 490, 1180]);
     }
 }
