@@ -25,15 +25,19 @@ use crate::{batch, bench, demo, gateway, lag, observe, report, schedule, sink, s
 /// pinpipe — the Pinterest-style event pipeline (source → emulator → ingest API → event log →
 /// S3 sink → batch analytics, and → stream job → Delta tables) as one program.
 ///
-/// Everything runs on embedded defaults under --data (SQLite source, embedded durable log, local
-/// lake). Quick start:
+/// Everything runs on embedded defaults under --data (SQLite source, embedded durable log,
+/// local lake); --source, --log, --streams and --lake point it at MySQL, Kafka, Kinesis and S3.
 ///
+/// Quick start:
+///
+///   pinpipe demo                       # the whole pipeline in one process, with the answers
 ///   pinpipe seed                       # 11,154 generated posts into data/source.db
-///   pinpipe gateway &                  # the ingest API on 127.0.0.1:8082
+///   pinpipe gateway &                  # the ingest API on 127.0.0.1:8082 (status page at /)
 ///   pinpipe emulate --mode batch --count 100 --rate 0
+///   pinpipe sink --drain && pinpipe batch
 ///   pinpipe topics describe pinterest.pin
 #[derive(Debug, Parser)]
-#[command(name = "pinpipe", version, about, long_about, max_term_width = 100)]
+#[command(name = "pinpipe", version, about, long_about, verbatim_doc_comment, max_term_width = 100)]
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,
@@ -56,10 +60,12 @@ pub struct GlobalArgs {
     /// Source database: sqlite://FILE or mysql://user:pass@host:port/db [default: sqlite://<data>/source.db]
     #[arg(long, global = true, env = "PINPIPE_SOURCE", value_name = "URL")]
     pub source: Option<String>,
-    /// Event log for the batch topics: embedded://DIR [default: embedded://<data>/log]
+    /// Event log for the batch topics: embedded://DIR or kafka://HOST:PORT[,HOST:PORT][?setting=value…]
+    /// [default: embedded://<data>/log]
     #[arg(long, global = true, env = "PINPIPE_LOG", value_name = "URL")]
     pub log: Option<String>,
-    /// Event log for the streams: embedded://DIR [default: the --log URL]
+    /// Event log for the streams: embedded://DIR or kinesis://REGION[?endpoint=URL]
+    /// [default: the --log URL when it is embedded, else embedded://<data>/log]
     #[arg(long, global = true, env = "PINPIPE_STREAMS", value_name = "URL")]
     pub streams: Option<String>,
     /// The lake: file://DIR or s3://bucket/prefix [default: file://<data>/lake]
