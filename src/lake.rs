@@ -6,6 +6,12 @@
 //! `AWS_SECRET_ACCESS_KEY`, `AWS_REGION`, `AWS_ENDPOINT_URL` for S3-compatible servers,
 //! `AWS_ALLOW_HTTP`); an `http://` endpoint is allowed automatically. The sink, the batch job
 //! and the stream job all go through here, so they agree on the layout.
+//!
+//! Every request has a timeout, so a store that stops answering (down, frozen, partitioned) never
+//! hangs a job: `AWS_TIMEOUT` (whole request, 30 s unless set, e.g. `AWS_TIMEOUT=5s`) and
+//! `AWS_CONNECT_TIMEOUT` (5 s), read by `object_store` here and passed to `deltalake` with the
+//! other `AWS_*` settings. A timed-out request is retried by the object store a few times, then
+//! by the sink and the stream job themselves for as long as the outage lasts.
 
 use std::collections::HashMap;
 use std::path::PathBuf;

@@ -23,15 +23,18 @@ use deltalake::protocol::SaveMode;
 use deltalake::{DeltaTable, DeltaTableBuilder, DeltaTableError};
 
 use futures::TryStreamExt as _;
+use tokio_util::sync::CancellationToken;
 
 use super::Error;
 use super::positions::{self, NativePosition};
 use crate::lake::Lake;
 
-/// Attempts at one commit before the job gives up (each after re-reading the table).
+/// Failed attempts at one commit before the job gives up (each after re-reading the table),
+/// not counting those that failed because the lake was unreachable (see [`DeltaSink::commit`]).
 const COMMIT_ATTEMPTS: u32 = 6;
-/// Wait before the first retry; doubles each time.
+/// Wait before the first retry; doubles each time up to [`MAX_BACKOFF`].
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// How many of the newest commits [`DeltaSink::native_positions`] looks through.
 const NATIVE_HISTORY: usize = 100;
 
@@ -153,14 +156,22 @@ impl DeltaSink {
     /// at or below the version now stored for its app id (dropping the whole part when that
     /// version reaches its `last`), and the rest is committed again. `native`, when given, goes
     /// into the commit info under [`positions::NATIVE_KEY`], atomically with the rows.
+    ///
+    /// While the lake is unreachable (timeouts, refused connections, 5xx answers: see
+    /// [`lake_unavailable`]) the commit is retried with backoff up to [`MAX_BACKOFF`] apart for
+    /// as long as the outage lasts, until `shutdown`; any other failure gives up after
+    /// [`COMMIT_ATTEMPTS`]. Giving up loses nothing: the round was not committed, so the next run
+    /// reads it again.
     pub async fn commit(
         &mut self,
         mut parts: Vec<Part>,
         native: Option<serde_json::Value>,
+        shutdown: &CancellationToken,
     ) -> Result<Committed, Error> {
         let mut backoff = FIRST_BACKOFF;
         let mut attempt = 1;
-        loop {
+        let mut failures = 0;
+        'attempt: loop {
             if parts.is_empty() {
                 return Ok(Committed::default());
             }
@@ -181,40 +192,67 @@ impl DeltaSink {
                     self.table = table;
                     let version = self.version();
                     tracing::debug!(table = %self.name, version, rows = n, ms = started.elapsed().as_millis() as u64, "Delta commit");
+                    if attempt > 1 {
+                        tracing::info!(table = %self.name, version, attempt, "Delta commit succeeded after retrying");
+                    }
                     self.checkpoint_if_due(version).await;
                     return Ok(Committed { rows: n, version: Some(version) });
                 }
-                Err(source) if attempt >= COMMIT_ATTEMPTS => {
-                    return Err(Error::Commit {
-                        table: self.name.clone(),
-                        version: self.version(),
-                        attempts: attempt,
-                        source: Box::new(source),
-                    });
-                }
-                Err(error) => {
-                    tracing::warn!(table = %self.name, version = self.version(), attempt, %error, "Delta commit failed; re-reading the table before retrying");
-                    tokio::time::sleep(backoff).await;
-                    backoff *= 2;
-                    attempt += 1;
-                    if let Err(error) = self.table.update_state().await {
-                        tracing::warn!(table = %self.name, %error, "cannot re-read the Delta table");
-                        continue;
+                Err(source) => {
+                    let unavailable = lake_unavailable(&source);
+                    if !unavailable {
+                        failures += 1;
                     }
-                    let mut still = Vec::with_capacity(parts.len());
-                    for mut part in parts {
-                        match self.stored_version(&part.app_id).await? {
-                            Some(stored) if stored >= part.last => {}
-                            Some(stored) => {
-                                part.drop_through(stored, &self.name)?;
-                                still.push(part);
-                            }
-                            None => still.push(part),
-                        }
+                    if failures >= COMMIT_ATTEMPTS || (unavailable && shutdown.is_cancelled()) {
+                        return Err(Error::Commit {
+                            table: self.name.clone(),
+                            version: self.version(),
+                            attempts: attempt,
+                            source: Box::new(source),
+                        });
                     }
-                    parts = still;
+                    tracing::warn!(
+                        table = %self.name, version = self.version(), attempt, lake_unavailable = unavailable,
+                        retry_in_ms = backoff.as_millis() as u64, error = %source,
+                        "Delta commit failed; re-reading the table before retrying"
+                    );
                 }
             }
+            tokio::select! {
+                _ = tokio::time::sleep(backoff) => {}
+                _ = shutdown.cancelled() => {}
+            }
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+            attempt += 1;
+            // Whether the failed commit in fact landed (its answer lost), or another writer
+            // committed, shows in the stored versions: re-read them. If the lake does not answer,
+            // the next attempt fails the same way and comes back here.
+            if let Err(error) = self.table.update_state().await {
+                tracing::warn!(table = %self.name, %error, "cannot re-read the Delta table");
+                continue;
+            }
+            let mut stored = Vec::with_capacity(parts.len());
+            for part in &parts {
+                match self.stored_version(&part.app_id).await {
+                    Ok(version) => stored.push(version),
+                    Err(error) => {
+                        tracing::warn!(table = %self.name, %error, "cannot read the stored stream positions");
+                        continue 'attempt;
+                    }
+                }
+            }
+            let mut still = Vec::with_capacity(parts.len());
+            for (mut part, stored) in parts.into_iter().zip(stored) {
+                match stored {
+                    Some(stored) if stored >= part.last => {}
+                    Some(stored) => {
+                        part.drop_through(stored, &self.name)?;
+                        still.push(part);
+                    }
+                    None => still.push(part),
+                }
+            }
+            parts = still;
         }
     }
 
@@ -239,6 +277,22 @@ impl DeltaSink {
     }
 }
 
+/// Whether `error` is the lake being unreachable rather than the commit being wrong: somewhere in
+/// its causes is an object store request that failed in transport (timeout, refused or reset
+/// connection) or with a server error, after the object store's own retries — the errors
+/// `object_store` reports as `Generic`. A commit conflict, a missing table or a refused
+/// credential is not.
+fn lake_unavailable(error: &DeltaTableError) -> bool {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(e) = cause {
+        if let Some(e) = e.downcast_ref::<object_store::Error>() {
+            return matches!(e, object_store::Error::Generic { .. });
+        }
+        cause = e.source();
+    }
+    false
+}
+
 impl Part {
     /// Drops the rows at or below `stored`, the version the table holds for this part's app id.
     fn drop_through(&mut self, stored: i64, table: &str) -> Result<(), Error> {
@@ -247,5 +301,26 @@ impl Part {
             .map_err(|source| Error::Arrow { table: table.to_string(), source })?;
         self.offsets.retain(|&o| o > stored);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use deltalake::kernel::transaction::TransactionError;
+
+    fn generic() -> object_store::Error {
+        object_store::Error::Generic { store: "S3", source: "error sending request: operation timed out".into() }
+    }
+
+    #[test]
+    fn transport_failures_are_the_lake_being_unavailable_and_conflicts_are_not() {
+        assert!(lake_unavailable(&DeltaTableError::ObjectStore { source: generic() }));
+        let in_commit = DeltaTableError::from(TransactionError::ObjectStore { source: generic() });
+        assert!(lake_unavailable(&in_commit), "{in_commit:?}");
+        let missing = object_store::Error::NotFound { path: "t/_delta_log/1.json".into(), source: "404".into() };
+        assert!(!lake_unavailable(&DeltaTableError::ObjectStore { source: missing }));
+        assert!(!lake_unavailable(&DeltaTableError::from(TransactionError::VersionAlreadyExists(3))));
+        assert!(!lake_unavailable(&DeltaTableError::NotATable("s3://b/t".into())));
     }
 }

@@ -62,6 +62,11 @@
 //! While the log is unavailable (a remote log down, throttling) reads are retried with backoff
 //! up to [`UNAVAILABLE_BACKOFF_MAX`] apart until it answers or the job is shut down; a read
 //! that failed consumed nothing, so the job goes on where it stood.
+//! Likewise while the lake is unreachable (S3 down or not answering: requests time out after the
+//! object store's `AWS_TIMEOUT`, 30 s by default, and its own retries) commits are retried with
+//! backoff for as long as that lasts, until shutdown ([`delta::DeltaSink::commit`]); each retry
+//! first re-reads the stored versions, so a commit that landed while its answer was lost is not
+//! made twice.
 
 mod delta;
 mod positions;
@@ -313,7 +318,7 @@ pub async fn run(
     loop {
         let round = gather(cfg, &*streams, &mut sources, &shutdown).await?;
         if round.iter().any(|r| !r.is_empty()) {
-            commit_round(&mut sources, &mut rejects, round, &mut report, latency.as_mut()).await?;
+            commit_round(&mut sources, &mut rejects, round, &mut report, latency.as_mut(), &shutdown).await?;
             report.batches += 1;
         } else if cfg.drain || shutdown.is_cancelled() {
             break;
@@ -482,6 +487,7 @@ async fn commit_round(
     round: Round,
     report: &mut StreamReport,
     latency: Option<&mut hdrhistogram::Histogram<u64>>,
+    shutdown: &CancellationToken,
 ) -> Result<(), Error> {
     let timestamps: Vec<i64> = round.iter().flatten().map(|r| r.timestamp_ms).collect();
     let mut tasks = Vec::new();
@@ -529,7 +535,7 @@ async fn commit_round(
     }
     if !reject_parts.is_empty() {
         let parts = reject_parts.iter().map(|(_, _, _, p)| p.clone()).collect();
-        let done = rejects_sink.commit(parts, None).await?;
+        let done = rejects_sink.commit(parts, None, shutdown).await?;
         if done.version.is_some() {
             report.rejects_commits += 1;
         }
@@ -558,7 +564,7 @@ async fn commit_round(
             }
         }
         let native = positions::native_metadata(&source.stream, &after);
-        let done = source.sink.commit(parts, native).await?;
+        let done = source.sink.commit(parts, native, shutdown).await?;
         source.report.committed += done.rows as u64;
         if done.version.is_some() {
             source.report.commits += 1;
