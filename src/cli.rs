@@ -540,9 +540,9 @@ async fn serve_gateway(cfg: &Config, file: &FileConfig, args: GatewayArgs) -> Re
     let listener = tokio::net::TcpListener::bind(&listen).await.with_context(|| format!("binding {listen}"))?;
     let addr = listener.local_addr()?;
     tracing::info!(%addr, log = %eventlog::display_url(&cfg.log), streams = %eventlog::display_url(&cfg.streams), "gateway listening");
-    // The first line ends with the base URL: scripts and tests read it from there.
-    println!("gateway listening on http://{addr}");
-    println!("status page: http://{addr}/");
+    // The first line ends with the base URL: scripts and tests read it from there. One write, so
+    // a reader that stops after the first line cannot make the second fail.
+    println!("gateway listening on http://{addr}\nstatus page: http://{addr}/");
     gateway::serve(listener, state, shutdown_on_signal()).await?;
     Ok(())
 }

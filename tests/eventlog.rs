@@ -21,9 +21,11 @@ fn start_gateway(data: &std::path::Path) -> (Child, String) {
         .stderr(Stdio::null())
         .spawn()
         .expect("spawn pinpipe gateway");
-    let stdout = child.stdout.take().expect("piped stdout");
+    let mut stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
     let mut line = String::new();
-    BufReader::new(stdout).read_line(&mut line).expect("gateway banner");
+    stdout.read_line(&mut line).expect("gateway banner");
+    // Keep reading what the gateway prints, so its stdout never breaks.
+    std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
     let url = line.trim().rsplit(' ').next().expect("url in banner").to_string();
     assert!(url.starts_with("http://127.0.0.1:"), "unexpected banner {line:?}");
     (child, url)
