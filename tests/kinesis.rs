@@ -18,7 +18,6 @@ use pinpipe::clean::{self, Table};
 use pinpipe::eventlog::{self, EventLog, Namespace, NewRecord};
 use pinpipe::gateway::{self, GatewayConfig};
 use pinpipe::lake::Lake;
-use pinpipe::source::generator;
 use pinpipe::stream::{self, StreamConfig};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
@@ -171,19 +170,6 @@ async fn gateway_stream_routes_on_kinesis_reply_with_its_positions_and_store_wha
     streams.delete(&name).await.expect("delete");
 }
 
-/// JSON records of `n` generated posts from row `first`, per table.
-fn posts(first: u64, n: u64) -> BTreeMap<Table, Vec<String>> {
-    let g = generator::Generator::new(500, 7);
-    let mut out: BTreeMap<Table, Vec<String>> = Table::ALL.iter().map(|&t| (t, Vec::new())).collect();
-    for i in first..first + n {
-        let post = g.post(i % 500);
-        out.get_mut(&Table::Pin).unwrap().push(serde_json::to_string(&post.pin).unwrap());
-        out.get_mut(&Table::Geo).unwrap().push(serde_json::to_string(&post.geo).unwrap());
-        out.get_mut(&Table::User).unwrap().push(serde_json::to_string(&post.user).unwrap());
-    }
-    out
-}
-
 fn stream_name(id: &str, table: Table) -> String {
     format!("streaming-{id}-{}", table.name())
 }
@@ -288,10 +274,10 @@ async fn stream_job_on_kinesis_into_delta_on_s3_equals_the_embedded_run_and_surv
         log.create(&stream_name(&id, Table::Pin), 2).await.expect("create the pin stream");
         eventlog::ensure_defaults(&**log, &id).await.expect("default streams");
     }
-    let mut first = posts(0, 150);
+    let mut first = common::posts(0, 150);
     first.get_mut(&Table::Pin).unwrap().insert(40, "not JSON".into());
     first.get_mut(&Table::Geo).unwrap().push(r#"{"ind":1,"timestamp":"never"}"#.into());
-    let second = posts(150, 60);
+    let second = common::posts(150, 60);
     for log in [&kin, &emb] {
         append_keyed(&**log, &id, &first, 0).await;
     }
@@ -459,7 +445,7 @@ async fn a_frozen_kinesis_gets_503_and_the_stream_job_waits_then_holds_every_ack
             ok
         }
     };
-    for (t, v) in send_all(posts(0, 10)).await {
+    for (t, v) in send_all(common::posts(0, 10)).await {
         acked.get_mut(&t).unwrap().push(v);
     }
     let base = lake.url_of("delta");
@@ -472,7 +458,7 @@ async fn a_frozen_kinesis_gets_503_and_the_stream_job_waits_then_holds_every_ack
 
     // Frozen: the gateway answers 503 in the Kinesis error shape, within ~15 s.
     kinesalite.signal("-STOP");
-    let lost = posts(400, 1)[&Table::Pin][0].clone();
+    let lost = common::posts(400, 1)[&Table::Pin][0].clone();
     let stream = stream_name(&id, Table::Pin);
     let started = Instant::now();
     let (status, reply) =
@@ -486,7 +472,7 @@ async fn a_frozen_kinesis_gets_503_and_the_stream_job_waits_then_holds_every_ack
 
     // Thawed: puts succeed again and the job goes on.
     kinesalite.signal("-CONT");
-    for (t, v) in send_all(posts(10, 10)).await {
+    for (t, v) in send_all(common::posts(10, 10)).await {
         acked.get_mut(&t).unwrap().push(v);
     }
     let deadline = Instant::now() + Duration::from_secs(60);

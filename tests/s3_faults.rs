@@ -10,6 +10,8 @@
 //! landed whose answer was lost. Needs `PINPIPE_TEST_PYTHON` (a Python with `moto[server]`);
 //! skipped with a message when it is unset, failing when it is set and moto cannot start.
 
+mod common;
+
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::path::Path;
@@ -17,18 +19,15 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use datafusion::arrow::record_batch::RecordBatch;
-use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 use datafusion::prelude::SessionContext;
 use futures::TryStreamExt;
 use object_store::aws::{AmazonS3, AmazonS3Builder};
-use object_store::{ObjectStore, ObjectStoreExt};
+use object_store::ObjectStore;
 use pinpipe::clean::{self, Table};
 use pinpipe::config::Worker;
 use pinpipe::eventlog::{self, Namespace, NewRecord};
 use pinpipe::lake::Lake;
 use pinpipe::sink::{self, SinkConfig};
-use pinpipe::source::generator;
 use tokio_util::sync::CancellationToken;
 
 const ID: &str = "pinterest";
@@ -178,19 +177,6 @@ fn assert_running(child: &mut Child, what: &str, log: &Path) {
     }
 }
 
-/// Every object under `prefix`: relative key → bytes.
-async fn objects(store: &dyn ObjectStore, prefix: &str) -> BTreeMap<String, Vec<u8>> {
-    let root = object_store::path::Path::from(prefix);
-    let metas: Vec<_> = store.list(Some(&root)).try_collect().await.expect("list");
-    let mut out = BTreeMap::new();
-    for meta in metas {
-        let body = store.get(&meta.location).await.expect("get").bytes().await.expect("body");
-        let key = meta.location.as_ref().strip_prefix(prefix).unwrap_or(meta.location.as_ref());
-        out.insert(key.trim_start_matches('/').to_string(), body.to_vec());
-    }
-    out
-}
-
 /// How many objects are under `prefix`.
 async fn count(store: &dyn ObjectStore, prefix: &str) -> usize {
     let root = object_store::path::Path::from(prefix);
@@ -301,8 +287,8 @@ async fn a_frozen_s3_server_stalls_the_sink_which_then_writes_the_objects_of_an_
     };
     let report = sink::run(&cfg, Arc::clone(&log), &reference, CancellationToken::new()).await.expect("drain");
     assert_eq!(report.files as usize, files);
-    let expected = objects(&*reference.store, "").await;
-    let got = objects(&store, "lake/root").await;
+    let expected = common::objects(&*reference.store, "").await;
+    let got = common::objects(&store, "lake/root").await;
     assert_eq!(got.keys().collect::<Vec<_>>(), expected.keys().collect::<Vec<_>>());
     assert!(got == expected, "every object is byte-identical to the uninterrupted run's");
 }
@@ -317,34 +303,6 @@ fn table_name(table: Table) -> String {
     format!("{ID}_{}_table", table.name())
 }
 
-/// JSON records of `n` generated posts from row `first` on, per table.
-fn posts(first: u64, n: u64) -> BTreeMap<Table, Vec<String>> {
-    let g = generator::Generator::new(500, 7);
-    let mut out: BTreeMap<Table, Vec<String>> = Table::ALL.iter().map(|&t| (t, Vec::new())).collect();
-    for i in first..first + n {
-        let post = g.post(i % 500);
-        out.get_mut(&Table::Pin).unwrap().push(serde_json::to_string(&post.pin).unwrap());
-        out.get_mut(&Table::Geo).unwrap().push(serde_json::to_string(&post.geo).unwrap());
-        out.get_mut(&Table::User).unwrap().push(serde_json::to_string(&post.user).unwrap());
-    }
-    out
-}
-
-/// The rows of `batches` as text, one string per row, sorted: a table compared as a multiset.
-fn rows(batches: &[RecordBatch]) -> Vec<String> {
-    let options = FormatOptions::default().with_null("NULL");
-    let mut out = Vec::new();
-    for batch in batches {
-        let formatters: Vec<_> =
-            batch.columns().iter().map(|c| ArrayFormatter::try_new(c.as_ref(), &options).expect("formatter")).collect();
-        for row in 0..batch.num_rows() {
-            out.push(formatters.iter().map(|f| f.value(row).to_string()).collect::<Vec<_>>().join(" | "));
-        }
-    }
-    out.sort();
-    out
-}
-
 /// What every table should hold: table name → sorted rows (the cleaned records, the rejects).
 fn expected_tables(records: &BTreeMap<Table, Vec<String>>) -> BTreeMap<String, Vec<String>> {
     let mut out = BTreeMap::new();
@@ -353,7 +311,7 @@ fn expected_tables(records: &BTreeMap<Table, Vec<String>>) -> BTreeMap<String, V
         let slices: Vec<&[u8]> = values.iter().map(|v| v.as_bytes()).collect();
         let decoded = clean::decode(table, &slices).expect("decode");
         let cleaned = clean::clean(table, &decoded.batch).expect("clean");
-        out.insert(table_name(table), rows(&[cleaned]));
+        out.insert(table_name(table), common::table_rows(&[cleaned]));
         for r in decoded.rejects {
             // One partition per stream: the offset is the index.
             rejects.push(format!("{} | 0 | {} | {} | {}", stream_name(table), r.index, r.raw, r.reason));
@@ -377,7 +335,7 @@ async fn tables(base: &str, options: &HashMap<String, String>, names: &[String])
         table.update_datafusion_session(&ctx.state()).expect("register store");
         let provider = table.table_provider().await.expect("table provider");
         let batches = ctx.read_table(provider).expect("read table").collect().await.expect("collect");
-        out.insert(name.clone(), rows(&batches));
+        out.insert(name.clone(), common::table_rows(&batches));
     }
     out
 }
@@ -424,7 +382,7 @@ async fn a_frozen_s3_server_stalls_the_stream_job_which_then_commits_every_recor
             assert_running(&mut follower, "the stream job", &job_log);
         }
         let first = (tick * 40) as u64;
-        let mut batch = posts(first, 40);
+        let mut batch = common::posts(first, 40);
         if tick % 5 == 0 {
             // Some bad records, so the rejects table commits through the outage too.
             batch.get_mut(&Table::Pin).unwrap().push(format!("bad pin {tick}"));

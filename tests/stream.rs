@@ -22,7 +22,6 @@ use pinpipe::clean::{self, Table};
 use pinpipe::config::Worker;
 use pinpipe::eventlog::{self, EventLog, Namespace, NewRecord};
 use pinpipe::lake::Lake;
-use pinpipe::source::generator;
 use pinpipe::stream::{self, StreamConfig, StreamReport};
 use rand::{Rng, SeedableRng};
 use tokio_util::sync::CancellationToken;
@@ -52,20 +51,6 @@ fn stream_name(table: Table) -> String {
 
 fn table_name(table: Table) -> String {
     format!("{ID}_{}_table", table.name())
-}
-
-/// JSON records of `n` generated posts (from row `first` of a 500-row data set, so `ind`s
-/// repeat as the emulator's sampling makes them), per table.
-fn posts(first: u64, n: u64) -> BTreeMap<Table, Vec<String>> {
-    let g = generator::Generator::new(500, 7);
-    let mut out: BTreeMap<Table, Vec<String>> = Table::ALL.iter().map(|&t| (t, Vec::new())).collect();
-    for i in first..first + n {
-        let post = g.post(i % 500);
-        out.get_mut(&Table::Pin).unwrap().push(serde_json::to_string(&post.pin).unwrap());
-        out.get_mut(&Table::Geo).unwrap().push(serde_json::to_string(&post.geo).unwrap());
-        out.get_mut(&Table::User).unwrap().push(serde_json::to_string(&post.user).unwrap());
-    }
-    out
 }
 
 async fn append(log: &dyn EventLog, table: Table, values: &[String]) {
@@ -162,7 +147,7 @@ async fn assert_tables_at_hold(lake: Tables, records: &BTreeMap<Table, Vec<Strin
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stream_tables_equal_the_cleaned_records_as_whole_tables() {
     let p = pipeline().await;
-    let records = posts(0, 300);
+    let records = common::posts(0, 300);
     append_all(&*p.streams, &records).await;
     let report = drain(&p).await;
     assert_tables_hold(&p.lake, &records).await;
@@ -186,7 +171,7 @@ async fn stream_tables_equal_the_cleaned_records_as_whole_tables() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_records_land_in_the_rejects_table_and_the_job_keeps_going() {
     let p = pipeline().await;
-    let mut records = posts(0, 40);
+    let mut records = common::posts(0, 40);
     let good_geo = records[&Table::Geo][0].clone();
     let bad_datetime = good_geo.replacen("\"timestamp\":", "\"timestamp\":\"not a date\",\"x\":", 1);
     records.get_mut(&Table::Pin).unwrap().insert(5, "this is not JSON".into());
@@ -216,12 +201,12 @@ async fn bad_records_land_in_the_rejects_table_and_the_job_keeps_going() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_drain_adds_only_the_new_records() {
     let p = pipeline().await;
-    let first = posts(0, 120);
+    let first = common::posts(0, 120);
     append_all(&*p.streams, &first).await;
     drain(&p).await;
     let again = drain(&p).await;
     assert!(again.tables.iter().all(|t| t.committed == 0 && t.commits == 0), "{again}");
-    let second = posts(120, 90);
+    let second = common::posts(120, 90);
     append_all(&*p.streams, &second).await;
     let report = drain(&p).await;
     assert!(report.tables.iter().all(|t| t.committed == 90), "{report}");
@@ -241,7 +226,7 @@ async fn a_following_job_commits_within_its_latency_and_stops_on_cancel() {
         let (streams, lake, stop) = (p.streams.clone(), p.lake.clone(), stop.clone());
         async move { stream::run(&cfg, streams, &lake, stop).await }
     });
-    let records = posts(0, 10);
+    let records = common::posts(0, 10);
     append_all(&*p.streams, &records).await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     loop {
@@ -288,7 +273,7 @@ async fn killing_the_job_at_random_moments_loses_and_doubles_nothing() {
         let until = tokio::time::Instant::now() + Duration::from_millis(rng.random_range(300..2_500));
         while tokio::time::Instant::now() < until {
             let n = rng.random_range(1..30);
-            let mut batch = posts(next, n);
+            let mut batch = common::posts(next, n);
             next += n;
             if rng.random_bool(0.3) {
                 // Some bad records too, so crashes also fall between the rejects and data commits.
@@ -327,7 +312,7 @@ async fn python_deltalake_reads_the_stream_tables() {
         return;
     }
     let p = pipeline().await;
-    let mut records = posts(0, 60);
+    let mut records = common::posts(0, 60);
     records.get_mut(&Table::Pin).unwrap().push("garbage".into());
     append_all(&*p.streams, &records).await;
     drain(&p).await;
@@ -386,7 +371,7 @@ print(json.dumps(out))
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crash_between_the_rejects_and_the_data_commit_loses_and_doubles_nothing() {
     let p = pipeline().await;
-    let mut records = posts(0, 30);
+    let mut records = common::posts(0, 30);
     records.get_mut(&Table::Pin).unwrap().insert(3, "not json at all".into());
     records.get_mut(&Table::Pin).unwrap().push("{\"broken".into());
     append_all(&*p.streams, &records).await;
@@ -416,7 +401,7 @@ async fn the_binary_commits_to_delta_tables_on_s3() {
         reqwest::Client::new().put(format!("{endpoint}/{bucket}")).send().await.expect("S3 endpoint reachable");
     assert!(created.status().is_success(), "create bucket: {}", created.status());
     let p = pipeline().await;
-    let mut records = posts(0, 50);
+    let mut records = common::posts(0, 50);
     records.get_mut(&Table::User).unwrap().push("nope".into());
     append_all(&*p.streams, &records).await;
     let lake = format!("s3://{bucket}/some/prefix");
@@ -459,7 +444,7 @@ async fn latency_at_5k_records_per_second() {
     let start = tokio::time::Instant::now();
     let mut sent = 0u64;
     while start.elapsed() < Duration::from_secs(10) {
-        let batch = posts(sent, 250);
+        let batch = common::posts(sent, 250);
         sent += 250;
         append_all(&*p.streams, &batch).await;
         tokio::time::sleep_until(start + Duration::from_millis(sent / 5)).await;
@@ -489,7 +474,7 @@ async fn the_batch_job_and_the_stream_job_clean_the_same_records_into_the_same_r
     // Distinct posts (the batch job keeps one row per `ind`; the stream tables keep every event,
     // so with no repeats the two must hold the same rows), sent down both paths.
     let p = pipeline().await;
-    let records = posts(0, 400);
+    let records = common::posts(0, 400);
     append_all(&*p.streams, &records).await;
     let url = format!("embedded://{}", p.dir.path().join("log").display());
     let topics = eventlog::open(&url, Namespace::Topics).await.expect("open topics");
@@ -532,7 +517,7 @@ async fn two_workers_split_the_partitions_and_commit_every_record_once() {
         streams.create(&stream_name(table), 3).await.expect("a 3-shard stream");
     }
     let lake = Lake::open(&format!("file://{}", dir.path().join("lake").display())).expect("lake");
-    let records = posts(0, 400);
+    let records = common::posts(0, 400);
     append_all(&*streams, &records).await;
     let cfg = |worker: &str| StreamConfig { worker: worker.parse().expect("worker"), ..drain_config() };
     let (w0, w1) = (cfg("0/2"), cfg("1/2"));

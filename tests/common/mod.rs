@@ -15,8 +15,10 @@ use futures::TryStreamExt;
 use object_store::aws::AmazonS3Builder;
 use object_store::{ObjectStore, ObjectStoreExt};
 
+use pinpipe::clean::Table;
 use pinpipe::eventlog::{self, EventLog, Namespace, Record};
 use pinpipe::gateway;
+use pinpipe::source::generator;
 use tokio_util::sync::CancellationToken;
 
 /// The embedded topics and streams logs under `dir`, with the six default logs of `id`.
@@ -143,4 +145,18 @@ pub fn s3_endpoint() -> Option<String> {
             None
         }
     }
+}
+
+/// JSON records of `n` generated posts from row `first` on (the generator's 500 rows of seed 7,
+/// cycled), per table.
+pub fn posts(first: u64, n: u64) -> BTreeMap<Table, Vec<String>> {
+    let g = generator::Generator::new(500, 7);
+    let mut out: BTreeMap<Table, Vec<String>> = Table::ALL.iter().map(|&t| (t, Vec::new())).collect();
+    for i in first..first + n {
+        let post = g.post(i % 500);
+        out.get_mut(&Table::Pin).unwrap().push(serde_json::to_string(&post.pin).unwrap());
+        out.get_mut(&Table::Geo).unwrap().push(serde_json::to_string(&post.geo).unwrap());
+        out.get_mut(&Table::User).unwrap().push(serde_json::to_string(&post.user).unwrap());
+    }
+    out
 }
