@@ -21,8 +21,8 @@ use std::time::{Duration, Instant};
 
 use datafusion::prelude::SessionContext;
 use futures::TryStreamExt;
-use object_store::aws::{AmazonS3, AmazonS3Builder};
 use object_store::ObjectStore;
+use object_store::aws::{AmazonS3, AmazonS3Builder};
 use pinpipe::clean::{self, Table};
 use pinpipe::config::Worker;
 use pinpipe::eventlog::{self, Namespace, NewRecord};

@@ -177,17 +177,19 @@ pub async fn run(cfg: &BatchConfig, lake: &Lake) -> Result<BatchReport, Error> {
     let run_started = Instant::now();
     let started_at = now_rfc3339();
     let started = Instant::now();
+    let staging = output::Staging::create(&cfg.out)?;
     // The three tables at once: their files share the workers, so a table of few files does
-    // not leave cores idle.
+    // not leave cores idle. Each writes its cleaned rows into the new results folder as it goes.
     let (pin, geo, user) = tokio::try_join!(
-        read::read_table(lake, &cfg.id, Table::Pin),
-        read::read_table(lake, &cfg.id, Table::Geo),
-        read::read_table(lake, &cfg.id, Table::User),
+        read::read_table(lake, &cfg.id, Table::Pin, staging.table_writer(Table::Pin)?),
+        read::read_table(lake, &cfg.id, Table::Geo, staging.table_writer(Table::Geo)?),
+        read::read_table(lake, &cfg.id, Table::User, staging.table_writer(Table::User)?),
     )?;
     let mut phases = vec![("read", started.elapsed())];
 
     let started = Instant::now();
-    let answers = queries::answer(&pin.kept, &geo.kept, &user.kept).await?;
+    let files = Table::ALL.map(|t| (t, staging.table_path(t)));
+    let answers = queries::answer(&files).await?;
     phases.push(("queries", started.elapsed()));
 
     let started = Instant::now();
@@ -200,13 +202,12 @@ pub async fn run(cfg: &BatchConfig, lake: &Lake) -> Result<BatchReport, Error> {
             read: d.read,
             rejected: d.rejected.clone(),
             unreadable_follower_counts: d.unreadable_follower_counts,
-            kept: d.kept_rows(),
+            kept: d.kept,
         })
         .collect();
     let rejects: Vec<_> = data.iter().map(|(t, d)| (*t, d.rejects.as_slice())).collect();
     let rejects = output::rejects_batch(&rejects)?;
-    let results = output::Results { tables: data.map(|(t, d)| (t, d.kept)), rejects, answers };
-    let out = cfg.out.clone();
+    let results = output::Results { rejects, answers };
     let mut meta = report::RunMeta {
         id: cfg.id.clone(),
         lake: lake.url().to_string(),
@@ -245,8 +246,7 @@ pub async fn run(cfg: &BatchConfig, lake: &Lake) -> Result<BatchReport, Error> {
         report::write(dir, &meta, &answers)?;
         Ok(())
     };
-    let results =
-        tokio::task::spawn_blocking(move || output::write(&out, &results, finish).map(|()| results)).await??;
+    let results = tokio::task::spawn_blocking(move || staging.commit(&results, finish).map(|()| results)).await??;
     phases.push(("write", started.elapsed()));
     let answers = results.answers;
     Ok(BatchReport { out: cfg.out.clone(), tables, answers, phases })

@@ -1,10 +1,11 @@
 //! Writing a run's results folder (SPEC §10 `batch`): the cleaned tables and the rejects as
 //! Parquet, each answer as CSV (header row) and Parquet.
 //!
-//! Fed by the batch job's tables and answers; read by users, the report and Spark. The files (the
-//! report's `run.json` and `report.html` among them, written by the caller's `finish`) are
-//! written into a fresh folder beside `out` and swapped in only when all are written, so a run
-//! that fails leaves the previous run's results as they were.
+//! Fed by the batch job's tables and answers; read by users, the report and Spark. Everything is
+//! written into a fresh folder beside `out` ([`Staging`]) and swapped in only when all is
+//! written, so a run that fails leaves the previous run's results as they were. The cleaned
+//! tables are written first, batch by batch as `read` keeps them ([`TableWriter`]), and the
+//! queries then run over those files: a run never holds a whole table in memory.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -49,6 +50,9 @@ pub(super) fn rejects_batch(rejects: &[(Table, &[RejectRow])]) -> Result<RecordB
     Ok(RecordBatch::try_new(rejects_schema(), arrays)?)
 }
 
+/// Rows per Parquet row group of the cleaned tables: what a writer buffers before encoding.
+const ROW_GROUP_ROWS: usize = 128 * 1024;
+
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
     move |source| Error::Write { path: path.to_path_buf(), source }
 }
@@ -56,13 +60,102 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
 fn write_parquet(path: &Path, schema: SchemaRef, batches: &[RecordBatch]) -> Result<(), Error> {
     let parquet = |source| Error::Parquet { path: path.to_path_buf(), source };
     let file = File::create(path).map_err(io(path))?;
-    let props = WriterProperties::builder().set_compression(Compression::SNAPPY).build();
-    let mut writer = ArrowWriter::try_new(file, schema, Some(props)).map_err(parquet)?;
+    let mut writer = ArrowWriter::try_new(file, schema, Some(writer_properties())).map_err(parquet)?;
     for batch in batches {
         writer.write(batch).map_err(parquet)?;
     }
     writer.close().map_err(parquet)?;
     Ok(())
+}
+
+fn writer_properties() -> WriterProperties {
+    WriterProperties::builder()
+        .set_compression(Compression::SNAPPY)
+        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+        .build()
+}
+
+/// One cleaned table's Parquet file, written batch by batch.
+pub(super) struct TableWriter {
+    path: PathBuf,
+    writer: ArrowWriter<File>,
+}
+
+impl TableWriter {
+    /// Appends `batch` (blocking: encodes and writes).
+    pub fn write(&mut self, batch: &RecordBatch) -> Result<(), Error> {
+        let path = &self.path;
+        self.writer.write(batch).map_err(|source| Error::Parquet { path: path.clone(), source })
+    }
+
+    /// Writes the footer: the file is complete.
+    pub fn close(self) -> Result<(), Error> {
+        let path = self.path;
+        self.writer.close().map(|_| ()).map_err(|source| Error::Parquet { path, source })
+    }
+}
+
+/// A run's results folder while it is written: a fresh folder beside `out`, removed unless
+/// [`Staging::commit`] puts it in `out`'s place.
+pub(super) struct Staging {
+    out: PathBuf,
+    dir: PathBuf,
+    committed: bool,
+}
+
+impl Staging {
+    /// Creates the fresh folder beside `out`.
+    pub fn create(out: &Path) -> Result<Staging, Error> {
+        let name = out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "results".into());
+        let parent = parent_of(out);
+        std::fs::create_dir_all(&parent).map_err(io(&parent))?;
+        let dir = parent.join(format!(".{name}.new-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir(&dir).map_err(io(&dir))?;
+        Ok(Staging { out: out.to_path_buf(), dir, committed: false })
+    }
+
+    /// The path of `table`'s cleaned Parquet file in the folder.
+    pub fn table_path(&self, table: Table) -> PathBuf {
+        self.dir.join(format!("{}.parquet", table.name()))
+    }
+
+    /// Starts `table`'s cleaned Parquet file.
+    pub fn table_writer(&self, table: Table) -> Result<TableWriter, Error> {
+        let path = self.table_path(table);
+        let file = File::create(&path).map_err(io(&path))?;
+        let writer = ArrowWriter::try_new(file, crate::clean::cleaned_schema(table), Some(writer_properties()))
+            .map_err(|source| Error::Parquet { path: path.clone(), source })?;
+        Ok(TableWriter { path, writer })
+    }
+
+    /// Writes the rejects and the answers, calls `finish` on the folder (the run metadata and
+    /// the report go in there too), then puts the folder in `out`'s place.
+    pub fn commit(
+        mut self,
+        results: &Results,
+        finish: impl FnOnce(&Path, &Results) -> Result<(), Error>,
+    ) -> Result<(), Error> {
+        write_into(&self.dir, results)?;
+        finish(&self.dir, results)?;
+        replace(&self.out, &self.dir)?;
+        self.committed = true;
+        Ok(())
+    }
+}
+
+impl Drop for Staging {
+    fn drop(&mut self) {
+        if !self.committed {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+fn parent_of(out: &Path) -> PathBuf {
+    match out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
 }
 
 /// CSV with a header row, also when there are no rows.
@@ -82,16 +175,11 @@ fn write_csv(path: &Path, schema: &SchemaRef, batches: &[RecordBatch]) -> Result
 
 /// What a run writes.
 pub(super) struct Results {
-    pub tables: [(Table, Vec<RecordBatch>); 3],
     pub rejects: RecordBatch,
     pub answers: Vec<Answer>,
 }
 
 fn write_into(dir: &Path, results: &Results) -> Result<(), Error> {
-    for (table, batches) in &results.tables {
-        let schema = crate::clean::cleaned_schema(*table);
-        write_parquet(&dir.join(format!("{}.parquet", table.name())), schema, batches)?;
-    }
     write_parquet(&dir.join("rejects.parquet"), rejects_schema(), std::slice::from_ref(&results.rejects))?;
     for answer in &results.answers {
         write_csv(&dir.join(format!("{}.csv", answer.name)), &answer.schema, &answer.batches)?;
@@ -100,40 +188,22 @@ fn write_into(dir: &Path, results: &Results) -> Result<(), Error> {
     Ok(())
 }
 
-/// Writes every result file into a new folder beside `out`, calls `finish` on that folder (the
-/// run metadata and the report go in there too), then puts it in `out`'s place.
-pub(super) fn write(
-    out: &Path,
-    results: &Results,
-    finish: impl FnOnce(&Path, &Results) -> Result<(), Error>,
-) -> Result<(), Error> {
+/// Puts the finished folder `fresh` in `out`'s place: the previous results move aside, the new
+/// ones move in (rolled back if that fails), then the previous ones are removed.
+fn replace(out: &Path, fresh: &Path) -> Result<(), Error> {
     let name = out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "results".into());
-    let parent = match out.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    std::fs::create_dir_all(&parent).map_err(io(&parent))?;
+    let parent = parent_of(out);
     let tag = uuid::Uuid::new_v4().simple().to_string();
-    let fresh = parent.join(format!(".{name}.new-{tag}"));
-    std::fs::create_dir(&fresh).map_err(io(&fresh))?;
-    if let Err(e) = write_into(&fresh, results).and_then(|()| finish(&fresh, results)) {
-        let _ = std::fs::remove_dir_all(&fresh);
-        return Err(e);
-    }
     let old = parent.join(format!(".{name}.old-{tag}"));
     let had_old = match std::fs::rename(out, &old) {
         Ok(()) => true,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
-        Err(source) => {
-            let _ = std::fs::remove_dir_all(&fresh);
-            return Err(Error::Replace { out: out.to_path_buf(), source });
-        }
+        Err(source) => return Err(Error::Replace { out: out.to_path_buf(), source }),
     };
-    if let Err(source) = std::fs::rename(&fresh, out) {
+    if let Err(source) = std::fs::rename(fresh, out) {
         if had_old {
             let _ = std::fs::rename(&old, out);
         }
-        let _ = std::fs::remove_dir_all(&fresh);
         return Err(Error::Replace { out: out.to_path_buf(), source });
     }
     if had_old && let Err(e) = std::fs::remove_dir_all(&old) {

@@ -1,17 +1,19 @@
 //! Q1–Q8 (SPEC §6): the SQL files under `sql/` run by DataFusion over the cleaned tables.
 //!
-//! Fed by `read` (the cleaned, deduplicated `pin`, `geo` and `user` batches, registered as
-//! in-memory tables of those names); feeds the output and the report. The SQL is kept portable
+//! Fed by `read` (the cleaned, deduplicated `pin`, `geo` and `user` tables, registered from
+//! the Parquet files the run has just written, so only the columns a query needs are read);
+//! feeds the output and the report. The SQL is kept portable
 //! to Spark SQL (window functions, `EXTRACT`, `median` over a DOUBLE), so the same files answer
 //! the questions on a Spark cluster. DataFusion's `median` is exact: the middle value, or the
 //! mean of the two middle values; the inputs are cast to DOUBLE so that mean is not truncated.
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
-use datafusion::datasource::MemTable;
-use datafusion::prelude::SessionContext;
+use datafusion::error::DataFusionError;
+use datafusion::prelude::{ParquetReadOptions, SessionContext};
 
 use super::Error;
 use crate::clean::{self, Table};
@@ -38,27 +40,23 @@ pub struct Answer {
     pub batches: Vec<RecordBatch>,
 }
 
-/// Registers `batches` as table `table.name()`, spread over `partitions` for parallel scans.
-fn register(ctx: &SessionContext, table: Table, batches: &[RecordBatch], partitions: usize) -> Result<(), Error> {
-    let partitions = partitions.max(1);
-    let mut parts = vec![Vec::new(); partitions];
-    for (i, batch) in batches.iter().enumerate() {
-        parts[i % partitions].push(batch.clone());
-    }
-    let provider = MemTable::try_new(clean::cleaned_schema(table), parts)
-        .map_err(|source| Error::Query { query: "register", source })?;
-    ctx.register_table(table.name(), Arc::new(provider))
-        .map_err(|source| Error::Query { query: "register", source })?;
-    Ok(())
+/// Registers the Parquet file `path` as table `table.name()`, with the cleaned schema.
+async fn register(ctx: &SessionContext, table: Table, path: &Path) -> Result<(), Error> {
+    let schema = clean::cleaned_schema(table);
+    let options = ParquetReadOptions { schema: Some(&schema), ..Default::default() };
+    let path = path.to_str().ok_or_else(|| Error::Query {
+        query: "register",
+        source: DataFusionError::Plan(format!("results path {} is not UTF-8", path.display())),
+    })?;
+    ctx.register_parquet(table.name(), path, options).await.map_err(|source| Error::Query { query: "register", source })
 }
 
-/// Answers every question of [`QUERIES`] over the cleaned tables.
-pub async fn answer(pin: &[RecordBatch], geo: &[RecordBatch], user: &[RecordBatch]) -> Result<Vec<Answer>, Error> {
+/// Answers every question of [`QUERIES`] over the cleaned tables' Parquet files.
+pub async fn answer(tables: &[(Table, PathBuf)]) -> Result<Vec<Answer>, Error> {
     let ctx = SessionContext::new();
-    let partitions = ctx.copied_config().target_partitions();
-    register(&ctx, Table::Pin, pin, partitions)?;
-    register(&ctx, Table::Geo, geo, partitions)?;
-    register(&ctx, Table::User, user, partitions)?;
+    for (table, path) in tables {
+        register(&ctx, *table, path).await?;
+    }
     let mut answers = Vec::with_capacity(QUERIES.len());
     for (name, sql) in QUERIES {
         let failed = |source| Error::Query { query: name, source };

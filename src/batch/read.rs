@@ -5,7 +5,8 @@
 //! one JSON record per line, a blank line at most at the end); feeds the queries and the output
 //! with cleaned, deduplicated batches and the rejects. "First received" means the order of
 //! (partition, offset): files are taken in (partition, start offset) order and lines in file
-//! order, and a record that is rejected does not claim its `ind`. Only the kept rows stay in
+//! order, and a record that is rejected does not claim its `ind`. The kept rows go straight to
+//! the table's Parquet file as they are cut into batches; only the set of `ind`s seen stays in
 //! memory, so the input may be much larger than the memory.
 
 use std::collections::{BTreeMap, HashSet};
@@ -20,6 +21,7 @@ use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
 
 use super::Error;
+use super::output::TableWriter;
 use crate::clean::{self, Table};
 use crate::lake::Lake;
 use crate::sink::layout::{parse_file_name, topic_dir};
@@ -50,15 +52,9 @@ pub(super) struct TableData {
     pub rejected: BTreeMap<String, u64>,
     /// pin only: follower counts that were neither empty nor a placeholder nor a number.
     pub unreadable_follower_counts: u64,
-    /// The cleaned rows, one per `ind`, in the order received.
-    pub kept: Vec<RecordBatch>,
+    /// Cleaned rows written to the table's file: one per `ind`, in the order received.
+    pub kept: u64,
     pub rejects: Vec<RejectRow>,
-}
-
-impl TableData {
-    pub fn kept_rows(&self) -> u64 {
-        self.kept.iter().map(|b| b.num_rows() as u64).sum()
-    }
 }
 
 /// What one group of files gave.
@@ -156,8 +152,14 @@ async fn read_chunk(store: Arc<dyn ObjectStore>, chunk: Vec<Path>, table: Table)
     tokio::task::spawn_blocking(move || read_files(table, &files)).await?
 }
 
-/// Reads, cleans and deduplicates every sink file of `<id>.<table>`.
-pub(super) async fn read_table(lake: &Lake, id: &str, table: Table) -> Result<TableData, Error> {
+/// Writes `batch` with `writer` on a blocking thread, and hands the writer back.
+async fn write_kept(mut writer: TableWriter, batch: RecordBatch) -> Result<TableWriter, Error> {
+    tokio::task::spawn_blocking(move || writer.write(&batch).map(|()| writer)).await?
+}
+
+/// Reads, cleans and deduplicates every sink file of `<id>.<table>`, writing the kept rows with
+/// `writer` (closed at the end: the file is complete when this returns `Ok`).
+pub(super) async fn read_table(lake: &Lake, id: &str, table: Table, writer: TableWriter) -> Result<TableData, Error> {
     let topic = format!("{id}.{}", table.name());
     let files = list(lake, &topic).await?;
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
@@ -170,9 +172,10 @@ pub(super) async fn read_table(lake: &Lake, id: &str, table: Table) -> Result<Ta
         read: 0,
         rejected: BTreeMap::new(),
         unreadable_follower_counts: 0,
-        kept: Vec::new(),
+        kept: 0,
         rejects: Vec::new(),
     };
+    let mut writer = writer;
     let mut seen = HashSet::new();
     let mut coalescer = BatchCoalescer::new(clean::cleaned_schema(table), KEPT_BATCH_ROWS);
     while let Some(part) = parts.next().await {
@@ -189,12 +192,15 @@ pub(super) async fn read_table(lake: &Lake, id: &str, table: Table) -> Result<Ta
             coalescer.push_batch_with_filter(part.cleaned, &first)?;
         }
         while let Some(batch) = coalescer.next_completed_batch() {
-            data.kept.push(batch);
+            data.kept += batch.num_rows() as u64;
+            writer = write_kept(writer, batch).await?;
         }
     }
     coalescer.finish_buffered_batch()?;
     while let Some(batch) = coalescer.next_completed_batch() {
-        data.kept.push(batch);
+        data.kept += batch.num_rows() as u64;
+        writer = write_kept(writer, batch).await?;
     }
+    tokio::task::spawn_blocking(move || writer.close()).await??;
     Ok(data)
 }
