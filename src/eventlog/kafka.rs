@@ -189,6 +189,21 @@ pub async fn open(url: &str, namespace: Namespace, settings: &ClientSettings) ->
 }
 
 impl KafkaLog {
+    /// `partition` of topic `name`, checked against fresh metadata (the cached count said it
+    /// was out of range; the topic may have grown since).
+    async fn check_partition(&self, name: &str, partition: u32) -> Result<()> {
+        let count = self.fetch_partition_count(name).await?;
+        if partition >= count {
+            return Err(Error::NoSuchPartition {
+                noun: Namespace::Topics.noun(),
+                name: name.to_string(),
+                partition,
+                partitions: count,
+            });
+        }
+        Ok(())
+    }
+
     /// Connects to the cluster `url` names, with `table` (the `[kafka]` settings) under the URL's.
     pub async fn open(url: &str, table: &BTreeMap<String, String>) -> Result<Self> {
         let settings = parse_url(url, table)?;
@@ -458,16 +473,7 @@ impl EventLog for KafkaLog {
         validate_name(Namespace::Topics, name).map_err(|_| not_found(name))?;
         let count = self.partition_count(name).await?;
         if let Some(partition) = records.iter().filter_map(|r| r.partition).find(|&p| p >= count) {
-            // The topic may have grown since the cached answer.
-            let count = self.fetch_partition_count(name).await?;
-            if partition >= count {
-                return Err(Error::NoSuchPartition {
-                    noun: Namespace::Topics.noun(),
-                    name: name.to_string(),
-                    partition,
-                    partitions: count,
-                });
-            }
+            self.check_partition(name, partition).await?;
         }
         let producer = self.producer()?;
         let mut deliveries = Vec::with_capacity(records.len());
@@ -532,17 +538,8 @@ impl EventLog for KafkaLog {
 
     async fn read(&self, name: &str, partition: u32, from: u64, max: usize) -> Result<Vec<Record>> {
         validate_name(Namespace::Topics, name).map_err(|_| not_found(name))?;
-        let count = self.partition_count(name).await?;
-        if partition >= count {
-            let count = self.fetch_partition_count(name).await?;
-            if partition >= count {
-                return Err(Error::NoSuchPartition {
-                    noun: Namespace::Topics.noun(),
-                    name: name.to_string(),
-                    partition,
-                    partitions: count,
-                });
-            }
+        if partition >= self.partition_count(name).await? {
+            self.check_partition(name, partition).await?;
         }
         if max == 0 {
             return Ok(Vec::new());
