@@ -54,49 +54,76 @@ impl LogLag {
     }
 }
 
+/// Every log of `log` with its extents and, given a `probe`, its reader's positions (without one
+/// every `next` is unknown). What cannot be read is described in `problems` and left out.
+pub async fn logs(log: &dyn EventLog, probe: Option<&LagProbe>, problems: &mut Vec<String>) -> Vec<LogLag> {
+    let names = match log.list().await {
+        Ok(names) => names,
+        Err(e) => {
+            problems.push(format!("listing the {}s: {}", log.namespace().noun(), error_chain(&e)));
+            return Vec::new();
+        }
+    };
+    let mut out = Vec::with_capacity(names.len());
+    for name in names {
+        if let Some(lag) = describe(log, &name, probe, problems).await {
+            out.push(lag);
+        }
+    }
+    out
+}
+
+/// One log's extents and, given a `probe`, its reader's positions; `None` (and a problem) when it
+/// cannot be described.
+async fn describe(
+    log: &dyn EventLog,
+    name: &str,
+    probe: Option<&LagProbe>,
+    problems: &mut Vec<String>,
+) -> Option<LogLag> {
+    let info = match log.describe(name).await {
+        Ok(info) => info,
+        Err(e) => {
+            problems.push(format!("{} {name}: {}", log.namespace().noun(), error_chain(&e)));
+            return None;
+        }
+    };
+    let mut partitions = Vec::with_capacity(info.partitions.len());
+    for p in &info.partitions {
+        let next = match probe {
+            Some(probe) => probe.next(log, name, p.partition, p.start, problems).await,
+            None => None,
+        };
+        partitions.push(PartitionLag { partition: p.partition, start: p.start, end: p.end, next });
+    }
+    Some(LogLag { name: name.to_string(), partitions })
+}
+
 impl LagProbe {
     /// A probe of `lake` for pipeline `id`.
     pub fn new(id: impl Into<String>, lake: Lake) -> Self {
         LagProbe { id: id.into(), lake, progress: Mutex::new(HashMap::new()) }
     }
 
-    /// Every log of `log` with its reader's positions (the sink for topics, the stream job for
-    /// streams). What cannot be read is described in `problems` and left out or unknown.
-    pub async fn logs(&self, log: &dyn EventLog, problems: &mut Vec<String>) -> Vec<LogLag> {
-        let names = match log.list().await {
-            Ok(names) => names,
-            Err(e) => {
-                problems.push(format!("listing the {}s: {}", log.namespace().noun(), error_chain(&e)));
-                return Vec::new();
-            }
-        };
-        let mut out = Vec::with_capacity(names.len());
-        for name in names {
-            if let Some(lag) = self.log(log, &name, problems).await {
-                out.push(lag);
-            }
-        }
-        out
-    }
-
     /// One log with its reader's positions, or `None` (and a problem) when it cannot be described.
     pub async fn log(&self, log: &dyn EventLog, name: &str, problems: &mut Vec<String>) -> Option<LogLag> {
-        let info = match log.describe(name).await {
-            Ok(info) => info,
-            Err(e) => {
-                problems.push(format!("{} {name}: {}", log.namespace().noun(), error_chain(&e)));
-                return None;
-            }
-        };
-        let mut partitions = Vec::with_capacity(info.partitions.len());
-        for p in &info.partitions {
-            let next = match log.namespace() {
-                Namespace::Topics => self.sink_next(name, p.partition, p.start, problems).await,
-                Namespace::Streams => self.stream_next(name, p.partition, p.start, problems).await,
-            };
-            partitions.push(PartitionLag { partition: p.partition, start: p.start, end: p.end, next });
+        describe(log, name, Some(self), problems).await
+    }
+
+    /// Where the reader of `name`'s `partition` stands: the sink for topics, the stream job for
+    /// streams.
+    async fn next(
+        &self,
+        log: &dyn EventLog,
+        name: &str,
+        p: u32,
+        start: u64,
+        problems: &mut Vec<String>,
+    ) -> Option<u64> {
+        match log.namespace() {
+            Namespace::Topics => self.sink_next(name, p, start, problems).await,
+            Namespace::Streams => self.stream_next(name, p, start, problems).await,
         }
-        Some(LogLag { name: name.to_string(), partitions })
     }
 
     /// The first offset of `topic`/`partition` that no sink file holds.

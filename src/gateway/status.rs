@@ -21,7 +21,7 @@ use serde::Serialize;
 
 use super::{AppState, reply, to_json};
 use crate::eventlog::{EventLog, Namespace};
-use crate::lag::{LagProbe, PartitionLag, error_chain};
+use crate::lag::{self, LagProbe, PartitionLag, error_chain};
 use crate::lake::Lake;
 use crate::report::{self, RunMeta};
 
@@ -156,10 +156,7 @@ async fn log_status(
         Namespace::Topics => ("topic", "sink"),
         Namespace::Streams => ("stream", "stream job"),
     };
-    let lags = match sources.and_then(|s| s.probe.as_ref()) {
-        Some(probe) => probe.logs(log, problems).await,
-        None => without_positions(log, problems).await,
-    };
+    let lags = lag::logs(log, sources.and_then(|s| s.probe.as_ref()), problems).await;
     lags.into_iter()
         .map(|l| LogStatus {
             kind,
@@ -171,32 +168,6 @@ async fn log_status(
             partitions: l.partitions,
         })
         .collect()
-}
-
-/// The logs' extents alone, when the gateway was not given the lake.
-async fn without_positions(log: &dyn EventLog, problems: &mut Vec<String>) -> Vec<crate::lag::LogLag> {
-    let names = match log.list().await {
-        Ok(names) => names,
-        Err(e) => {
-            problems.push(format!("listing the {}s: {}", log.namespace().noun(), error_chain(&e)));
-            return Vec::new();
-        }
-    };
-    let mut out = Vec::with_capacity(names.len());
-    for name in names {
-        match log.describe(&name).await {
-            Ok(info) => out.push(crate::lag::LogLag {
-                name,
-                partitions: info
-                    .partitions
-                    .iter()
-                    .map(|p| PartitionLag { partition: p.partition, start: p.start, end: p.end, next: None })
-                    .collect(),
-            }),
-            Err(e) => problems.push(format!("{} {name}: {}", log.namespace().noun(), error_chain(&e))),
-        }
-    }
-    out
 }
 
 /// The page: static HTML; the script fills it from `/status.json` every two seconds, with DOM
