@@ -15,6 +15,7 @@
 //! binary (`main.rs`, `cli.rs`) only parses flags, handles signals and calls them, so `demo`, the
 //! command line and the tests share one code path.
 
+pub mod backoff;
 pub mod batch;
 pub mod bench;
 pub mod clean;

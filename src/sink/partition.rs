@@ -20,14 +20,12 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::{Error, layout, resume};
+use crate::backoff::Backoff;
 use crate::eventlog::{EventLog, Record};
 use crate::lake::Lake;
 
 /// How long a follower sleeps when the log has nothing new.
 const POLL: Duration = Duration::from_millis(75);
-/// First and longest pause between retries of a failed lake or log operation.
-const BACKOFF_FIRST: Duration = Duration::from_millis(100);
-const BACKOFF_MAX: Duration = Duration::from_secs(5);
 /// How often a partition logs its progress at info level.
 const PROGRESS_EVERY: Duration = Duration::from_secs(10);
 /// Pages the reader may prefetch ahead of the writer.
@@ -125,7 +123,7 @@ pub(super) async fn run(
 
 /// The resume point, retried until the lake answers; `None` when cancelled first.
 async fn resume_point(job: &Job, lake: &Lake, dir: &Path, shutdown: &CancellationToken) -> Option<resume::ResumePoint> {
-    let mut backoff = BACKOFF_FIRST;
+    let mut backoff = Backoff::default();
     let mut attempt = 1u32;
     loop {
         match resume::find(&*lake.store, dir, &job.topic, job.partition, job.log_start).await {
@@ -137,7 +135,7 @@ async fn resume_point(job: &Job, lake: &Lake, dir: &Path, shutdown: &Cancellatio
                 );
             }
         }
-        if !pause(&mut backoff, shutdown).await {
+        if !backoff.pause(shutdown).await {
             return None;
         }
         attempt += 1;
@@ -253,7 +251,7 @@ fn push_line(body: &mut Vec<u8>, value: &[u8], job: &Job, offset: u64) {
 async fn put_file(job: &Job, lake: &Lake, file: OpenFile, out: &mut Outcome, shutdown: &CancellationToken) -> bool {
     let key = lake.path(&layout::file_key(&job.topic, job.partition, file.start));
     let payload = PutPayload::from(file.body);
-    let mut backoff = BACKOFF_FIRST;
+    let mut backoff = Backoff::default();
     let mut attempt = 1u32;
     loop {
         match lake.store.put(&key, payload.clone()).await {
@@ -262,7 +260,7 @@ async fn put_file(job: &Job, lake: &Lake, file: OpenFile, out: &mut Outcome, shu
                 key = %key, attempt, error = %e, "cannot write a sink file to the lake; retrying"
             ),
         }
-        if !pause(&mut backoff, shutdown).await {
+        if !backoff.pause(shutdown).await {
             return false;
         }
         attempt += 1;
@@ -286,7 +284,7 @@ async fn read_pages(
     tx: mpsc::Sender<Result<Vec<Record>, Error>>,
     shutdown: CancellationToken,
 ) {
-    let mut backoff = BACKOFF_FIRST;
+    let mut backoff = Backoff::default();
     loop {
         let max = match end {
             Some(end) if from >= end => return,
@@ -295,12 +293,12 @@ async fn read_pages(
         };
         let records = match log.read(&topic, partition, from, max).await {
             Ok(records) => {
-                backoff = BACKOFF_FIRST;
+                backoff.reset();
                 records
             }
             Err(e) if e.is_unavailable() => {
                 tracing::warn!(topic, partition, offset = from, error = %e, "cannot read the log; retrying");
-                if !pause(&mut backoff, &shutdown).await {
+                if !backoff.pause(&shutdown).await {
                     return;
                 }
                 continue;
@@ -324,16 +322,6 @@ async fn read_pages(
             _ = shutdown.cancelled() => return,
             sent = tx.send(Ok(records)) => if sent.is_err() { return },
         }
-    }
-}
-
-/// Sleeps `backoff` (then doubles it, up to the cap); false if cancelled meanwhile.
-async fn pause(backoff: &mut Duration, shutdown: &CancellationToken) -> bool {
-    let wait = *backoff;
-    *backoff = (*backoff * 2).min(BACKOFF_MAX);
-    tokio::select! {
-        _ = shutdown.cancelled() => false,
-        _ = tokio::time::sleep(wait) => true,
     }
 }
 

@@ -10,7 +10,6 @@
 //! `<lake>/delta/<table>`, which any Delta reader can open.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use datafusion::arrow::array::BooleanArray;
 use datafusion::arrow::compute::{concat_batches, filter_record_batch};
@@ -27,14 +26,12 @@ use tokio_util::sync::CancellationToken;
 
 use super::Error;
 use super::positions::{self, NativePosition};
+use crate::backoff::Backoff;
 use crate::lake::Lake;
 
 /// Failed attempts at one commit before the job gives up (each after re-reading the table),
 /// not counting those that failed because the lake was unreachable (see [`DeltaSink::commit`]).
 const COMMIT_ATTEMPTS: u32 = 6;
-/// Wait before the first retry; doubles each time up to [`MAX_BACKOFF`].
-const FIRST_BACKOFF: Duration = Duration::from_millis(100);
-const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// How many of the newest commits [`DeltaSink::native_positions`] looks through.
 const NATIVE_HISTORY: usize = 100;
 
@@ -158,7 +155,7 @@ impl DeltaSink {
     /// into the commit info under [`positions::NATIVE_KEY`], atomically with the rows.
     ///
     /// While the lake is unreachable (timeouts, refused connections, 5xx answers: see
-    /// [`lake_unavailable`]) the commit is retried with backoff up to [`MAX_BACKOFF`] apart for
+    /// [`lake_unavailable`]) the commit is retried with [`Backoff`] (up to 5 s apart) for
     /// as long as the outage lasts, until `shutdown`; any other failure gives up after
     /// [`COMMIT_ATTEMPTS`]. Giving up loses nothing: the round was not committed, so the next run
     /// reads it again.
@@ -168,7 +165,7 @@ impl DeltaSink {
         native: Option<serde_json::Value>,
         shutdown: &CancellationToken,
     ) -> Result<Committed, Error> {
-        let mut backoff = FIRST_BACKOFF;
+        let mut backoff = Backoff::default();
         let mut attempt = 1;
         let mut failures = 0;
         'attempt: loop {
@@ -213,16 +210,12 @@ impl DeltaSink {
                     }
                     tracing::warn!(
                         table = %self.name, version = self.version(), attempt, lake_unavailable = unavailable,
-                        retry_in_ms = backoff.as_millis() as u64, error = %source,
+                        retry_in_ms = backoff.next_wait().as_millis() as u64, error = %source,
                         "Delta commit failed; re-reading the table before retrying"
                     );
                 }
             }
-            tokio::select! {
-                _ = tokio::time::sleep(backoff) => {}
-                _ = shutdown.cancelled() => {}
-            }
-            backoff = (backoff * 2).min(MAX_BACKOFF);
+            backoff.pause(shutdown).await;
             attempt += 1;
             // Whether the failed commit in fact landed (its answer lost), or another writer
             // committed, shows in the stored versions: re-read them. If the lake does not answer,

@@ -60,7 +60,7 @@
 //! from the shard's start, which is correct as long as nothing has expired from it.
 //!
 //! While the log is unavailable (a remote log down, throttling) reads are retried with backoff
-//! up to [`UNAVAILABLE_BACKOFF_MAX`] apart until it answers or the job is shut down; a read
+//! up to 5 s apart ([`Backoff`]) until it answers or the job is shut down; a read
 //! that failed consumed nothing, so the job goes on where it stood.
 //! Likewise while the lake is unreachable (S3 down or not answering: requests time out after the
 //! object store's `AWS_TIMEOUT`, 30 s by default, and its own retries) commits are retried with
@@ -82,6 +82,7 @@ use datafusion::arrow::compute::take_record_batch;
 use datafusion::arrow::record_batch::RecordBatch;
 use tokio_util::sync::CancellationToken;
 
+use crate::backoff::Backoff;
 use crate::clean::{self, Table};
 use crate::config::Worker;
 use crate::eventlog::{EventLog, Record};
@@ -94,9 +95,6 @@ pub use rejects::schema as rejects_schema;
 
 /// How often an idle job looks for new records.
 const POLL_INTERVAL: Duration = Duration::from_millis(20);
-/// First wait before reading again after the log was unavailable; doubles up to the max.
-const UNAVAILABLE_BACKOFF: Duration = Duration::from_millis(100);
-const UNAVAILABLE_BACKOFF_MAX: Duration = Duration::from_secs(5);
 
 /// What `pinpipe stream` runs with.
 #[derive(Debug, Clone)]
@@ -399,17 +397,15 @@ async fn read_retrying(
     max: usize,
     shutdown: &CancellationToken,
 ) -> Result<Vec<Record>, Error> {
-    let mut backoff = UNAVAILABLE_BACKOFF;
+    let mut backoff = Backoff::default();
     loop {
         match log.read(stream, cursor.partition, cursor.next, max).await {
             Ok(records) => return Ok(records),
             Err(e) if e.is_unavailable() && !shutdown.is_cancelled() => {
-                tracing::warn!(stream, partition = cursor.partition, offset = cursor.next, error = %e, retry_in_ms = backoff.as_millis() as u64, "reading the stream failed; retrying");
-                tokio::select! {
-                    _ = tokio::time::sleep(backoff) => {}
-                    _ = shutdown.cancelled() => return Ok(Vec::new()),
+                tracing::warn!(stream, partition = cursor.partition, offset = cursor.next, error = %e, retry_in_ms = backoff.next_wait().as_millis() as u64, "reading the stream failed; retrying");
+                if !backoff.pause(shutdown).await {
+                    return Ok(Vec::new());
                 }
-                backoff = (backoff * 2).min(UNAVAILABLE_BACKOFF_MAX);
             }
             Err(source) => {
                 return Err(Error::Read {
@@ -429,17 +425,13 @@ async fn describe_retrying(
     stream: &str,
     shutdown: &CancellationToken,
 ) -> Result<crate::eventlog::LogInfo, Error> {
-    let mut backoff = UNAVAILABLE_BACKOFF;
+    let mut backoff = Backoff::default();
     loop {
         match log.describe(stream).await {
             Ok(info) => return Ok(info),
             Err(e) if e.is_unavailable() && !shutdown.is_cancelled() => {
-                tracing::warn!(stream, error = %e, retry_in_ms = backoff.as_millis() as u64, "describing the stream failed; retrying");
-                tokio::select! {
-                    _ = tokio::time::sleep(backoff) => {}
-                    _ = shutdown.cancelled() => {}
-                }
-                backoff = (backoff * 2).min(UNAVAILABLE_BACKOFF_MAX);
+                tracing::warn!(stream, error = %e, retry_in_ms = backoff.next_wait().as_millis() as u64, "describing the stream failed; retrying");
+                backoff.pause(shutdown).await;
             }
             Err(source) => return Err(Error::Describe { stream: stream.to_string(), source }),
         }
