@@ -198,4 +198,9 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    code = main(sys.argv[1:])
+    # pyarrow's thread pools can abort the interpreter's normal exit ("terminate called without an
+    # active exception", apache/arrow#34314), turning an answer into a crash: leave without it.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
