@@ -1,11 +1,10 @@
--- Q1: the most popular category per country (pin ⋈ geo on ind).
+-- Q1: the most popular category per country (pin ⋈ geo: pin_geo.sql).
 -- Ties go to the alphabetically first category; NULL countries and categories take no part.
 WITH counts AS (
-    SELECT g.country, p.category, COUNT(*) AS category_count
-    FROM pin p
-    JOIN geo g ON p.ind = g.ind
-    WHERE g.country IS NOT NULL AND p.category IS NOT NULL
-    GROUP BY g.country, p.category
+    SELECT country, category, COUNT(*) AS category_count
+    FROM pin_geo
+    WHERE country IS NOT NULL AND category IS NOT NULL
+    GROUP BY country, category
 ),
 ranked AS (
     SELECT country, category, category_count,

@@ -1,15 +1,9 @@
--- Q2: the most popular category per year of the geo timestamp, years 2018–2022 (pin ⋈ geo).
--- Ties go to the alphabetically first category; NULL categories take no part.
-WITH posts AS (
-    SELECT CAST(EXTRACT(YEAR FROM g.timestamp) AS INT) AS post_year, p.category
-    FROM pin p
-    JOIN geo g ON p.ind = g.ind
-    WHERE p.category IS NOT NULL
-),
-counts AS (
+-- Q2: the most popular category per year of the geo timestamp, years 2018–2022 (pin ⋈ geo:
+-- pin_geo.sql). Ties go to the alphabetically first category; NULL categories take no part.
+WITH counts AS (
     SELECT post_year, category, COUNT(*) AS category_count
-    FROM posts
-    WHERE post_year BETWEEN 2018 AND 2022
+    FROM pin_geo
+    WHERE category IS NOT NULL AND post_year BETWEEN 2018 AND 2022
     GROUP BY post_year, category
 ),
 ranked AS (

@@ -2,16 +2,20 @@
 //!
 //! Fed by `read` (the cleaned, deduplicated `pin`, `geo` and `user` tables, registered from
 //! the Parquet files the run has just written, so only the columns a query needs are read);
-//! feeds the output and the report. The SQL is kept portable
-//! to Spark SQL (window functions, `EXTRACT`, `median` over a DOUBLE), so the same files answer
-//! the questions on a Spark cluster. DataFusion's `median` is exact: the middle value, or the
-//! mean of the two middle values; the inputs are cast to DOUBLE so that mean is not truncated.
+//! feeds the output and the report. Eight of the nine answers read a join of pin with geo or
+//! with user: those two joins ([`SHARED`]) are computed once, held in memory with only the
+//! columns the questions read, and dropped after the last question that reads them. Each answer
+//! is also a table named after it for the questions after it (Q3b reads `q3a`). The SQL is kept
+//! portable to Spark SQL (window functions, `EXTRACT`, `median` over a DOUBLE), so the same files
+//! answer the questions on a Spark cluster. DataFusion's `median` is exact: the middle value, or
+//! the mean of the two middle values; the inputs are cast to DOUBLE so that mean is not truncated.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::datasource::MemTable;
 use datafusion::error::DataFusionError;
 use datafusion::prelude::{ParquetReadOptions, SessionContext};
 
@@ -30,6 +34,11 @@ pub const QUERIES: [(&str, &str); 9] = [
     ("q7", include_str!("../../sql/q7.sql")),
     ("q8", include_str!("../../sql/q8.sql")),
 ];
+
+/// The joins several questions read, as (table name, SQL): materialised before the first
+/// question that names them, dropped after the last.
+pub const SHARED: [(&str, &str); 2] =
+    [("pin_geo", include_str!("../../sql/pin_geo.sql")), ("pin_user", include_str!("../../sql/pin_user.sql"))];
 
 /// One answered question.
 #[derive(Debug, Clone)]
@@ -51,18 +60,64 @@ async fn register(ctx: &SessionContext, table: Table, path: &Path) -> Result<(),
     ctx.register_parquet(table.name(), path, options).await.map_err(|source| Error::Query { query: "register", source })
 }
 
+/// The tables `sql` reads (not its CTEs), by name.
+fn tables_read(ctx: &SessionContext, sql: &str) -> Result<Vec<String>, DataFusionError> {
+    let state = ctx.state();
+    let statement = state.sql_to_statement(sql, &state.config().options().sql_parser.dialect)?;
+    Ok(state.resolve_table_references(&statement)?.iter().map(|t| t.table().to_string()).collect())
+}
+
+/// Runs `sql` and registers its result, kept in memory, as table `name`.
+async fn materialise(ctx: &SessionContext, name: &str, sql: &str) -> Result<(), DataFusionError> {
+    let frame = ctx.sql(sql).await?;
+    let schema: SchemaRef = Arc::new(frame.schema().as_arrow().clone());
+    let partitions = frame.collect_partitioned().await?;
+    ctx.register_table(name, Arc::new(MemTable::try_new(schema, partitions)?))?;
+    Ok(())
+}
+
+/// The questions, by position in [`QUERIES`], that first and last read each shared join
+/// (a join no question reads is left out).
+fn spans(ctx: &SessionContext) -> Result<Vec<(&'static str, &'static str, usize, usize)>, Error> {
+    let mut read = Vec::with_capacity(QUERIES.len());
+    for (name, sql) in QUERIES {
+        read.push(tables_read(ctx, sql).map_err(|source| Error::Query { query: name, source })?);
+    }
+    let mut spans = Vec::new();
+    for (shared, sql) in SHARED {
+        let readers: Vec<usize> = (0..read.len()).filter(|&i| read[i].iter().any(|t| t == shared)).collect();
+        if let (Some(&first), Some(&last)) = (readers.first(), readers.last()) {
+            spans.push((shared, sql, first, last));
+        }
+    }
+    Ok(spans)
+}
+
 /// Answers every question of [`QUERIES`] over the cleaned tables' Parquet files.
 pub async fn answer(tables: &[(Table, PathBuf)]) -> Result<Vec<Answer>, Error> {
     let ctx = SessionContext::new();
     for (table, path) in tables {
         register(&ctx, *table, path).await?;
     }
+    let spans = spans(&ctx)?;
     let mut answers = Vec::with_capacity(QUERIES.len());
-    for (name, sql) in QUERIES {
+    for (i, (name, sql)) in QUERIES.into_iter().enumerate() {
+        for &(shared, join, first, _) in &spans {
+            if first == i {
+                materialise(&ctx, shared, join).await.map_err(|source| Error::Query { query: shared, source })?;
+            }
+        }
         let failed = |source| Error::Query { query: name, source };
         let frame = ctx.sql(sql).await.map_err(failed)?;
         let schema: SchemaRef = Arc::new(frame.schema().as_arrow().clone());
         let batches = frame.collect().await.map_err(failed)?;
+        let table = MemTable::try_new(schema.clone(), vec![batches.clone()]).map_err(failed)?;
+        ctx.register_table(name, Arc::new(table)).map_err(failed)?;
+        for &(shared, _, _, last) in &spans {
+            if last == i {
+                ctx.deregister_table(shared).map_err(failed)?;
+            }
+        }
         answers.push(Answer { name, schema, batches });
     }
     Ok(answers)
