@@ -136,6 +136,8 @@ pub enum Error {
     },
     #[error("a decoding task failed")]
     Task(#[from] tokio::task::JoinError),
+    #[error("the cleaned table's writer stopped before the end of its input")]
+    WriterStopped,
     #[error("arrow")]
     Arrow(#[from] datafusion::arrow::error::ArrowError),
     #[error("query {query}")]

@@ -6,8 +6,9 @@
 //! with cleaned, deduplicated batches and the rejects. "First received" means the order of
 //! (partition, offset): files are taken in (partition, start offset) order and lines in file
 //! order, and a record that is rejected does not claim its `ind`. The kept rows go straight to
-//! the table's Parquet file as they are cut into batches; only the set of `ind`s seen stays in
-//! memory, so the input may be much larger than the memory.
+//! the table's Parquet file as they are cut into batches, on a writer thread of the table's own
+//! so decoding never waits for encoding; only the set of `ind`s seen stays in memory, so the
+//! input may be much larger than the memory.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
@@ -152,9 +153,59 @@ async fn read_chunk(store: Arc<dyn ObjectStore>, chunk: Vec<Path>, table: Table)
     tokio::task::spawn_blocking(move || read_files(table, &files)).await?
 }
 
-/// Writes `batch` with `writer` on a blocking thread, and hands the writer back.
-async fn write_kept(mut writer: TableWriter, batch: RecordBatch) -> Result<TableWriter, Error> {
-    tokio::task::spawn_blocking(move || writer.write(&batch).map(|()| writer)).await?
+/// Parts in flight to the writer: enough to keep it busy while the next part is deduplicated.
+const PARTS_TO_WRITER: usize = 2;
+
+/// The table's Parquet writer on a blocking thread of its own, so that decoding goes on while it
+/// encodes: it takes each part's cleaned rows with the mask of the rows to keep, cuts the kept
+/// rows into batches of [`KEPT_BATCH_ROWS`] and writes them.
+struct KeptWriter {
+    parts: tokio::sync::mpsc::Sender<(RecordBatch, BooleanArray)>,
+    thread: tokio::task::JoinHandle<Result<u64, Error>>,
+}
+
+impl KeptWriter {
+    fn start(table: Table, mut writer: TableWriter) -> KeptWriter {
+        let (parts, mut received) = tokio::sync::mpsc::channel::<(RecordBatch, BooleanArray)>(PARTS_TO_WRITER);
+        let thread = tokio::task::spawn_blocking(move || {
+            let mut coalescer = BatchCoalescer::new(clean::cleaned_schema(table), KEPT_BATCH_ROWS);
+            let mut kept = 0u64;
+            let mut write = |coalescer: &mut BatchCoalescer| -> Result<(), Error> {
+                while let Some(batch) = coalescer.next_completed_batch() {
+                    kept += batch.num_rows() as u64;
+                    writer.write(&batch)?;
+                }
+                Ok(())
+            };
+            while let Some((batch, keep)) = received.blocking_recv() {
+                coalescer.push_batch_with_filter(batch, &keep)?;
+                write(&mut coalescer)?;
+            }
+            coalescer.finish_buffered_batch()?;
+            write(&mut coalescer)?;
+            writer.close()?;
+            Ok(kept)
+        });
+        KeptWriter { parts, thread }
+    }
+
+    /// Hands over the rows of `batch` that `keep` marks (waits while the writer is behind).
+    async fn push(&mut self, batch: RecordBatch, keep: BooleanArray) -> Result<(), Error> {
+        if self.parts.send((batch, keep)).await.is_ok() {
+            return Ok(());
+        }
+        // The writer stopped: only an error ends it while the input goes on.
+        match (&mut self.thread).await? {
+            Err(e) => Err(e),
+            Ok(_) => Err(Error::WriterStopped),
+        }
+    }
+
+    /// Writes what is left and closes the file; the rows written.
+    async fn finish(self) -> Result<u64, Error> {
+        drop(self.parts);
+        self.thread.await?
+    }
 }
 
 /// Reads, cleans and deduplicates every sink file of `<id>.<table>`, writing the kept rows with
@@ -175,9 +226,8 @@ pub(super) async fn read_table(lake: &Lake, id: &str, table: Table, writer: Tabl
         kept: 0,
         rejects: Vec::new(),
     };
-    let mut writer = writer;
+    let mut writer = KeptWriter::start(table, writer);
     let mut seen = HashSet::new();
-    let mut coalescer = BatchCoalescer::new(clean::cleaned_schema(table), KEPT_BATCH_ROWS);
     while let Some(part) = parts.next().await {
         let part = part?;
         data.read += part.records;
@@ -189,18 +239,9 @@ pub(super) async fn read_table(lake: &Lake, id: &str, table: Table, writer: Tabl
         let inds = part.cleaned.column(0).as_primitive::<Int64Type>();
         let first: BooleanArray = inds.iter().map(|ind| Some(ind.is_some_and(|ind| seen.insert(ind)))).collect();
         if first.true_count() > 0 {
-            coalescer.push_batch_with_filter(part.cleaned, &first)?;
-        }
-        while let Some(batch) = coalescer.next_completed_batch() {
-            data.kept += batch.num_rows() as u64;
-            writer = write_kept(writer, batch).await?;
+            writer.push(part.cleaned, first).await?;
         }
     }
-    coalescer.finish_buffered_batch()?;
-    while let Some(batch) = coalescer.next_completed_batch() {
-        data.kept += batch.num_rows() as u64;
-        writer = write_kept(writer, batch).await?;
-    }
-    tokio::task::spawn_blocking(move || writer.close()).await??;
+    data.kept = writer.finish().await?;
     Ok(data)
 }
