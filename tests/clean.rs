@@ -365,6 +365,33 @@ fn readable_records_keep_their_positions_around_rejects() {
 }
 
 #[test]
+fn a_record_that_is_not_utf8_anywhere_is_not_json_and_fields_in_any_order_are_read() {
+    let lines: [&[u8]; 3] = [
+        b"{\"ind\": 1, \"date_joined\": \"2016-01-01 00:00:00\", \"note\": \"\xff\"}",
+        br#"{"age": 30, "last_name": "B", "date_joined": "2016-01-01 00:00:00", "first_name": "A", "ind": 2}"#,
+        br#"{"ind": 3, "first_name": "C", "last_name": "D", "age": 40, "date_joined": "2017-01-01T00:00:00"}"#,
+    ];
+    let decoded = clean::decode(Table::User, &lines).unwrap();
+    assert_eq!(decoded.rows, [1, 2]);
+    assert_eq!(
+        decoded.rejects.iter().map(|r| (r.index, r.reason.as_str())).collect::<Vec<_>>(),
+        [(0, "not JSON")]
+    );
+    let batch = clean::clean(Table::User, &decoded.batch).unwrap();
+    assert_batches_eq!(
+        [
+            "+-----+-----------+-----+---------------------+",
+            "| ind | user_name | age | date_joined         |",
+            "+-----+-----------+-----+---------------------+",
+            "| 2   | A B       | 30  | 2016-01-01T00:00:00 |",
+            "| 3   | C D       | 40  | 2017-01-01T00:00:00 |",
+            "+-----+-----------+-----+---------------------+",
+        ],
+        &[batch]
+    );
+}
+
+#[test]
 fn an_empty_slice_decodes_to_an_empty_batch_of_the_raw_schema() {
     for table in Table::ALL {
         let decoded = clean::decode(table, &[]).unwrap();

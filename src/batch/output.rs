@@ -17,7 +17,8 @@ use datafusion::arrow::csv;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::parquet::basic::Compression;
-use datafusion::parquet::file::properties::WriterProperties;
+use datafusion::parquet::file::properties::{WriterProperties, WriterPropertiesBuilder};
+use datafusion::parquet::schema::types::ColumnPath;
 
 use super::Error;
 use super::queries::Answer;
@@ -69,10 +70,23 @@ fn write_parquet(path: &Path, schema: SchemaRef, batches: &[RecordBatch]) -> Res
 }
 
 fn writer_properties() -> WriterProperties {
-    WriterProperties::builder()
-        .set_compression(Compression::SNAPPY)
-        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
-        .build()
+    properties().build()
+}
+
+fn properties() -> WriterPropertiesBuilder {
+    WriterProperties::builder().set_compression(Compression::SNAPPY).set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+}
+
+/// Text columns of the cleaned tables whose values are nearly all different (ids, free text,
+/// URLs): written plain, where a dictionary would only be built to be thrown away.
+const HIGH_CARDINALITY: &[&str] = &["unique_id", "title", "description", "tag_list", "image_src"];
+
+/// The cleaned tables' properties: [`writer_properties`] without dictionaries for the
+/// [`HIGH_CARDINALITY`] columns.
+fn table_properties(table: Table) -> WriterProperties {
+    let schema = crate::clean::cleaned_schema(table);
+    let plain = schema.fields().iter().map(|f| f.name().as_str()).filter(|name| HIGH_CARDINALITY.contains(name));
+    plain.fold(properties(), |props, name| props.set_column_dictionary_enabled(ColumnPath::from(name), false)).build()
 }
 
 /// One cleaned table's Parquet file, written batch by batch.
@@ -123,7 +137,7 @@ impl Staging {
     pub fn table_writer(&self, table: Table) -> Result<TableWriter, Error> {
         let path = self.table_path(table);
         let file = File::create(&path).map_err(io(&path))?;
-        let writer = ArrowWriter::try_new(file, crate::clean::cleaned_schema(table), Some(writer_properties()))
+        let writer = ArrowWriter::try_new(file, crate::clean::cleaned_schema(table), Some(table_properties(table)))
             .map_err(|source| Error::Parquet { path: path.clone(), source })?;
         Ok(TableWriter { path, writer })
     }

@@ -104,10 +104,13 @@ pub async fn answer(tables: &[(Table, PathBuf)]) -> Result<Vec<Answer>, Error> {
     for (i, (name, sql)) in QUERIES.into_iter().enumerate() {
         for &(shared, join, first, _) in &spans {
             if first == i {
+                let started = std::time::Instant::now();
                 materialise(&ctx, shared, join).await.map_err(|source| Error::Query { query: shared, source })?;
+                tracing::debug!(join = shared, seconds = started.elapsed().as_secs_f64(), "materialised");
             }
         }
         let failed = |source| Error::Query { query: name, source };
+        let started = std::time::Instant::now();
         let frame = ctx.sql(sql).await.map_err(failed)?;
         let schema: SchemaRef = Arc::new(frame.schema().as_arrow().clone());
         let batches = frame.collect().await.map_err(failed)?;
@@ -118,6 +121,7 @@ pub async fn answer(tables: &[(Table, PathBuf)]) -> Result<Vec<Answer>, Error> {
                 ctx.deregister_table(shared).map_err(failed)?;
             }
         }
+        tracing::debug!(query = name, seconds = started.elapsed().as_secs_f64(), "answered");
         answers.push(Answer { name, schema, batches });
     }
     Ok(answers)

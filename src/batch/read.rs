@@ -10,13 +10,14 @@
 //! so decoding never waits for encoding; only the set of `ind`s seen stays in memory, so the
 //! input may be much larger than the memory.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use bytes::Bytes;
 use datafusion::arrow::array::{AsArray, BooleanArray, RecordBatch};
 use datafusion::arrow::compute::BatchCoalescer;
 use datafusion::arrow::datatypes::Int64Type;
+use datafusion::common::HashSet;
 use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
@@ -111,7 +112,11 @@ fn read_files(table: Table, files: &[(String, Bytes)]) -> Result<FilePart, Error
     let mut lines = Vec::new();
     let mut sources = Vec::new();
     for (file, (_, bytes)) in files.iter().enumerate() {
-        for (i, line) in bytes.split(|b| *b == b'\n').enumerate() {
+        let mut start = 0;
+        let ends = memchr::memchr_iter(b'\n', bytes).chain(std::iter::once(bytes.len()));
+        for (i, end) in ends.enumerate() {
+            let line = &bytes[start..end];
+            start = end + 1;
             let line = line.strip_suffix(b"\r").unwrap_or(line);
             if line.iter().all(u8::is_ascii_whitespace) {
                 continue;

@@ -7,10 +7,10 @@
 //! neighbours, unlike Arrow's JSON reader, which fails a whole file.
 //!
 //! Reasons (stable strings, counted by the batch report), checked in this order:
-//! `not JSON`, `not a JSON object`, ``missing `<key>` `` (absent or null), ``invalid `<key>` ``
-//! (not an integer), then field by field in source order: ``wrong type for `<field>` ``,
-//! ``invalid `age` `` (an integer outside 32 bits), ``missing `<datetime>` `` (absent, null or
-//! `""`), ``unparseable `<datetime>` ``.
+//! `not JSON` (also for a record with bytes that are not UTF-8 anywhere), `not a JSON object`,
+//! ``missing `<key>` `` (absent or null), ``invalid `<key>` `` (not an integer), then field by
+//! field in source order: ``wrong type for `<field>` ``, ``invalid `age` `` (an integer outside
+//! 32 bits), ``missing `<datetime>` `` (absent, null or `""`), ``unparseable `<datetime>` ``.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -145,8 +145,12 @@ impl<'de> Visitor<'de> for ScalarVisitor {
     }
 }
 
-/// Maps a key of the record object to the position of the field it names (`None`: ignored).
-struct KeySeed(&'static [(&'static str, Kind)]);
+/// Maps a key of the record object to the position of the field it names (`None`: ignored),
+/// trying the position after the previous key's first: records mostly list the fields in order.
+struct KeySeed {
+    fields: &'static [(&'static str, Kind)],
+    next: usize,
+}
 
 impl<'de> DeserializeSeed<'de> for KeySeed {
     type Value = Option<usize>;
@@ -163,7 +167,10 @@ impl<'de> Visitor<'de> for KeySeed {
         f.write_str("a field name")
     }
     fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
-        Ok(self.0.iter().position(|(name, _)| *name == v))
+        if self.fields.get(self.next).is_some_and(|(name, _)| *name == v) {
+            return Ok(Some(self.next));
+        }
+        Ok(self.fields.iter().position(|(name, _)| *name == v))
     }
 }
 
@@ -188,9 +195,13 @@ impl<'de> Visitor<'de> for RecordSeed {
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let mut slots: Slots<'de> = Default::default();
-        while let Some(position) = map.next_key_seed(KeySeed(self.0))? {
+        let mut next = 0;
+        while let Some(position) = map.next_key_seed(KeySeed { fields: self.0, next })? {
             match position {
-                Some(i) => slots[i] = Some(map.next_value::<Scalar<'de>>()?),
+                Some(i) => {
+                    slots[i] = Some(map.next_value::<Scalar<'de>>()?);
+                    next = i + 1;
+                }
                 None => {
                     map.next_value::<IgnoredAny>()?;
                 }
@@ -339,7 +350,9 @@ impl Column {
 
 /// Why `record` cannot be parsed as an object at all.
 fn parse(table: Table, record: &[u8]) -> Result<Slots<'_>, &'static str> {
-    let mut de = serde_json::Deserializer::from_slice(record);
+    // JSON is UTF-8 (RFC 8259): checked once for the whole record, not string by string.
+    let text = std::str::from_utf8(record).map_err(|_| "not JSON")?;
+    let mut de = serde_json::Deserializer::from_str(text);
     let slots = RecordSeed(fields(table)).deserialize(&mut de).map_err(|e| match e.classify() {
         serde_json::error::Category::Data => "not a JSON object",
         _ => "not JSON",
