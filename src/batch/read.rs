@@ -5,22 +5,22 @@
 //! one JSON record per line, a blank line at most at the end); feeds the queries and the output
 //! with cleaned, deduplicated batches and the rejects. "First received" means the order of
 //! (partition, offset): files are taken in (partition, start offset) order and lines in file
-//! order, and a record that is rejected does not claim its `ind`. The kept rows go straight to
-//! the table's Parquet file as they are cut into batches, on a writer thread of the table's own
-//! so decoding never waits for encoding; only the set of `ind`s seen stays in memory, so the
-//! input may be much larger than the memory.
+//! order, and a record that is rejected does not claim its `ind`. The kept rows of each group
+//! of files go straight to the table's Parquet file, on a writer thread of the table's own so
+//! decoding never waits for encoding; only the set of `ind`s seen stays in memory, so the input
+//! may be much larger than the memory.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use bytes::Bytes;
 use datafusion::arrow::array::{AsArray, BooleanArray, RecordBatch};
-use datafusion::arrow::compute::BatchCoalescer;
+use datafusion::arrow::compute::filter_record_batch;
 use datafusion::arrow::datatypes::Int64Type;
-use datafusion::common::HashSet;
 use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
+use roaring::RoaringTreemap;
 
 use super::Error;
 use super::output::TableWriter;
@@ -28,8 +28,6 @@ use crate::clean::{self, Table};
 use crate::lake::Lake;
 use crate::sink::layout::{parse_file_name, topic_dir};
 
-/// Rows per kept batch: small enough to bound the copies, large enough for DataFusion.
-const KEPT_BATCH_ROWS: usize = 65_536;
 /// Bytes of sink files decoded by one task (files are grouped up to this size).
 const CHUNK_BYTES: u64 = 4 << 20;
 /// Concurrent object reads within one group of files.
@@ -162,32 +160,23 @@ async fn read_chunk(store: Arc<dyn ObjectStore>, chunk: Vec<Path>, table: Table)
 const PARTS_TO_WRITER: usize = 2;
 
 /// The table's Parquet writer on a blocking thread of its own, so that decoding goes on while it
-/// encodes: it takes each part's cleaned rows with the mask of the rows to keep, cuts the kept
-/// rows into batches of [`KEPT_BATCH_ROWS`] and writes them.
+/// encodes: it takes each part's cleaned rows with the mask of the rows to keep and writes the
+/// kept rows (the Parquet writer cuts them into row groups itself).
 struct KeptWriter {
     parts: tokio::sync::mpsc::Sender<(RecordBatch, BooleanArray)>,
     thread: tokio::task::JoinHandle<Result<u64, Error>>,
 }
 
 impl KeptWriter {
-    fn start(table: Table, mut writer: TableWriter) -> KeptWriter {
+    fn start(mut writer: TableWriter) -> KeptWriter {
         let (parts, mut received) = tokio::sync::mpsc::channel::<(RecordBatch, BooleanArray)>(PARTS_TO_WRITER);
         let thread = tokio::task::spawn_blocking(move || {
-            let mut coalescer = BatchCoalescer::new(clean::cleaned_schema(table), KEPT_BATCH_ROWS);
             let mut kept = 0u64;
-            let mut write = |coalescer: &mut BatchCoalescer| -> Result<(), Error> {
-                while let Some(batch) = coalescer.next_completed_batch() {
-                    kept += batch.num_rows() as u64;
-                    writer.write(&batch)?;
-                }
-                Ok(())
-            };
             while let Some((batch, keep)) = received.blocking_recv() {
-                coalescer.push_batch_with_filter(batch, &keep)?;
-                write(&mut coalescer)?;
+                let batch = if keep.true_count() == batch.num_rows() { batch } else { filter_record_batch(&batch, &keep)? };
+                kept += batch.num_rows() as u64;
+                writer.write(&batch)?;
             }
-            coalescer.finish_buffered_batch()?;
-            write(&mut coalescer)?;
             writer.close()?;
             Ok(kept)
         });
@@ -231,8 +220,10 @@ pub(super) async fn read_table(lake: &Lake, id: &str, table: Table, writer: Tabl
         kept: 0,
         rejects: Vec::new(),
     };
-    let mut writer = KeptWriter::start(table, writer);
-    let mut seen = HashSet::new();
+    let mut writer = KeptWriter::start(writer);
+    // The `ind`s kept so far, as a compressed bitmap: ids come in dense runs, which take a bit
+    // each and stay in cache, where a hash set took ~16 bytes and a cache miss per id.
+    let mut seen = RoaringTreemap::new();
     while let Some(part) = parts.next().await {
         let part = part?;
         data.read += part.records;
@@ -242,7 +233,9 @@ pub(super) async fn read_table(lake: &Lake, id: &str, table: Table, writer: Tabl
         }
         data.rejects.extend(part.rejects);
         let inds = part.cleaned.column(0).as_primitive::<Int64Type>();
-        let first: BooleanArray = inds.iter().map(|ind| Some(ind.is_some_and(|ind| seen.insert(ind)))).collect();
+        // `as u64` is a bijection from i64: negative ids are kept apart from positive ones.
+        let first: BooleanArray =
+            inds.iter().map(|ind| Some(ind.is_some_and(|ind| seen.insert(ind as u64)))).collect();
         if first.true_count() > 0 {
             writer.push(part.cleaned, first).await?;
         }

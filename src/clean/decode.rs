@@ -176,30 +176,33 @@ impl<'de> Visitor<'de> for KeySeed {
 
 type Slots<'a> = [Option<Scalar<'a>>; MAX_FIELDS];
 
-/// Reads one JSON object into slots, one per field of the table (a repeated key: the last wins).
-struct RecordSeed(&'static [(&'static str, Kind)]);
+/// Reads one JSON object into `slots`, one per field of the table, all `None` to begin with (a
+/// repeated key: the last wins). Filled in place: the slots are reused from record to record.
+struct RecordSeed<'s, 'de> {
+    fields: &'static [(&'static str, Kind)],
+    slots: &'s mut Slots<'de>,
+}
 
-impl<'de> DeserializeSeed<'de> for RecordSeed {
-    type Value = Slots<'de>;
+impl<'de> DeserializeSeed<'de> for RecordSeed<'_, 'de> {
+    type Value = ();
 
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
         deserializer.deserialize_map(self)
     }
 }
 
-impl<'de> Visitor<'de> for RecordSeed {
-    type Value = Slots<'de>;
+impl<'de> Visitor<'de> for RecordSeed<'_, 'de> {
+    type Value = ();
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("a JSON object")
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let mut slots: Slots<'de> = Default::default();
         let mut next = 0;
-        while let Some(position) = map.next_key_seed(KeySeed { fields: self.0, next })? {
+        while let Some(position) = map.next_key_seed(KeySeed { fields: self.fields, next })? {
             match position {
                 Some(i) => {
-                    slots[i] = Some(map.next_value::<Scalar<'de>>()?);
+                    self.slots[i] = Some(map.next_value::<Scalar<'de>>()?);
                     next = i + 1;
                 }
                 None => {
@@ -207,7 +210,7 @@ impl<'de> Visitor<'de> for RecordSeed {
                 }
             }
         }
-        Ok(slots)
+        Ok(())
     }
 }
 
@@ -348,17 +351,16 @@ impl Column {
     }
 }
 
-/// Why `record` cannot be parsed as an object at all.
-fn parse(table: Table, record: &[u8]) -> Result<Slots<'_>, &'static str> {
+/// Parses `record` into `slots` (all `None` before); `Err` is why it is not an object at all.
+fn parse<'a>(table: Table, record: &'a [u8], slots: &mut Slots<'a>) -> Result<(), &'static str> {
     // JSON is UTF-8 (RFC 8259): checked once for the whole record, not string by string.
     let text = std::str::from_utf8(record).map_err(|_| "not JSON")?;
     let mut de = serde_json::Deserializer::from_str(text);
-    let slots = RecordSeed(fields(table)).deserialize(&mut de).map_err(|e| match e.classify() {
+    RecordSeed { fields: fields(table), slots }.deserialize(&mut de).map_err(|e| match e.classify() {
         serde_json::error::Category::Data => "not a JSON object",
         _ => "not JSON",
     })?;
-    de.end().map_err(|_| "not JSON")?;
-    Ok(slots)
+    de.end().map_err(|_| "not JSON")
 }
 
 pub(super) fn decode(table: Table, records: &[&[u8]]) -> Result<Decoded, Error> {
@@ -369,14 +371,13 @@ pub(super) fn decode(table: Table, records: &[&[u8]]) -> Result<Decoded, Error> 
     let mut reject = |index: usize, record: &[u8], reason: String| {
         rejects.push(Reject { index, raw: String::from_utf8_lossy(record).into_owned(), reason });
     };
+    let mut slots: Slots<'_> = Default::default();
     for (index, record) in records.iter().enumerate() {
-        let mut slots = match parse(table, record) {
-            Ok(slots) => slots,
-            Err(reason) => {
-                reject(index, record, reason.to_string());
-                continue;
-            }
-        };
+        slots.iter_mut().for_each(|slot| *slot = None);
+        if let Err(reason) = parse(table, record, &mut slots) {
+            reject(index, record, reason.to_string());
+            continue;
+        }
         let mut values: [Option<Value<'_>>; MAX_FIELDS] = Default::default();
         let mut failed = None;
         for (i, (name, kind)) in spec.iter().enumerate() {
