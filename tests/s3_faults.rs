@@ -177,6 +177,35 @@ fn assert_running(child: &mut Child, what: &str, log: &Path) {
     }
 }
 
+/// The moto server frozen (SIGSTOP) while a test goes on appending, thawed (SIGCONT) once
+/// [`FREEZE`] has passed.
+#[derive(Default)]
+struct Outage(Option<Instant>);
+
+impl Outage {
+    fn start(&mut self, moto: &Moto) {
+        moto.signal("-STOP");
+        self.0 = Some(Instant::now());
+    }
+
+    /// Thaws the server if it has been frozen for [`FREEZE`]; whether it did.
+    fn thaw_if_due(&mut self, moto: &Moto, tick: usize) -> bool {
+        let Some(since) = self.0.filter(|since| since.elapsed() >= FREEZE) else { return false };
+        moto.signal("-CONT");
+        eprintln!("moto frozen for {:?}, thawed at tick {tick}", since.elapsed());
+        self.0 = None;
+        true
+    }
+
+    /// Waits out an outage still on, then thaws the server.
+    async fn end(&mut self, moto: &Moto) {
+        if let Some(since) = self.0.take() {
+            tokio::time::sleep(FREEZE.saturating_sub(since.elapsed())).await;
+            moto.signal("-CONT");
+        }
+    }
+}
+
 /// How many objects are under `prefix`.
 async fn count(store: &dyn ObjectStore, prefix: &str) -> usize {
     let root = object_store::path::Path::from(prefix);
@@ -231,7 +260,7 @@ async fn a_frozen_s3_server_stalls_the_sink_which_then_writes_the_objects_of_an_
         .expect("start pinpipe sink");
 
     let freeze_at = SINK_TICKS / 6;
-    let mut frozen: Option<Instant> = None;
+    let mut outage = Outage::default();
     let mut before_freeze = 0;
     for tick in 0..SINK_TICKS {
         if tick == freeze_at {
@@ -242,13 +271,9 @@ async fn a_frozen_s3_server_stalls_the_sink_which_then_writes_the_objects_of_an_
                 std::fs::read_to_string(&sink_log).unwrap_or_default()
             );
             before_freeze = count(&store, "lake/root").await;
-            moto.signal("-STOP");
-            frozen = Some(Instant::now());
+            outage.start(&moto);
         }
-        if let Some(since) = frozen.filter(|since| since.elapsed() >= FREEZE) {
-            moto.signal("-CONT");
-            eprintln!("moto frozen for {:?}, thawed at tick {tick}", since.elapsed());
-            frozen = None;
+        if outage.thaw_if_due(&moto, tick) {
             assert_running(&mut follower, "the sink", &sink_log);
         }
         for topic in &topics {
@@ -260,10 +285,7 @@ async fn a_frozen_s3_server_stalls_the_sink_which_then_writes_the_objects_of_an_
         }
         tokio::time::sleep(TICK).await;
     }
-    if let Some(since) = frozen {
-        tokio::time::sleep(FREEZE.saturating_sub(since.elapsed())).await;
-        moto.signal("-CONT");
-    }
+    outage.end(&moto).await;
 
     let files = topics.len() * SINK_TICKS * SINK_TICK_RECORDS / FLUSH_SIZE;
     let caught_up = wait_until(CATCH_UP, async || count(&store, "lake/root").await >= files).await;
@@ -361,7 +383,7 @@ async fn a_frozen_s3_server_stalls_the_stream_job_which_then_commits_every_recor
 
     let ticks = 120;
     let freeze_at = ticks / 4;
-    let mut frozen: Option<Instant> = None;
+    let mut outage = Outage::default();
     let mut appended: BTreeMap<Table, Vec<String>> = Table::ALL.iter().map(|&t| (t, Vec::new())).collect();
     let pin_log = format!("lake/delta/{}/_delta_log", table_name(Table::Pin));
     for tick in 0..ticks {
@@ -372,13 +394,9 @@ async fn a_frozen_s3_server_stalls_the_stream_job_which_then_commits_every_recor
                 "the stream job committed nothing before the freeze:\n{}",
                 std::fs::read_to_string(&job_log).unwrap_or_default()
             );
-            moto.signal("-STOP");
-            frozen = Some(Instant::now());
+            outage.start(&moto);
         }
-        if let Some(since) = frozen.filter(|since| since.elapsed() >= FREEZE) {
-            moto.signal("-CONT");
-            eprintln!("moto frozen for {:?}, thawed at tick {tick}", since.elapsed());
-            frozen = None;
+        if outage.thaw_if_due(&moto, tick) {
             assert_running(&mut follower, "the stream job", &job_log);
         }
         let first = (tick * 40) as u64;
@@ -397,10 +415,7 @@ async fn a_frozen_s3_server_stalls_the_stream_job_which_then_commits_every_recor
         }
         tokio::time::sleep(TICK).await;
     }
-    if let Some(since) = frozen {
-        tokio::time::sleep(FREEZE.saturating_sub(since.elapsed())).await;
-        moto.signal("-CONT");
-    }
+    outage.end(&moto).await;
 
     let want = expected_tables(&appended);
     let names: Vec<String> = want.keys().cloned().collect();
