@@ -373,10 +373,7 @@ fn a_record_that_is_not_utf8_anywhere_is_not_json_and_fields_in_any_order_are_re
     ];
     let decoded = clean::decode(Table::User, &lines).unwrap();
     assert_eq!(decoded.rows, [1, 2]);
-    assert_eq!(
-        decoded.rejects.iter().map(|r| (r.index, r.reason.as_str())).collect::<Vec<_>>(),
-        [(0, "not JSON")]
-    );
+    assert_eq!(decoded.rejects.iter().map(|r| (r.index, r.reason.as_str())).collect::<Vec<_>>(), [(0, "not JSON")]);
     let batch = clean::clean(Table::User, &decoded.batch).unwrap();
     assert_batches_eq!(
         [

@@ -17,6 +17,7 @@ use datafusion::arrow::csv;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::parquet::basic::Compression;
+use datafusion::parquet::errors::ParquetError;
 use datafusion::parquet::file::properties::{WriterProperties, WriterPropertiesBuilder};
 use datafusion::parquet::schema::types::ColumnPath;
 
@@ -58,21 +59,21 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
     move |source| Error::Write { path: path.to_path_buf(), source }
 }
 
+fn parquet(path: &Path) -> impl FnOnce(ParquetError) -> Error + '_ {
+    move |source| Error::Parquet { path: path.to_path_buf(), source }
+}
+
 fn write_parquet(path: &Path, schema: SchemaRef, batches: &[RecordBatch]) -> Result<(), Error> {
-    let parquet = |source| Error::Parquet { path: path.to_path_buf(), source };
     let file = File::create(path).map_err(io(path))?;
-    let mut writer = ArrowWriter::try_new(file, schema, Some(writer_properties())).map_err(parquet)?;
+    let mut writer = ArrowWriter::try_new(file, schema, Some(properties().build())).map_err(parquet(path))?;
     for batch in batches {
-        writer.write(batch).map_err(parquet)?;
+        writer.write(batch).map_err(parquet(path))?;
     }
-    writer.close().map_err(parquet)?;
+    writer.close().map_err(parquet(path))?;
     Ok(())
 }
 
-fn writer_properties() -> WriterProperties {
-    properties().build()
-}
-
+/// Snappy (what Spark writes and every reader reads), row groups of [`ROW_GROUP_ROWS`].
 fn properties() -> WriterPropertiesBuilder {
     WriterProperties::builder().set_compression(Compression::SNAPPY).set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
 }
@@ -81,7 +82,7 @@ fn properties() -> WriterPropertiesBuilder {
 /// URLs): written plain, where a dictionary would only be built to be thrown away.
 const HIGH_CARDINALITY: &[&str] = &["unique_id", "title", "description", "tag_list", "image_src"];
 
-/// The cleaned tables' properties: [`writer_properties`] without dictionaries for the
+/// The cleaned tables' properties: [`properties`] without dictionaries for the
 /// [`HIGH_CARDINALITY`] columns.
 fn table_properties(table: Table) -> WriterProperties {
     let schema = crate::clean::cleaned_schema(table);
@@ -98,14 +99,12 @@ pub(super) struct TableWriter {
 impl TableWriter {
     /// Appends `batch` (blocking: encodes and writes).
     pub fn write(&mut self, batch: &RecordBatch) -> Result<(), Error> {
-        let path = &self.path;
-        self.writer.write(batch).map_err(|source| Error::Parquet { path: path.clone(), source })
+        self.writer.write(batch).map_err(parquet(&self.path))
     }
 
     /// Writes the footer: the file is complete.
     pub fn close(self) -> Result<(), Error> {
-        let path = self.path;
-        self.writer.close().map(|_| ()).map_err(|source| Error::Parquet { path, source })
+        self.writer.close().map(|_| ()).map_err(parquet(&self.path))
     }
 }
 
@@ -138,7 +137,7 @@ impl Staging {
         let path = self.table_path(table);
         let file = File::create(&path).map_err(io(&path))?;
         let writer = ArrowWriter::try_new(file, crate::clean::cleaned_schema(table), Some(table_properties(table)))
-            .map_err(|source| Error::Parquet { path: path.clone(), source })?;
+            .map_err(parquet(&path))?;
         Ok(TableWriter { path, writer })
     }
 

@@ -37,7 +37,7 @@ pub const QUERIES: [(&str, &str); 9] = [
 
 /// The joins several questions read, as (table name, SQL): materialised before the first
 /// question that names them, dropped after the last.
-pub const SHARED: [(&str, &str); 2] =
+const SHARED: [(&str, &str); 2] =
     [("pin_geo", include_str!("../../sql/pin_geo.sql")), ("pin_user", include_str!("../../sql/pin_user.sql"))];
 
 /// One answered question.
@@ -76,18 +76,25 @@ async fn materialise(ctx: &SessionContext, name: &str, sql: &str) -> Result<(), 
     Ok(())
 }
 
-/// The questions, by position in [`QUERIES`], that first and last read each shared join
-/// (a join no question reads is left out).
-fn spans(ctx: &SessionContext) -> Result<Vec<(&'static str, &'static str, usize, usize)>, Error> {
+/// A shared join and the questions, by position in [`QUERIES`], that first and last read it.
+struct Span {
+    name: &'static str,
+    sql: &'static str,
+    first: usize,
+    last: usize,
+}
+
+/// The span of every shared join some question reads.
+fn spans(ctx: &SessionContext) -> Result<Vec<Span>, Error> {
     let mut read = Vec::with_capacity(QUERIES.len());
     for (name, sql) in QUERIES {
         read.push(tables_read(ctx, sql).map_err(|source| Error::Query { query: name, source })?);
     }
     let mut spans = Vec::new();
-    for (shared, sql) in SHARED {
-        let readers: Vec<usize> = (0..read.len()).filter(|&i| read[i].iter().any(|t| t == shared)).collect();
-        if let (Some(&first), Some(&last)) = (readers.first(), readers.last()) {
-            spans.push((shared, sql, first, last));
+    for (name, sql) in SHARED {
+        let mut readers = (0..read.len()).filter(|&i| read[i].iter().any(|t| t == name));
+        if let Some(first) = readers.next() {
+            spans.push(Span { name, sql, first, last: readers.last().unwrap_or(first) });
         }
     }
     Ok(spans)
@@ -102,12 +109,10 @@ pub async fn answer(tables: &[(Table, PathBuf)]) -> Result<Vec<Answer>, Error> {
     let spans = spans(&ctx)?;
     let mut answers = Vec::with_capacity(QUERIES.len());
     for (i, (name, sql)) in QUERIES.into_iter().enumerate() {
-        for &(shared, join, first, _) in &spans {
-            if first == i {
-                let started = std::time::Instant::now();
-                materialise(&ctx, shared, join).await.map_err(|source| Error::Query { query: shared, source })?;
-                tracing::debug!(join = shared, seconds = started.elapsed().as_secs_f64(), "materialised");
-            }
+        for span in spans.iter().filter(|span| span.first == i) {
+            let started = std::time::Instant::now();
+            materialise(&ctx, span.name, span.sql).await.map_err(|source| Error::Query { query: span.name, source })?;
+            tracing::debug!(join = span.name, seconds = started.elapsed().as_secs_f64(), "materialised");
         }
         let failed = |source| Error::Query { query: name, source };
         let started = std::time::Instant::now();
@@ -116,10 +121,8 @@ pub async fn answer(tables: &[(Table, PathBuf)]) -> Result<Vec<Answer>, Error> {
         let batches = frame.collect().await.map_err(failed)?;
         let table = MemTable::try_new(schema.clone(), vec![batches.clone()]).map_err(failed)?;
         ctx.register_table(name, Arc::new(table)).map_err(failed)?;
-        for &(shared, _, _, last) in &spans {
-            if last == i {
-                ctx.deregister_table(shared).map_err(failed)?;
-            }
+        for span in spans.iter().filter(|span| span.last == i) {
+            ctx.deregister_table(span.name).map_err(failed)?;
         }
         tracing::debug!(query = name, seconds = started.elapsed().as_secs_f64(), "answered");
         answers.push(Answer { name, schema, batches });

@@ -2,8 +2,8 @@
 //! over files), then keep the first row of each `ind` (in order).
 //!
 //! Fed by the sink's objects (`topics/<id>.<table>/partition=<p>/<topic>+<p>+<start>.json`,
-//! one JSON record per line, a blank line at most at the end); feeds the queries and the output
-//! with cleaned, deduplicated batches and the rejects. "First received" means the order of
+//! one JSON record per line, a blank line at most at the end); feeds the results folder's
+//! cleaned Parquet files (which the queries then read) and the rejects. "First received" means the order of
 //! (partition, offset): files are taken in (partition, start offset) order and lines in file
 //! order, and a record that is rejected does not claim its `ind`. The kept rows of each group
 //! of files go straight to the table's Parquet file, on a writer thread of the table's own so
@@ -173,7 +173,8 @@ impl KeptWriter {
         let thread = tokio::task::spawn_blocking(move || {
             let mut kept = 0u64;
             while let Some((batch, keep)) = received.blocking_recv() {
-                let batch = if keep.true_count() == batch.num_rows() { batch } else { filter_record_batch(&batch, &keep)? };
+                let batch =
+                    if keep.true_count() == batch.num_rows() { batch } else { filter_record_batch(&batch, &keep)? };
                 kept += batch.num_rows() as u64;
                 writer.write(&batch)?;
             }
@@ -234,8 +235,7 @@ pub(super) async fn read_table(lake: &Lake, id: &str, table: Table, writer: Tabl
         data.rejects.extend(part.rejects);
         let inds = part.cleaned.column(0).as_primitive::<Int64Type>();
         // `as u64` is a bijection from i64: negative ids are kept apart from positive ones.
-        let first: BooleanArray =
-            inds.iter().map(|ind| Some(ind.is_some_and(|ind| seen.insert(ind as u64)))).collect();
+        let first: BooleanArray = inds.iter().map(|ind| Some(ind.is_some_and(|ind| seen.insert(ind as u64)))).collect();
         if first.true_count() > 0 {
             writer.push(part.cleaned, first).await?;
         }
