@@ -20,6 +20,7 @@ use crate::config::{self, Config, FileConfig, Overrides};
 use crate::emulator::{self, EmulatorConfig, Mode, Pace};
 use crate::eventlog::{self, EventLog, Namespace};
 use crate::lake::Lake;
+use crate::settings;
 use crate::{batch, bench, demo, gateway, lag, observe, report, schedule, sink, source, stream};
 
 /// pinpipe — the Pinterest-style event pipeline (source → emulator → ingest API → event log →
@@ -125,10 +126,10 @@ pub enum Command {
 #[derive(Debug, Args)]
 pub struct SeedArgs {
     /// Posts to generate (rows per table).
-    #[arg(long, env = "PINPIPE_ROWS", default_value_t = 11_154)]
+    #[arg(long, env = "PINPIPE_ROWS", default_value_t = source::DEFAULT_ROWS, value_parser = settings::ROWS.u64_parser())]
     pub rows: u64,
     /// Random seed: the same seed writes the same rows.
-    #[arg(long, env = "PINPIPE_SEED", default_value_t = 42)]
+    #[arg(long, env = "PINPIPE_SEED", default_value_t = source::DEFAULT_SEED)]
     pub seed: u64,
 }
 
@@ -138,12 +139,14 @@ pub struct SinkArgs {
     /// partitions between them (each keeps its positions in the outputs) [default: 0/1, all]
     #[arg(long, env = "PINPIPE_WORKER", value_name = "I/N", default_value = "0/1")]
     pub worker: config::Worker,
-    /// Records per file (Confluent flush.size); 1 reproduces the course's one-record files.
-    #[arg(long, env = "PINPIPE_FLUSH_SIZE", default_value_t = 1000)]
-    pub flush_size: usize,
-    /// Longest a record waits before its file is written, e.g. 10s or 500ms.
-    #[arg(long, env = "PINPIPE_FLUSH_INTERVAL", default_value = "10s", value_parser = config::parse_duration)]
-    pub flush_interval: Duration,
+    /// Records per file (Confluent flush.size); 1 reproduces the course's one-record files
+    /// [default: 1000; 1 to 10,000,000; also `[sink] flush_size`]
+    #[arg(long, env = "PINPIPE_FLUSH_SIZE", value_name = "N", value_parser = settings::FLUSH_SIZE.usize_parser())]
+    pub flush_size: Option<usize>,
+    /// Longest a record waits before its file is written, e.g. 10s or 500ms
+    /// [default: 10s; 10ms to 1d; also `[sink] flush_interval`]
+    #[arg(long, env = "PINPIPE_FLUSH_INTERVAL", value_name = "DURATION", value_parser = settings::FLUSH_INTERVAL.parser())]
+    pub flush_interval: Option<Duration>,
     /// Write out everything in the topics, then exit 0 (instead of following the log).
     #[arg(long, env = "PINPIPE_DRAIN")]
     pub drain: bool,
@@ -186,15 +189,21 @@ pub struct StreamArgs {
     /// Commit everything in the streams, then exit 0 (instead of following them).
     #[arg(long, env = "PINPIPE_DRAIN")]
     pub drain: bool,
-    /// Most records per micro-batch.
-    #[arg(long, env = "PINPIPE_MAX_BATCH", default_value_t = 10_000)]
-    pub max_batch: usize,
-    /// Longest a record waits before its micro-batch is committed, e.g. 1s or 250ms.
-    #[arg(long, env = "PINPIPE_MAX_LATENCY", default_value = "1s", value_parser = config::parse_duration)]
-    pub max_latency: Duration,
-    /// Write a Delta checkpoint every N commits of a table.
-    #[arg(long, env = "PINPIPE_CHECKPOINT_EVERY", default_value_t = 100)]
-    pub checkpoint_every: u64,
+    /// Most records per micro-batch [default: 10000; 1 to 1,000,000; also `[stream] max_batch`]
+    #[arg(long, env = "PINPIPE_MAX_BATCH", value_name = "N", value_parser = settings::MAX_BATCH.usize_parser())]
+    pub max_batch: Option<usize>,
+    /// Longest a record waits before its micro-batch is committed, e.g. 1s or 250ms
+    /// [default: 1s; 10ms to 1h; also `[stream] max_latency`]
+    #[arg(long, env = "PINPIPE_MAX_LATENCY", value_name = "DURATION", value_parser = settings::MAX_LATENCY.parser())]
+    pub max_latency: Option<Duration>,
+    /// Write a Delta checkpoint every N commits of a table
+    /// [default: 100; 1 to 1,000,000; also `[stream] checkpoint_every`]
+    #[arg(long, env = "PINPIPE_CHECKPOINT_EVERY", value_name = "N", value_parser = settings::CHECKPOINT_EVERY.u64_parser())]
+    pub checkpoint_every: Option<u64>,
+    /// Give up (exit 2) when the lake has been full or unreachable this long, e.g. 30m
+    /// [default: as long as it takes; 10m with --drain; 1s to 30d; also `[stream] lake_timeout`]
+    #[arg(long, env = "PINPIPE_LAKE_TIMEOUT", value_name = "DURATION", value_parser = settings::LAKE_TIMEOUT.parser())]
+    pub lake_timeout: Option<Duration>,
     /// Serve Prometheus metrics (positions, lag, table versions, logged errors) at http://ADDR/metrics [default: off]
     #[arg(long, env = "PINPIPE_METRICS_LISTEN", value_name = "ADDR")]
     pub metrics_listen: Option<String>,
@@ -206,13 +215,13 @@ pub struct DemoArgs {
     #[arg(long, env = "PINPIPE_COUNT", default_value_t = 1000)]
     pub count: u64,
     /// Posts to generate when the source is empty.
-    #[arg(long, env = "PINPIPE_ROWS", default_value_t = 11_154)]
+    #[arg(long, env = "PINPIPE_ROWS", default_value_t = source::DEFAULT_ROWS, value_parser = settings::ROWS.u64_parser())]
     pub rows: u64,
     /// Seed for the generator and the emulator.
-    #[arg(long, env = "PINPIPE_SEED", default_value_t = 42)]
+    #[arg(long, env = "PINPIPE_SEED", default_value_t = source::DEFAULT_SEED)]
     pub seed: u64,
-    /// Emulator requests in flight at once.
-    #[arg(long, env = "PINPIPE_CONCURRENCY", default_value_t = 16)]
+    /// Emulator requests in flight at once (1 to 10,000).
+    #[arg(long, env = "PINPIPE_CONCURRENCY", default_value_t = 16, value_parser = settings::CONCURRENCY.usize_parser())]
     pub concurrency: usize,
 }
 
@@ -224,7 +233,8 @@ pub struct EmulateArgs {
     /// Base URL of the gateway, stage path included (e.g. http://127.0.0.1:8082/dev) [default: http://127.0.0.1:8082]
     #[arg(long, env = "PINPIPE_API", value_name = "URL")]
     pub api: Option<String>,
-    /// API key sent as x-api-key.
+    /// API key sent as x-api-key. Prefer PINPIPE_API_KEY or `[emulator] api_key`: a flag shows
+    /// in `ps` to every user of the machine.
     #[arg(long, env = "PINPIPE_API_KEY")]
     pub api_key: Option<String>,
     /// Iterations to run (each sends one post: three records).
@@ -233,15 +243,16 @@ pub struct EmulateArgs {
     /// Run until interrupted (Ctrl-C).
     #[arg(long, env = "PINPIPE_FOREVER")]
     pub forever: bool,
-    /// Iterations per second over all workers; 0 = as fast as the API answers. Without it, each
-    /// worker sleeps a random 0–2 s after every iteration, like the original.
-    #[arg(long, env = "PINPIPE_RATE")]
+    /// Iterations per second over all workers (0.001 to 1,000,000); 0 = as fast as the API
+    /// answers. Without it, each worker sleeps a random 0–2 s after every iteration, like the
+    /// original [also `[emulator] rate`]
+    #[arg(long, env = "PINPIPE_RATE", value_parser = settings::EMULATOR_RATE.parser())]
     pub rate: Option<f64>,
-    /// Iterations in flight at once.
-    #[arg(long, env = "PINPIPE_CONCURRENCY", default_value_t = 1)]
-    pub concurrency: usize,
+    /// Iterations in flight at once [default: 1; 1 to 10,000; also `[emulator] concurrency`]
+    #[arg(long, env = "PINPIPE_CONCURRENCY", value_name = "N", value_parser = settings::CONCURRENCY.usize_parser())]
+    pub concurrency: Option<usize>,
     /// Random seed for the row choice.
-    #[arg(long, env = "PINPIPE_SEED", default_value_t = 42)]
+    #[arg(long, env = "PINPIPE_SEED", default_value_t = source::DEFAULT_SEED)]
     pub seed: u64,
 }
 
@@ -254,8 +265,25 @@ pub struct GatewayArgs {
     #[arg(long, env = "PINPIPE_BASE_PATH", value_name = "PATH")]
     pub base_path: Option<String>,
     /// Require x-api-key to be one of these (repeat the flag, or comma-separate in the variable).
+    /// Prefer PINPIPE_API_KEY or `[gateway] api_keys`: a flag shows in `ps` to every user.
     #[arg(long = "api-key", env = "PINPIPE_API_KEY", value_delimiter = ',', value_name = "KEY")]
     pub api_keys: Vec<String>,
+    /// Close a connection whose request head has not arrived whole this long after the accept
+    /// or the previous response [default: 10s; 100ms to 1h; also `[gateway] header_read_timeout`]
+    #[arg(long, env = "PINPIPE_HEADER_READ_TIMEOUT", value_name = "DURATION", value_parser = settings::HEADER_READ_TIMEOUT.parser())]
+    pub header_read_timeout: Option<Duration>,
+    /// Close a keep-alive connection idle this long [default: 5s; 100ms to 1h, at most the
+    /// header-read timeout; also `[gateway] idle_timeout`]
+    #[arg(long, env = "PINPIPE_IDLE_TIMEOUT", value_name = "DURATION", value_parser = settings::IDLE_TIMEOUT.parser())]
+    pub idle_timeout: Option<Duration>,
+    /// Answer 408 when a request body takes longer than this to arrive
+    /// [default: 30s; 100ms to 1h; also `[gateway] body_timeout`]
+    #[arg(long, env = "PINPIPE_BODY_TIMEOUT", value_name = "DURATION", value_parser = settings::BODY_TIMEOUT.parser())]
+    pub body_timeout: Option<Duration>,
+    /// Most connections open at once; past it, the connection idle longest is closed to make
+    /// room [default: the open-file limit less a reserve; also `[gateway] max_connections`]
+    #[arg(long, env = "PINPIPE_MAX_CONNECTIONS", value_name = "N", value_parser = settings::MAX_CONNECTIONS.usize_parser())]
+    pub max_connections: Option<usize>,
     /// Results folder whose last batch run the status page (/) shows [default: <data>/results]
     #[arg(long, env = "PINPIPE_OUT", value_name = "DIR")]
     pub out: Option<PathBuf>,
@@ -477,10 +505,7 @@ async fn emulate(cfg: &Config, file: &FileConfig, args: EmulateArgs) -> Result<(
     let api =
         args.api.or_else(|| file.emulator.api.clone()).unwrap_or_else(|| format!("http://{}", config::DEFAULT_LISTEN));
     let count = (!args.forever).then_some(args.count);
-    let pace = args.rate.map_or(Pace::Original, Pace::Rate);
-    if args.rate.is_some_and(|r| !r.is_finite() || r < 0.0) {
-        bail!("--rate must be a non-negative number of iterations per second");
-    }
+    let pace = args.rate.or(cfg.file.emulator_rate).map_or(Pace::Original, Pace::Rate);
     let reader = source::Source::connect(&cfg.source).await.context("opening the source")?.reader().await?;
     let ecfg = EmulatorConfig {
         api: api.clone(),
@@ -489,7 +514,7 @@ async fn emulate(cfg: &Config, file: &FileConfig, args: EmulateArgs) -> Result<(
         mode: args.mode,
         count,
         pace,
-        concurrency: args.concurrency,
+        concurrency: args.concurrency.or(cfg.file.emulator_concurrency).unwrap_or(1),
         seed: args.seed,
         retry: emulator::Retry::default(),
     };
@@ -532,7 +557,19 @@ async fn serve_gateway(cfg: &Config, file: &FileConfig, args: GatewayArgs) -> Re
     let base_path = args.base_path.or_else(|| file.gateway.base_path.clone());
     let api_keys = if args.api_keys.is_empty() { file.gateway.api_keys.clone() } else { args.api_keys };
     let (topics, streams) = open_logs(cfg).await?;
-    let gcfg = gateway::GatewayConfig { base_path, api_keys };
+    let defaults = gateway::GatewayConfig::default();
+    let f = &cfg.file;
+    let gcfg = gateway::GatewayConfig {
+        base_path,
+        api_keys,
+        header_read_timeout: args
+            .header_read_timeout
+            .or(f.gateway_header_read_timeout)
+            .unwrap_or(defaults.header_read_timeout),
+        idle_timeout: args.idle_timeout.or(f.gateway_idle_timeout).unwrap_or(defaults.idle_timeout),
+        body_timeout: args.body_timeout.or(f.gateway_body_timeout).unwrap_or(defaults.body_timeout),
+        max_connections: args.max_connections.or(f.gateway_max_connections),
+    };
     let lake = Lake::open(&cfg.lake).context("opening the lake for the status page")?;
     let results = args.out.unwrap_or_else(|| cfg.default_results());
     let sources = gateway::status::Sources::new(cfg.id.clone(), Some(lake), Some(results));
@@ -659,17 +696,14 @@ async fn run_demo(cfg: &Config, args: DemoArgs) -> Result<()> {
 }
 
 async fn run_sink(cfg: &Config, args: SinkArgs) -> Result<()> {
-    if args.flush_size == 0 {
-        bail!("--flush-size must be at least 1");
-    }
     let log = eventlog::open_with_defaults(&cfg.log, Namespace::Topics, &cfg.id, &cfg.clients)
         .await
         .context("opening the topics log")?;
     let lake = Lake::open(&cfg.lake)?;
     let scfg = sink::SinkConfig {
         id: cfg.id.clone(),
-        flush_size: args.flush_size,
-        flush_interval: args.flush_interval,
+        flush_size: args.flush_size.or(cfg.file.sink_flush_size).unwrap_or(sink::DEFAULT_FLUSH_SIZE),
+        flush_interval: args.flush_interval.or(cfg.file.sink_flush_interval).unwrap_or(sink::DEFAULT_FLUSH_INTERVAL),
         drain: args.drain,
         worker: args.worker,
     };
@@ -694,19 +728,23 @@ async fn run_batch(cfg: &Config, args: BatchArgs) -> Result<()> {
 }
 
 async fn run_stream(cfg: &Config, args: StreamArgs) -> Result<()> {
-    if args.max_batch == 0 {
-        bail!("--max-batch must be at least 1");
-    }
     let streams = eventlog::open_with_defaults(&cfg.streams, Namespace::Streams, &cfg.id, &cfg.clients)
         .await
         .context("opening the streams log")?;
     let lake = Lake::open(&cfg.lake)?;
     let scfg = stream::StreamConfig {
         id: cfg.id.clone(),
-        max_batch_records: args.max_batch,
-        max_latency: args.max_latency,
+        max_batch_records: args.max_batch.or(cfg.file.stream_max_batch).unwrap_or(stream::DEFAULT_MAX_BATCH),
+        max_latency: args.max_latency.or(cfg.file.stream_max_latency).unwrap_or(stream::DEFAULT_MAX_LATENCY),
         drain: args.drain,
-        checkpoint_every: args.checkpoint_every.max(1),
+        checkpoint_every: args
+            .checkpoint_every
+            .or(cfg.file.stream_checkpoint_every)
+            .unwrap_or(stream::DEFAULT_CHECKPOINT_EVERY),
+        lake_timeout: args
+            .lake_timeout
+            .or(cfg.file.stream_lake_timeout)
+            .or(args.drain.then_some(stream::DEFAULT_DRAIN_LAKE_TIMEOUT)),
         worker: args.worker,
     };
     tracing::info!(lake = %lake.url(), streams = %eventlog::display_url(&cfg.streams), "stream job starting");

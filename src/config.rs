@@ -8,9 +8,12 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use std::time::Duration;
+
 use serde::Deserialize;
 
 use crate::eventlog::ClientSettings;
+use crate::settings::{self, CountRange, DurationRange, RateRange};
 
 /// Default pipeline id: names the topics, streams and Delta tables.
 pub const DEFAULT_ID: &str = "pinterest";
@@ -62,6 +65,12 @@ pub struct FileConfig {
     /// `[emulator]`: the posting emulator.
     #[serde(default)]
     pub emulator: EmulatorFile,
+    /// `[sink]`: the object-store sink.
+    #[serde(default)]
+    pub sink: SinkFile,
+    /// `[stream]`: the stream job.
+    #[serde(default)]
+    pub stream: StreamFile,
     /// `[kafka]`: librdkafka client properties for a `kafka://` log, passed through as they are
     /// (`"security.protocol" = "SASL_SSL"`, `sasl.mechanism = "AWS_MSK_IAM"`, `"linger.ms" = 10`;
     /// dotted keys may be quoted or not). The URL's own `?key=value` settings win over these.
@@ -78,9 +87,20 @@ pub struct GatewayFile {
     pub listen: Option<String>,
     /// API Gateway stage prefix such as `/dev` (default none).
     pub base_path: Option<String>,
-    /// Accepted `x-api-key` values; when any are set, every API route requires one.
+    /// Accepted `x-api-key` values; when any are set, every API route requires one. Better here
+    /// (or in `PINPIPE_API_KEY`) than in `--api-key`, which other users see in `ps`.
     #[serde(default)]
     pub api_keys: Vec<String>,
+    /// Longest wait for a whole request head, from the accept or the previous response
+    /// (default `10s`; 100ms to 1h).
+    pub header_read_timeout: Option<String>,
+    /// Longest an idle keep-alive connection is kept (default `5s`; 100ms to 1h, at most
+    /// `header_read_timeout`).
+    pub idle_timeout: Option<String>,
+    /// Longest a request body may take to arrive (default `30s`; 100ms to 1h).
+    pub body_timeout: Option<String>,
+    /// Most connections at once (default: the open-file limit less a reserve).
+    pub max_connections: Option<u64>,
 }
 
 /// The `[emulator]` table of `pinpipe.toml`.
@@ -91,6 +111,93 @@ pub struct EmulatorFile {
     pub api: Option<String>,
     /// API key sent as `x-api-key`.
     pub api_key: Option<String>,
+    /// Iterations per second over all workers; `0`: as fast as the API answers (default: the
+    /// original's random 0–2 s pause).
+    pub rate: Option<f64>,
+    /// Iterations in flight at once (default 1).
+    pub concurrency: Option<u64>,
+}
+
+/// The `[sink]` table of `pinpipe.toml`.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SinkFile {
+    /// Records per file (Confluent `flush.size`; default 1000).
+    pub flush_size: Option<u64>,
+    /// Longest a record waits in an unwritten file (default `10s`).
+    pub flush_interval: Option<String>,
+}
+
+/// The `[stream]` table of `pinpipe.toml`.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StreamFile {
+    /// Most records per micro-batch (default 10000).
+    pub max_batch: Option<u64>,
+    /// Longest a record waits before its micro-batch is committed (default `1s`).
+    pub max_latency: Option<String>,
+    /// A Delta checkpoint every this many commits of a table (default 100).
+    pub checkpoint_every: Option<u64>,
+    /// How long a commit waits out a lake that is full or unreachable before the job gives up
+    /// (default: as long as it takes; `10m` with `--drain`).
+    pub lake_timeout: Option<String>,
+}
+
+/// The per-stage values of the file, checked against their ranges ([`crate::settings`]): what
+/// the command line falls back to when a flag and its variable are absent.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FileSettings {
+    pub gateway_header_read_timeout: Option<Duration>,
+    pub gateway_idle_timeout: Option<Duration>,
+    pub gateway_body_timeout: Option<Duration>,
+    pub gateway_max_connections: Option<usize>,
+    pub emulator_rate: Option<f64>,
+    pub emulator_concurrency: Option<usize>,
+    pub sink_flush_size: Option<usize>,
+    pub sink_flush_interval: Option<Duration>,
+    pub stream_max_batch: Option<usize>,
+    pub stream_max_latency: Option<Duration>,
+    pub stream_checkpoint_every: Option<u64>,
+    pub stream_lake_timeout: Option<Duration>,
+}
+
+impl FileConfig {
+    /// Checks every per-stage value against its range; the error names the key.
+    pub fn settings(&self) -> Result<FileSettings, Error> {
+        fn duration(field: &'static str, range: DurationRange, v: &Option<String>) -> Result<Option<Duration>, Error> {
+            v.as_deref().map(|t| range.parse(t).map_err(|reason| Error::Invalid { field, reason })).transpose()
+        }
+        fn count(field: &'static str, range: CountRange, v: Option<u64>) -> Result<Option<u64>, Error> {
+            v.map(|n| range.check(n).map_err(|reason| Error::Invalid { field, reason })).transpose()
+        }
+        fn size(field: &'static str, range: CountRange, v: Option<u64>) -> Result<Option<usize>, Error> {
+            count(field, range, v)?
+                .map(|n| usize::try_from(n).map_err(|_| Error::Invalid { field, reason: format!("{n} is too large") }))
+                .transpose()
+        }
+        fn rate(field: &'static str, range: RateRange, v: Option<f64>) -> Result<Option<f64>, Error> {
+            v.map(|r| range.check(r).map_err(|reason| Error::Invalid { field, reason })).transpose()
+        }
+        let (g, e, k, s) = (&self.gateway, &self.emulator, &self.sink, &self.stream);
+        Ok(FileSettings {
+            gateway_header_read_timeout: duration(
+                "gateway.header_read_timeout",
+                settings::HEADER_READ_TIMEOUT,
+                &g.header_read_timeout,
+            )?,
+            gateway_idle_timeout: duration("gateway.idle_timeout", settings::IDLE_TIMEOUT, &g.idle_timeout)?,
+            gateway_body_timeout: duration("gateway.body_timeout", settings::BODY_TIMEOUT, &g.body_timeout)?,
+            gateway_max_connections: size("gateway.max_connections", settings::MAX_CONNECTIONS, g.max_connections)?,
+            emulator_rate: rate("emulator.rate", settings::EMULATOR_RATE, e.rate)?,
+            emulator_concurrency: size("emulator.concurrency", settings::CONCURRENCY, e.concurrency)?,
+            sink_flush_size: size("sink.flush_size", settings::FLUSH_SIZE, k.flush_size)?,
+            sink_flush_interval: duration("sink.flush_interval", settings::FLUSH_INTERVAL, &k.flush_interval)?,
+            stream_max_batch: size("stream.max_batch", settings::MAX_BATCH, s.max_batch)?,
+            stream_max_latency: duration("stream.max_latency", settings::MAX_LATENCY, &s.max_latency)?,
+            stream_checkpoint_every: count("stream.checkpoint_every", settings::CHECKPOINT_EVERY, s.checkpoint_every)?,
+            stream_lake_timeout: duration("stream.lake_timeout", settings::LAKE_TIMEOUT, &s.lake_timeout)?,
+        })
+    }
 }
 
 impl FileConfig {
@@ -122,6 +229,8 @@ pub struct Config {
     pub lake: String,
     /// Backend client settings from the file (the `[kafka]` table).
     pub clients: ClientSettings,
+    /// The file's per-stage values, checked.
+    pub file: FileSettings,
 }
 
 /// Global values given on the command line or in the environment (each may be absent).
@@ -162,7 +271,8 @@ impl Config {
         }
         let mut kafka = BTreeMap::new();
         flatten_settings("", &file.kafka, &mut kafka)?;
-        Ok(Config { data, id, source, log, streams, lake, clients: ClientSettings { kafka } })
+        let file = file.settings()?;
+        Ok(Config { data, id, source, log, streams, lake, clients: ClientSettings { kafka }, file })
     }
 
     /// Where batch results go unless `--out` says otherwise.
@@ -249,27 +359,6 @@ impl std::str::FromStr for Worker {
     }
 }
 
-/// Parses a duration such as `10s`, `500ms`, `2m` or a bare number of seconds.
-pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
-    let text = text.trim();
-    let (number, unit) = match text.find(|c: char| !(c.is_ascii_digit() || c == '.')) {
-        Some(i) => text.split_at(i),
-        None => (text, "s"),
-    };
-    let value: f64 = number.parse().map_err(|_| format!("`{text}` is not a duration such as 10s or 500ms"))?;
-    let seconds = match unit {
-        "ms" => value / 1000.0,
-        "s" => value,
-        "m" => value * 60.0,
-        "h" => value * 3600.0,
-        _ => return Err(format!("`{text}`: unknown unit `{unit}` (use ms, s, m or h)")),
-    };
-    if !seconds.is_finite() || seconds < 0.0 {
-        return Err(format!("`{text}` is not a non-negative duration"));
-    }
-    Ok(std::time::Duration::from_secs_f64(seconds))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -335,11 +424,25 @@ mod tests {
     }
 
     #[test]
-    fn durations_take_units() {
-        assert_eq!(parse_duration("10s").unwrap().as_millis(), 10_000);
-        assert_eq!(parse_duration("250ms").unwrap().as_millis(), 250);
-        assert_eq!(parse_duration("2").unwrap().as_secs(), 2);
-        assert!(parse_duration("ten").is_err());
-        assert!(parse_duration("5d").is_err());
+    fn stage_values_in_the_file_are_checked_and_named() {
+        let file: FileConfig = toml::from_str(
+            "[sink]\nflush_interval = \"500ms\"\nflush_size = 10\n[stream]\ncheckpoint_every = 5\n[gateway]\nidle_timeout = \"2s\"\n",
+        )
+        .unwrap();
+        let s = file.settings().unwrap();
+        assert_eq!(s.sink_flush_interval, Some(Duration::from_millis(500)));
+        assert_eq!((s.sink_flush_size, s.stream_checkpoint_every), (Some(10), Some(5)));
+        assert_eq!(s.gateway_idle_timeout, Some(Duration::from_secs(2)));
+        for (text, field) in [
+            ("[stream]\ncheckpoint_every = 0\n", "stream.checkpoint_every"),
+            ("[sink]\nflush_interval = \"99999999999999999999h\"\n", "sink.flush_interval"),
+            ("[emulator]\nrate = 1e-20\n", "emulator.rate"),
+            ("[gateway]\nmax_connections = 0\n", "gateway.max_connections"),
+        ] {
+            let file: FileConfig = toml::from_str(text).unwrap();
+            let e = file.settings().unwrap_err().to_string();
+            assert!(e.starts_with(&format!("invalid value for `{field}`: ")) && !e.contains('\n'), "{e}");
+        }
+        assert!(toml::from_str::<FileConfig>("[sink]\nflush_sise = 3\n").is_err());
     }
 }

@@ -163,8 +163,8 @@ pub async fn run(
     phase(Phase::Sink, 0);
     let sink_cfg = SinkConfig {
         id: cfg.id.clone(),
-        flush_size: 1000,
-        flush_interval: std::time::Duration::from_secs(10),
+        flush_size: sink::DEFAULT_FLUSH_SIZE,
+        flush_interval: sink::DEFAULT_FLUSH_INTERVAL,
         drain: true,
         worker: crate::config::Worker::ALL,
     };
@@ -172,10 +172,11 @@ pub async fn run(
     phase(Phase::Stream, 0);
     let stream_cfg = StreamConfig {
         id: cfg.id.clone(),
-        max_batch_records: 10_000,
-        max_latency: std::time::Duration::from_secs(1),
+        max_batch_records: stream::DEFAULT_MAX_BATCH,
+        max_latency: stream::DEFAULT_MAX_LATENCY,
         drain: true,
-        checkpoint_every: 100,
+        checkpoint_every: stream::DEFAULT_CHECKPOINT_EVERY,
+        lake_timeout: Some(stream::DEFAULT_DRAIN_LAKE_TIMEOUT),
         worker: crate::config::Worker::ALL,
     };
     let stream_job = stream::run(&stream_cfg, streams, &lake, shutdown.child_token()).await?;

@@ -104,6 +104,8 @@ pub enum Error {
     BadUrl { url: String, reason: String },
     #[error("concurrency must be at least 1")]
     NoConcurrency,
+    #[error("invalid rate: {0}")]
+    BadRate(String),
     #[error("building the HTTP client")]
     Client(#[source] reqwest::Error),
     #[error("encoding source row {position} as JSON")]
@@ -135,6 +137,9 @@ pub async fn run(
     if cfg.concurrency == 0 {
         return Err(Error::NoConcurrency);
     }
+    if let Pace::Rate(rate) = cfg.pace {
+        crate::settings::EMULATOR_RATE.check(rate).map_err(Error::BadRate)?;
+    }
     let rows = reader.rows();
     if rows == 0 {
         return Err(Error::EmptySource);
@@ -146,6 +151,9 @@ pub async fn run(
     }
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(cfg.concurrency)
+        // Below the gateway's default idle timeout (5 s), so the client retires a connection
+        // before the server closes it under a request.
+        .pool_idle_timeout(Duration::from_secs(3))
         .timeout(Duration::from_secs(30))
         .build()
         .map_err(Error::Client)?;

@@ -129,7 +129,9 @@ impl LagProbe {
     /// The first offset of `topic`/`partition` that no sink file holds.
     async fn sink_next(&self, topic: &str, partition: u32, start: u64, problems: &mut Vec<String>) -> Option<u64> {
         let dir = self.lake.path(&layout::partition_dir(topic, partition));
-        match resume::find(self.lake.store.as_ref(), &dir, topic, partition, start).await {
+        // Where the sink would resume, whatever the log's identity: the lag of the files there.
+        let extent = resume::LogExtent { start, end: u64::MAX, incarnation: None };
+        match resume::find(self.lake.store.as_ref(), &dir, topic, partition, &extent).await {
             Ok(point) => Some(point.next),
             Err(e) => {
                 problems.push(format!("sink position of {topic} partition {partition}: {}", error_chain(&e)));

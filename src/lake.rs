@@ -12,6 +12,10 @@
 //! `AWS_CONNECT_TIMEOUT` (5 s), read by `object_store` here and passed to `deltalake` with the
 //! other `AWS_*` settings. A timed-out request is retried by the object store a few times, then
 //! by the sink and the stream job themselves for as long as the outage lasts.
+//!
+//! A full disk under a local lake is treated the same way: [`Trouble`] tells the lake's state
+//! (unreachable, full) from a write's own fault, and [`Lake::is_nearly_full`] lets a writer wait
+//! for space before it starts a write that would fail half way.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -41,6 +45,73 @@ pub enum Error {
     },
 }
 
+/// Free space under which a local lake counts as full: a writer waits rather than start a write
+/// (a Delta commit, a sink file) that the disk cannot hold.
+pub const MIN_FREE_BYTES: u64 = 16 * 1024 * 1024;
+
+/// Why the lake cannot take a write now, when the cause is the lake's state (retrying later may
+/// succeed) and not the write itself (a conflict, a missing table, a refused credential).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trouble {
+    /// The store does not answer, or answers with a server error (timeouts, refused
+    /// connections, 5xx), after the object store's own retries.
+    Unreachable,
+    /// The disk under a local lake is full, or its quota used up.
+    Full,
+}
+
+impl Trouble {
+    /// The trouble somewhere in `error`'s causes, if any: a full disk (an I/O error `ENOSPC` or
+    /// `EDQUOT`, also inside another error) wins over an object store request that failed in
+    /// transport (what `object_store` reports as `Generic`).
+    pub fn of(error: &(dyn std::error::Error + 'static)) -> Option<Trouble> {
+        let mut found = None;
+        let mut pending: Vec<&(dyn std::error::Error + 'static)> = vec![error];
+        while let Some(e) = pending.pop() {
+            if let Some(io) = e.downcast_ref::<std::io::Error>() {
+                if is_full(io) {
+                    return Some(Trouble::Full);
+                }
+                // An I/O error wrapping another (as `AsyncWrite` adapters do) does not list it
+                // among its sources: look inside.
+                if let Some(inner) = io.get_ref() {
+                    pending.push(inner);
+                }
+            }
+            if matches!(e.downcast_ref::<object_store::Error>(), Some(object_store::Error::Generic { .. })) {
+                found = Some(Trouble::Unreachable);
+            }
+            if let Some(source) = e.source() {
+                pending.push(source);
+            }
+        }
+        found
+    }
+
+    /// The `reason` label of the workers' metrics.
+    pub fn label(self) -> &'static str {
+        match self {
+            Trouble::Unreachable => "unreachable",
+            Trouble::Full => "disk_full",
+        }
+    }
+}
+
+impl std::fmt::Display for Trouble {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Trouble::Unreachable => "the lake is unreachable",
+            Trouble::Full => "the lake's disk is full",
+        })
+    }
+}
+
+fn is_full(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind;
+    matches!(e.kind(), ErrorKind::StorageFull | ErrorKind::QuotaExceeded)
+        || matches!(e.raw_os_error(), Some(code) if code == libc::ENOSPC || code == libc::EDQUOT)
+}
+
 /// An opened lake: the store and the prefix under which pinpipe writes.
 #[derive(Debug, Clone)]
 pub struct Lake {
@@ -51,6 +122,8 @@ pub struct Lake {
     url: String,
     /// What `deltalake` needs besides the URL to open tables in this lake.
     storage_options: HashMap<String, String>,
+    /// The folder of a local lake.
+    local: Option<PathBuf>,
 }
 
 impl Lake {
@@ -68,7 +141,13 @@ impl Lake {
                 .map_err(|source| Error::Store { url: url.clone(), source })?
                 .with_automatic_cleanup(true);
             let url = format!("file://{}", dir.display());
-            return Ok(Lake { store: Arc::new(store), root: Path::default(), url, storage_options: HashMap::new() });
+            return Ok(Lake {
+                store: Arc::new(store),
+                root: Path::default(),
+                url,
+                storage_options: HashMap::new(),
+                local: Some(dir),
+            });
         }
         let Some(rest) = url.strip_prefix("s3://") else {
             return Err(Error::UnsupportedUrl(url));
@@ -97,7 +176,19 @@ impl Lake {
             storage_options.insert("AWS_REGION".into(), "us-east-1".into());
         }
         let store = builder.build().map_err(|source| Error::Store { url: url.clone(), source })?;
-        Ok(Lake { store: Arc::new(store), root: Path::from(prefix), url, storage_options })
+        Ok(Lake { store: Arc::new(store), root: Path::from(prefix), url, storage_options, local: None })
+    }
+
+    /// Bytes free for this process under a local lake's folder; `None` for object stores (or
+    /// when the file system does not say).
+    pub fn free_bytes(&self) -> Option<u64> {
+        free_bytes(self.local.as_deref()?)
+    }
+
+    /// True when a local lake has less than [`MIN_FREE_BYTES`] free: a writer should wait for
+    /// space ([`Trouble::Full`]) instead of starting a write.
+    pub fn is_nearly_full(&self) -> bool {
+        self.free_bytes().is_some_and(|free| free < MIN_FREE_BYTES)
     }
 
     /// The key of `relative` (slash-separated) under the lake's root.
@@ -125,10 +216,53 @@ impl Lake {
     }
 }
 
+/// Bytes free for unprivileged users on the file system holding `dir`.
+#[cfg(unix)]
+pub fn free_bytes(dir: &std::path::Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
+    // SAFETY: statvfs only writes the struct it is given; `path` is a valid C string.
+    let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
+    let rc = unsafe { libc::statvfs(path.as_ptr(), &mut stat) };
+    let (blocks, size) = (u64::try_from(stat.f_bavail).unwrap_or(0), u64::try_from(stat.f_frsize).unwrap_or(0));
+    (rc == 0).then(|| blocks.saturating_mul(size))
+}
+
+#[cfg(not(unix))]
+pub fn free_bytes(_dir: &std::path::Path) -> Option<u64> {
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use object_store::{ObjectStoreExt, PutPayload};
+
+    #[test]
+    fn a_full_disk_is_found_inside_the_errors_that_wrap_it() {
+        let enospc = std::io::Error::from_raw_os_error(libc::ENOSPC);
+        assert_eq!(Trouble::of(&enospc), Some(Trouble::Full));
+        // As deltalake's parquet writer reports it: an I/O error around an object store error
+        // around the I/O error of the write.
+        #[derive(Debug, thiserror::Error)]
+        #[error("copy failed")]
+        struct Copy(#[source] std::io::Error);
+        let store = object_store::Error::Generic { store: "LocalFileSystem", source: Box::new(Copy(enospc)) };
+        let wrapped = std::io::Error::other(store);
+        assert_eq!(Trouble::of(&wrapped), Some(Trouble::Full));
+        let timeout = object_store::Error::Generic { store: "S3", source: "operation timed out".into() };
+        assert_eq!(Trouble::of(&std::io::Error::other(timeout)), Some(Trouble::Unreachable));
+        let missing = object_store::Error::NotFound { path: "x".into(), source: "404".into() };
+        assert_eq!(Trouble::of(&missing), None);
+    }
+
+    #[test]
+    fn a_local_lake_knows_its_free_space() {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = Lake::open(&format!("file://{}", dir.path().display())).unwrap();
+        assert!(lake.free_bytes().is_some_and(|b| b > 0));
+        assert_eq!(Lake::open("s3://b/p").unwrap().free_bytes(), None);
+    }
 
     #[tokio::test]
     async fn a_local_lake_writes_under_its_folder() {

@@ -30,6 +30,7 @@ pub mod lake;
 pub mod observe;
 pub mod report;
 pub mod schedule;
+pub mod settings;
 pub mod sink;
 pub mod source;
 pub mod stream;

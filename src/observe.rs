@@ -8,7 +8,9 @@
 //! Delta table versions (one per commit). Read at each scrape, so they are right across restarts
 //! and for several processes alike. `pinpipe_log_events_total` counts this process's `WARN` and
 //! `ERROR` log events (failed writes that are retried, failed partitions): the worker's errors.
-//! The gateway has its own `/metrics` ([`crate::gateway::metrics`]).
+//! `pinpipe_<worker>_lake_writable` and `pinpipe_<worker>_lake_failures_total` say whether the
+//! worker is waiting out a lake that is full or unreachable ([`lake_trouble`], fed by the sink's
+//! and the stream job's retry loops). The gateway has its own `/metrics` ([`crate::gateway::metrics`]).
 
 use std::fmt::Write as _;
 use std::sync::Arc;
@@ -26,11 +28,43 @@ use tracing::Level;
 use crate::clean::Table;
 use crate::eventlog::EventLog;
 use crate::lag::LagProbe;
+use crate::lake::Trouble;
 use crate::sink::layout;
 use crate::stream::Progress;
 
 static WARNINGS: AtomicU64 = AtomicU64::new(0);
 static ERRORS: AtomicU64 = AtomicU64::new(0);
+/// 0 while the lake takes writes; 1 + the [`Trouble`] index while this process waits it out.
+static LAKE_STATE: AtomicU64 = AtomicU64::new(0);
+/// Failed lake writes by [`Trouble`]: unreachable, full.
+static LAKE_FAILURES: [AtomicU64; 2] = [AtomicU64::new(0), AtomicU64::new(0)];
+
+fn trouble_index(t: Trouble) -> usize {
+    match t {
+        Trouble::Unreachable => 0,
+        Trouble::Full => 1,
+    }
+}
+
+/// Records a failed (or not attempted) lake write of this process and why; it is retried.
+pub fn lake_trouble(trouble: Trouble) {
+    LAKE_FAILURES[trouble_index(trouble)].fetch_add(1, Ordering::Relaxed);
+    LAKE_STATE.store(1 + trouble_index(trouble) as u64, Ordering::Relaxed);
+}
+
+/// Records that a lake write of this process succeeded.
+pub fn lake_ok() {
+    LAKE_STATE.store(0, Ordering::Relaxed);
+}
+
+/// What keeps this process's lake writes waiting now, if anything.
+pub fn lake_state() -> Option<Trouble> {
+    match LAKE_STATE.load(Ordering::Relaxed) {
+        1 => Some(Trouble::Unreachable),
+        2 => Some(Trouble::Full),
+        _ => None,
+    }
+}
 
 /// A `tracing` layer that counts `WARN` and `ERROR` events (those the filter lets through).
 pub struct EventCounter;
@@ -198,6 +232,23 @@ impl WorkerMetrics {
                     }
                 }
             }
+        }
+        family(
+            &mut out,
+            "lake_writable",
+            "gauge",
+            "1 while the worker's lake writes succeed, 0 while it waits out a lake that is full or unreachable.",
+        );
+        let _ = writeln!(out, "pinpipe_{w}_lake_writable {}", u8::from(lake_state().is_none()));
+        family(
+            &mut out,
+            "lake_failures_total",
+            "counter",
+            "Lake writes that failed (or waited for space) and are retried, by reason.",
+        );
+        for t in [Trouble::Unreachable, Trouble::Full] {
+            let n = LAKE_FAILURES[trouble_index(t)].load(Ordering::Relaxed);
+            let _ = writeln!(out, "pinpipe_{w}_lake_failures_total{{reason=\"{}\"}} {n}", t.label());
         }
         let (warnings, errors) = log_events();
         out.push_str(

@@ -341,26 +341,40 @@ fn readable_records_keep_their_positions_around_rejects() {
         br#"{"ind": 14}"#,
     ];
     let decoded = clean::decode(Table::User, &lines).unwrap();
-    assert_eq!(decoded.rows, [0, 2, 3]);
-    assert_eq!(decoded.rejects.len(), 2);
-    assert_eq!(
-        (decoded.rejects[0].index, decoded.rejects[0].reason.as_str(), decoded.rejects[0].raw.as_str()),
-        (1, "not JSON", "\u{fffd}\u{fffd}")
-    );
-    assert_eq!((decoded.rejects[1].index, decoded.rejects[1].reason.as_str()), (4, "missing `date_joined`"));
+    assert_eq!(decoded.rows, [0, 3]);
+    let rejects: Vec<(usize, &str)> = decoded.rejects.iter().map(|r| (r.index, r.reason.as_str())).collect();
+    // A known field given twice is rejected, whatever its values (SPEC §6).
+    assert_eq!(rejects, [(1, "not JSON"), (2, "duplicate field `ind`"), (4, "missing `date_joined`")]);
+    assert_eq!(decoded.rejects[0].raw, "\u{fffd}\u{fffd}");
     let batch = clean::clean(Table::User, &decoded.batch).unwrap();
-    // A repeated key: the last value wins. Escapes are decoded.
+    // Escapes are decoded.
     assert_batches_eq!(
         [
             "+-----+-----------+-----+---------------------+",
             "| ind | user_name | age | date_joined         |",
             "+-----+-----------+-----+---------------------+",
             "| 10  |           |     | 2016-01-01T00:00:00 |",
-            "| 12  |           |     | 2016-01-01T00:00:00 |",
             "| 13  | A\"B é     |     | 2016-01-01T00:00:00 |",
             "+-----+-----------+-----+---------------------+",
         ],
         &[batch]
+    );
+}
+
+#[test]
+fn a_known_field_given_twice_is_rejected_and_unknown_ones_are_not() {
+    let lines: [&[u8]; 4] = [
+        br#"{"index": 1, "index": 2}"#,
+        br#"{"index": 1, "title": "a", "title": null}"#,
+        br#"{"index": 3, "extra": 1, "extra": 2, "category": "diy-and-crafts"}"#,
+        br#"{"index": 4, "category": "x", "category": "x"}"#,
+    ];
+    let decoded = clean::decode(Table::Pin, &lines).unwrap();
+    assert_eq!(decoded.rows, [2]);
+    let rejects: Vec<(usize, &str)> = decoded.rejects.iter().map(|r| (r.index, r.reason.as_str())).collect();
+    assert_eq!(
+        rejects,
+        [(0, "duplicate field `index`"), (1, "duplicate field `title`"), (3, "duplicate field `category`")]
     );
 }
 

@@ -263,7 +263,7 @@ async fn stream_admin_routes_create_describe_list_and_delete() {
 
 #[tokio::test]
 async fn base_path_prefixes_the_api_only() {
-    let e = env_with(GatewayConfig { base_path: Some("/dev".into()), api_keys: vec![] }).await;
+    let e = env_with(GatewayConfig { base_path: Some("/dev".into()), ..Default::default() }).await;
     let (s, _, b) = call(&e.app, produce(&format!("/dev/topics/{PIN}"), emulator_body(PIN_VALUE))).await;
     assert_eq!((s, b), (StatusCode::OK, offsets(&[(0, 0)])));
     assert_eq!(call(&e.app, get("/dev/streams")).await.0, StatusCode::OK);
@@ -422,7 +422,7 @@ async fn kinesis_rejects_bad_requests_without_writing() {
 
 #[tokio::test]
 async fn api_keys_guard_every_api_route_but_not_health_or_metrics() {
-    let e = env_with(GatewayConfig { base_path: None, api_keys: vec!["k1".into(), "k2".into()] }).await;
+    let e = env_with(GatewayConfig { api_keys: vec!["k1".into(), "k2".into()], ..Default::default() }).await;
     let t = format!("/topics/{PIN}");
     let kafka_403 = r#"{"error_code":403,"message":"Forbidden"}"#;
     let kinesis_403 = r#"{"__type":"AccessDeniedException","message":"Forbidden"}"#;

@@ -329,6 +329,7 @@ async fn stream_job_on_kinesis_into_delta_on_s3_equals_the_embedded_run_and_surv
         max_latency: Duration::from_secs(1),
         drain: true,
         checkpoint_every: 10,
+        lake_timeout: None,
         worker: pinpipe::config::Worker::ALL,
     };
     stream::run(&cfg, emb.clone(), &local, CancellationToken::new()).await.expect("reference run");
@@ -418,6 +419,7 @@ async fn a_frozen_kinesis_gets_503_and_the_stream_job_waits_then_holds_every_ack
         max_latency: Duration::from_millis(100),
         drain: false,
         checkpoint_every: 10,
+        lake_timeout: None,
         worker: pinpipe::config::Worker::ALL,
     };
     let stop = CancellationToken::new();

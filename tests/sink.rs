@@ -58,12 +58,17 @@ async fn drain(log: &Arc<dyn EventLog>, lake: &Lake, flush_size: usize) -> SinkR
         .expect("sink drain")
 }
 
+/// True for a partition folder's incarnation marker (not a sink file).
+fn is_marker(key: &str) -> bool {
+    key.ends_with(&format!("/{}", sink::resume::MARKER))
+}
+
 /// The start offsets and line counts of `topic`'s files in partition `p`, in offset order.
 fn files_of(objects: &BTreeMap<String, Vec<u8>>, topic: &str, p: u32) -> Vec<(u64, usize)> {
     let dir = format!("{}/", layout::partition_dir(topic, p));
     let mut files: Vec<(u64, usize)> = objects
         .iter()
-        .filter(|(k, _)| k.starts_with(&dir))
+        .filter(|(k, _)| k.starts_with(&dir) && !is_marker(k))
         .map(|(k, body)| {
             let name = layout::parse_file_name(k.rsplit('/').next().unwrap()).expect("a sink file name");
             assert_eq!(&layout::file_key(topic, p, name.start), k, "key follows the layout");
@@ -105,7 +110,14 @@ async fn every_record_lands_once_in_offset_order_with_exact_flush_boundaries() {
     assert_eq!(files_of(&objects, &topic("pin"), 0), [(0, 1000), (1000, 1000), (2000, 500)]);
     assert_eq!(files_of(&objects, &topic("geo"), 0), [(0, 1000)]);
     assert_eq!(files_of(&objects, &topic("user"), 0), [(0, 3)]);
-    assert_eq!(objects.len(), 5, "{:?}", objects.keys().collect::<Vec<_>>());
+    // Five files, and each partition's marker naming the log they came from.
+    assert_eq!(objects.len(), 5 + 3, "{:?}", objects.keys().collect::<Vec<_>>());
+    for name in ["pin", "geo", "user"] {
+        let incarnation = log.describe(&topic(name)).await.unwrap().incarnation.unwrap();
+        let key = format!("{}/{}", layout::partition_dir(&topic(name), 0), sink::resume::MARKER);
+        let marker: serde_json::Value = serde_json::from_slice(&objects[&key]).unwrap();
+        assert_eq!(marker, serde_json::json!({"incarnation": incarnation, "since": 0}));
+    }
     assert_eq!(lines_of(&objects, &topic("pin"), 0), pin);
     assert_eq!(lines_of(&objects, &topic("geo"), 0), geo);
     assert_eq!(lines_of(&objects, &topic("user"), 0), user);
@@ -364,7 +376,7 @@ async fn a_killed_sink_restarts_into_exactly_the_objects_of_an_uninterrupted_run
     let full_run = started.elapsed();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let expected = common::objects(&*open_lake(&reference_dir).store, "").await;
-    assert_eq!(expected.len(), 200 + 21 + 1);
+    assert_eq!(expected.len(), 200 + 21 + 1 + 3, "files and one marker per partition");
 
     let crashed_dir = dir.path().join("crashed");
     let crashed_url = format!("file://{}", crashed_dir.display());
@@ -505,6 +517,8 @@ async fn two_workers_split_the_partitions_and_write_what_one_sink_writes() {
     assert_eq!(got, expected, "two workers write byte for byte what one sink writes");
     // Worker 0/2 wrote partitions 0 and 2 only.
     let mine = a.files;
-    let even = expected.keys().filter(|k| k.contains("partition=0/") || k.contains("partition=2/")).count() as u64;
+    let even =
+        expected.keys().filter(|k| (k.contains("partition=0/") || k.contains("partition=2/")) && !is_marker(k)).count()
+            as u64;
     assert_eq!(mine, even);
 }

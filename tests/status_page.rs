@@ -87,6 +87,7 @@ async fn pipeline() -> Pipeline {
         max_latency: Duration::from_millis(100),
         drain: true,
         checkpoint_every: 100,
+        lake_timeout: None,
         worker: pinpipe::config::Worker::ALL,
     };
     stream::run(&stream_cfg, Arc::clone(&streams), &lake, CancellationToken::new()).await.unwrap();

@@ -71,6 +71,7 @@ fn drain_config() -> StreamConfig {
         max_latency: Duration::from_secs(1),
         drain: true,
         checkpoint_every: 3,
+        lake_timeout: None,
         worker: Worker::ALL,
     }
 }

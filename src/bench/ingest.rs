@@ -25,8 +25,8 @@ use crate::eventlog::{ClientSettings, Namespace};
 #[derive(Debug, Clone, clap::Args)]
 pub struct IngestOptions {
     /// Seconds of load per case.
-    #[arg(long, env = "PINPIPE_BENCH_SECONDS", default_value_t = 5.0)]
-    pub seconds: f64,
+    #[arg(long, env = "PINPIPE_BENCH_SECONDS", value_name = "DURATION", default_value = "5s", value_parser = crate::settings::BENCH_DURATION.parser())]
+    pub seconds: Duration,
     /// Requests in flight at once (keep-alive connections); each level is a separate round.
     #[arg(long, env = "PINPIPE_CONCURRENCY", value_delimiter = ',', default_values_t = [32, 64])]
     pub concurrency: Vec<usize>,
@@ -47,8 +47,6 @@ pub enum Error {
     Io(#[from] std::io::Error),
     #[error("building the HTTP client")]
     Client(#[source] reqwest::Error),
-    #[error("--seconds must be a finite number of seconds, not {0}")]
-    Seconds(f64),
     #[error("{case}: {failed} of {total} requests failed (last: {last})")]
     Failures { case: String, failed: u64, total: u64, last: String },
 }
@@ -214,9 +212,6 @@ struct Request {
 /// Runs the ingest benchmark: bare handler and gateway, at 1 and 100 records per request, with
 /// the `[kafka]` client `settings` of the configuration file for a `kafka://` backend.
 pub async fn run(opts: &IngestOptions, settings: &ClientSettings) -> Result<IngestReport, Error> {
-    if !opts.seconds.is_finite() {
-        return Err(Error::Seconds(opts.seconds));
-    }
     let route = Route::of(&opts.backend);
     let mut logs = BenchLogs::open(&opts.backend, route.namespace(), settings).await?;
     let stop = CancellationToken::new();
@@ -238,7 +233,7 @@ async fn measure(
     let gw = logs.serve(stop.child_token()).await?;
     let gateway_row = format!("gateway + {} log", logs.backend.kind());
 
-    let duration = Duration::from_secs_f64(opts.seconds.max(0.1));
+    let duration = opts.seconds;
     let mut cases = Vec::new();
     for &concurrency in &opts.concurrency {
         let client = reqwest::Client::builder().pool_max_idle_per_host(concurrency).build().map_err(Error::Client)?;

@@ -39,8 +39,8 @@ pub struct StreamBenchOptions {
     #[arg(long, env = "PINPIPE_BENCH_RATES", value_delimiter = ',', default_values_t = [1000, 5000])]
     pub rates: Vec<u32>,
     /// Seconds of load per round.
-    #[arg(long, env = "PINPIPE_BENCH_SECONDS", default_value_t = 10.0)]
-    pub seconds: f64,
+    #[arg(long, env = "PINPIPE_BENCH_SECONDS", value_name = "DURATION", default_value = "10s", value_parser = crate::settings::BENCH_DURATION.parser())]
+    pub seconds: Duration,
     /// Connections of the closed-loop round that finds the sustained maximum (0 skips it).
     #[arg(long, env = "PINPIPE_CONCURRENCY", default_value_t = 64)]
     pub max_connections: usize,
@@ -56,8 +56,6 @@ pub struct StreamBenchOptions {
 /// Errors that stop the benchmark.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("--seconds must be a finite number of seconds, not {0}")]
-    Seconds(f64),
     #[error("setting up the benchmark's streams and gateway")]
     Setup(#[from] backend::Error),
     #[error("opening the temporary lake")]
@@ -148,9 +146,6 @@ type Acks = Arc<Mutex<Vec<(Sequence, Instant)>>>;
 /// Runs the rounds: each fixed rate, then the closed-loop maximum; `settings` are the client
 /// settings of the configuration file.
 pub async fn run(opts: &StreamBenchOptions, settings: &ClientSettings) -> Result<StreamBenchReport, Error> {
-    if !opts.seconds.is_finite() {
-        return Err(Error::Seconds(opts.seconds));
-    }
     let mut logs = BenchLogs::open(&opts.backend, Namespace::Streams, settings).await?;
     let stop = CancellationToken::new();
     let measured = measure(opts, &mut logs, &stop).await;
@@ -178,6 +173,7 @@ async fn measure(
         max_latency: Duration::from_secs(1),
         drain: false,
         checkpoint_every: 100,
+        lake_timeout: None,
         worker: crate::config::Worker::ALL,
     };
     let job_stop = stop.child_token();
@@ -207,7 +203,7 @@ async fn rounds(
 ) -> Result<Vec<Round>, Error> {
     let mut progress = stream::Progress::open(lake, id, Table::Pin).await?;
     let client = reqwest::Client::builder().pool_max_idle_per_host(256).build().map_err(Error::Client)?;
-    let duration = Duration::from_secs_f64(opts.seconds.max(0.5));
+    let duration = opts.seconds;
 
     let mut rounds = Vec::new();
     let mut next_index = 0u64;

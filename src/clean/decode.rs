@@ -8,6 +8,7 @@
 //!
 //! Reasons (stable strings, counted by the batch report), checked in this order:
 //! `not JSON` (also for a record with bytes that are not UTF-8 anywhere), `not a JSON object`,
+//! ``duplicate field `<field>` `` (a field of the table given twice, whatever its values),
 //! ``missing `<key>` `` (absent or null), ``invalid `<key>` `` (not an integer), then field by
 //! field in source order: ``wrong type for `<field>` ``, ``invalid `age` `` (an integer outside
 //! 32 bits), ``missing `<datetime>` `` (absent, null or `""`), ``unparseable `<datetime>` ``.
@@ -176,15 +177,17 @@ impl<'de> Visitor<'de> for KeySeed {
 
 type Slots<'a> = [Option<Scalar<'a>>; MAX_FIELDS];
 
-/// Reads one JSON object into `slots`, one per field of the table, all `None` to begin with (a
-/// repeated key: the last wins). Filled in place: the slots are reused from record to record.
+/// Reads one JSON object into `slots`, one per field of the table, all `None` to begin with, and
+/// returns the position of the first field given twice, if any (the whole object is still read,
+/// so a record that is not JSON further on is that first). Filled in place: the slots are reused
+/// from record to record.
 struct RecordSeed<'s, 'de> {
     fields: &'static [(&'static str, Kind)],
     slots: &'s mut Slots<'de>,
 }
 
 impl<'de> DeserializeSeed<'de> for RecordSeed<'_, 'de> {
-    type Value = ();
+    type Value = Option<usize>;
 
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
         deserializer.deserialize_map(self)
@@ -192,17 +195,25 @@ impl<'de> DeserializeSeed<'de> for RecordSeed<'_, 'de> {
 }
 
 impl<'de> Visitor<'de> for RecordSeed<'_, 'de> {
-    type Value = ();
+    type Value = Option<usize>;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("a JSON object")
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let mut next = 0;
+        let mut seen = 0u32; // bit i: field i was given
+        let mut duplicate = None;
         while let Some(position) = map.next_key_seed(KeySeed { fields: self.fields, next })? {
             match position {
                 Some(i) => {
-                    self.slots[i] = Some(map.next_value::<Scalar<'de>>()?);
+                    let value = map.next_value::<Scalar<'de>>()?;
+                    if seen & (1 << i) != 0 {
+                        duplicate.get_or_insert(i);
+                    } else {
+                        seen |= 1 << i;
+                        self.slots[i] = Some(value);
+                    }
                     next = i + 1;
                 }
                 None => {
@@ -210,7 +221,7 @@ impl<'de> Visitor<'de> for RecordSeed<'_, 'de> {
                 }
             }
         }
-        Ok(())
+        Ok(duplicate)
     }
 }
 
@@ -351,16 +362,22 @@ impl Column {
     }
 }
 
-/// Parses `record` into `slots` (all `None` before); `Err` is why it is not an object at all.
-fn parse<'a>(table: Table, record: &'a [u8], slots: &mut Slots<'a>) -> Result<(), &'static str> {
+/// Parses `record` into `slots` (all `None` before); `Err` is why it is not an object of the
+/// table's fields at all (not JSON, not an object, a field given twice).
+fn parse<'a>(table: Table, record: &'a [u8], slots: &mut Slots<'a>) -> Result<(), String> {
     // JSON is UTF-8 (RFC 8259): checked once for the whole record, not string by string.
-    let text = std::str::from_utf8(record).map_err(|_| "not JSON")?;
+    let text = std::str::from_utf8(record).map_err(|_| "not JSON".to_string())?;
     let mut de = serde_json::Deserializer::from_str(text);
-    RecordSeed { fields: fields(table), slots }.deserialize(&mut de).map_err(|e| match e.classify() {
-        serde_json::error::Category::Data => "not a JSON object",
-        _ => "not JSON",
+    let spec = fields(table);
+    let duplicate = RecordSeed { fields: spec, slots }.deserialize(&mut de).map_err(|e| match e.classify() {
+        serde_json::error::Category::Data => "not a JSON object".to_string(),
+        _ => "not JSON".to_string(),
     })?;
-    de.end().map_err(|_| "not JSON")
+    de.end().map_err(|_| "not JSON".to_string())?;
+    match duplicate {
+        Some(i) => Err(format!("duplicate field `{}`", spec[i].0)),
+        None => Ok(()),
+    }
 }
 
 pub(super) fn decode(table: Table, records: &[&[u8]]) -> Result<Decoded, Error> {
@@ -375,7 +392,7 @@ pub(super) fn decode(table: Table, records: &[&[u8]]) -> Result<Decoded, Error> 
     for (index, record) in records.iter().enumerate() {
         slots.iter_mut().for_each(|slot| *slot = None);
         if let Err(reason) = parse(table, record, &mut slots) {
-            reject(index, record, reason.to_string());
+            reject(index, record, reason);
             continue;
         }
         let mut values: [Option<Value<'_>>; MAX_FIELDS] = Default::default();

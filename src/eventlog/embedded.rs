@@ -10,7 +10,13 @@
 //!
 //! Layout: `DIR/topics.db` and `DIR/streams.db` (one file per [`Namespace`]). A partition's next
 //! offset is one past its highest stored offset, read inside the writing transaction, so offsets
-//! stay contiguous across crashes and across writer processes. The writer keeps what it read
+//! stay contiguous across crashes and across writer processes.
+//!
+//! Identity: each log gets a random id when it is created ([`LogInfo::incarnation`]). A log
+//! deleted and created again under the same name is another log, with another id, and its
+//! offsets go on after the highest offset the name ever had (kept in `retired`), so no position
+//! of the old log names a record of the new one: the sink's file names and the stream job's
+//! stored offsets stay unique per name, and "first received" still sorts by offset. The writer keeps what it read
 //! cached between commits for as long as `PRAGMA data_version` shows no other process wrote.
 //! Checkpoints (copying the WAL back into the database) run on their own thread and connection,
 //! so a commit never waits for one.
@@ -69,7 +75,9 @@ CREATE TABLE IF NOT EXISTS logs (
     id INTEGER PRIMARY KEY,
     name TEXT NOT NULL UNIQUE,
     partitions INTEGER NOT NULL,
-    created_ms INTEGER NOT NULL
+    created_ms INTEGER NOT NULL,
+    uid TEXT,
+    first_offset INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS records (
     pos INTEGER PRIMARY KEY,
@@ -77,7 +85,37 @@ CREATE TABLE IF NOT EXISTS records (
     key BLOB,
     value BLOB NOT NULL
 );
+CREATE TABLE IF NOT EXISTS retired (
+    name TEXT PRIMARY KEY,
+    next_offset INTEGER NOT NULL
+);
 ";
+
+/// Brings a log file of an earlier version to this schema: logs created before identities
+/// existed get one now (readers that stored none take it as the one they read).
+fn migrate(conn: &Connection) -> rusqlite::Result<()> {
+    let columns: Vec<String> =
+        conn.prepare("PRAGMA table_info(logs)")?.query_map([], |r| r.get(1))?.collect::<rusqlite::Result<_>>()?;
+    if !columns.iter().any(|c| c == "uid") {
+        conn.execute_batch("ALTER TABLE logs ADD COLUMN uid TEXT")?;
+    }
+    if !columns.iter().any(|c| c == "first_offset") {
+        conn.execute_batch("ALTER TABLE logs ADD COLUMN first_offset INTEGER NOT NULL DEFAULT 0")?;
+    }
+    let unnamed: Vec<i64> = conn
+        .prepare("SELECT id FROM logs WHERE uid IS NULL")?
+        .query_map([], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    for id in unnamed {
+        conn.execute("UPDATE logs SET uid = ?1 WHERE id = ?2 AND uid IS NULL", params![new_uid(), id])?;
+    }
+    Ok(())
+}
+
+/// A fresh log identity.
+fn new_uid() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
 
 /// An event log stored in a local SQLite file (see the module doc).
 pub struct EmbeddedLog {
@@ -139,6 +177,7 @@ impl EmbeddedLog {
             std::fs::create_dir_all(&dir).map_err(|source| Error::Io { path: dir.display().to_string(), source })?;
             let conn = open_connection(&opened_path, Role::Writer)?;
             conn.execute_batch(SCHEMA).map_err(storage(&opened_path))?;
+            migrate(&conn).map_err(storage(&opened_path))?;
             Ok(conn)
         })
         .await
@@ -239,19 +278,19 @@ impl EventLog for EmbeddedLog {
     async fn describe(&self, name: &str) -> Result<LogInfo> {
         let name = name.to_string();
         self.with_reader(move |conn, namespace| {
-            let (id, count) = find_log(conn, namespace, &name)?;
+            let log = find_log(conn, namespace, &name)?;
             let mut extent = conn
                 .prepare_cached("SELECT MIN(pos), MAX(pos) FROM records WHERE pos BETWEEN ?1 AND ?2")
                 .map_err(storage_any)?;
-            let mut partitions = Vec::with_capacity(count as usize);
-            for partition in 0..count {
-                let (lo, hi) = partition_rowids(id, partition);
+            let mut partitions = Vec::with_capacity(log.partitions as usize);
+            for partition in 0..log.partitions {
+                let (lo, hi) = partition_rowids(log.id, partition);
                 let (first, last): (Option<i64>, Option<i64>) =
                     extent.query_row([lo, hi], |row| Ok((row.get(0)?, row.get(1)?))).map_err(storage_any)?;
-                let end = last.map_or(0, |last| offset_of(last) + 1);
+                let end = last.map_or(log.first_offset, |last| offset_of(last) + 1);
                 partitions.push(PartitionInfo { partition, start: first.map_or(end, offset_of), end });
             }
-            Ok(LogInfo { name, partitions })
+            Ok(LogInfo { name, partitions, incarnation: log.uid })
         })
         .await
     }
@@ -272,7 +311,7 @@ impl EventLog for EmbeddedLog {
     async fn read(&self, name: &str, partition: u32, from: u64, max: usize) -> Result<Vec<Record>> {
         let name = name.to_string();
         self.with_reader(move |conn, namespace| {
-            let (id, count) = find_log(conn, namespace, &name)?;
+            let FoundLog { id, partitions: count, .. } = find_log(conn, namespace, &name)?;
             if partition >= count {
                 return Err(Error::NoSuchPartition { noun: namespace.noun(), name, partition, partitions: count });
             }
@@ -332,6 +371,8 @@ impl Drop for Writer {
 struct LogRow {
     id: i64,
     partitions: u32,
+    /// Where its partitions' offsets start (past every offset an earlier log of the name had).
+    first_offset: u64,
 }
 
 impl Writer {
@@ -441,25 +482,31 @@ impl Writer {
         }
         let row = self
             .conn
-            .prepare_cached("SELECT id, partitions FROM logs WHERE name = ?1")
-            .and_then(|mut s| s.query_row([name], |r| Ok(LogRow { id: r.get(0)?, partitions: r.get(1)? })).optional())
+            .prepare_cached("SELECT id, partitions, first_offset FROM logs WHERE name = ?1")
+            .and_then(|mut s| {
+                s.query_row([name], |r| {
+                    Ok(LogRow { id: r.get(0)?, partitions: r.get(1)?, first_offset: r.get::<_, i64>(2)?.max(0) as u64 })
+                })
+                .optional()
+            })
             .map_err(storage(&self.path))?;
         self.logs.insert(name.to_string(), row);
         Ok(row)
     }
 
-    /// The next offset of a partition: cached, or one past the highest stored.
-    fn next_offset(&mut self, log_id: i64, partition: u32) -> Result<&mut u64> {
-        if !self.next.contains_key(&(log_id, partition)) {
-            let (lo, hi) = partition_rowids(log_id, partition);
+    /// The next offset of a partition: cached, or one past the highest stored, or the log's
+    /// first offset.
+    fn next_offset(&mut self, log: LogRow, partition: u32) -> Result<&mut u64> {
+        if !self.next.contains_key(&(log.id, partition)) {
+            let (lo, hi) = partition_rowids(log.id, partition);
             let last: Option<i64> = self
                 .conn
                 .prepare_cached("SELECT MAX(pos) FROM records WHERE pos BETWEEN ?1 AND ?2")
                 .and_then(|mut s| s.query_row([lo, hi], |r| r.get(0)))
                 .map_err(storage(&self.path))?;
-            self.next.insert((log_id, partition), last.map_or(0, |last| offset_of(last) + 1));
+            self.next.insert((log.id, partition), last.map_or(log.first_offset, |last| offset_of(last) + 1));
         }
-        Ok(self.next.entry((log_id, partition)).or_default())
+        Ok(self.next.entry((log.id, partition)).or_default())
     }
 
     fn append(&mut self, name: &str, records: Vec<NewRecord>, now: i64) -> Result<Vec<Position>> {
@@ -480,7 +527,7 @@ impl Writer {
         }
         let mut positions = Vec::with_capacity(records.len());
         for (record, partition) in records.iter().zip(chosen) {
-            let offset = *self.next_offset(log.id, partition)?;
+            let offset = *self.next_offset(log, partition)?;
             if offset > MAX_OFFSET {
                 return Err(Error::Full { noun, name: name.into(), partition });
             }
@@ -488,7 +535,7 @@ impl Writer {
                 .prepare_cached("INSERT INTO records (pos, ts_ms, key, value) VALUES (?1, ?2, ?3, ?4)")
                 .and_then(|mut s| s.execute(params![rowid(log.id, partition, offset), now, record.key, record.value]))
                 .map_err(storage(&self.path))?;
-            *self.next_offset(log.id, partition)? += 1;
+            *self.next_offset(log, partition)? += 1;
             positions.push(Position { partition, offset });
         }
         Ok(positions)
@@ -511,10 +558,17 @@ impl Writer {
         if self.lookup(name)?.is_some() {
             return Err(Error::AlreadyExists { noun, name: name.into() });
         }
+        // A log of this name that existed before: go on after its highest offset.
+        let first_offset: i64 = self
+            .conn
+            .prepare_cached("SELECT next_offset FROM retired WHERE name = ?1")
+            .and_then(|mut s| s.query_row([name], |r| r.get(0)).optional())
+            .map_err(storage(&self.path))?
+            .unwrap_or(0);
         self.conn
             .execute(
-                "INSERT INTO logs (name, partitions, created_ms) VALUES (?1, ?2, ?3)",
-                params![name, partitions, now],
+                "INSERT INTO logs (name, partitions, created_ms, uid, first_offset) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![name, partitions, now, new_uid(), first_offset],
             )
             .map_err(storage(&self.path))?;
         let id = self.conn.last_insert_rowid();
@@ -523,13 +577,26 @@ impl Writer {
         }
         // A reused id must not inherit a deleted log's cached offsets.
         self.next.retain(|(log_id, _), _| *log_id != id);
-        self.logs.insert(name.to_string(), Some(LogRow { id, partitions }));
+        let first_offset = first_offset.max(0) as u64;
+        self.logs.insert(name.to_string(), Some(LogRow { id, partitions, first_offset }));
         Ok(())
     }
 
     fn delete(&mut self, name: &str) -> Result<()> {
         let noun = self.namespace.noun();
         let log = self.lookup(name)?.ok_or_else(|| Error::NotFound { noun, name: name.into() })?;
+        // Remember the highest offset the name reached: a log created again under it starts there.
+        let mut next = log.first_offset;
+        for partition in 0..log.partitions {
+            next = next.max(*self.next_offset(log, partition)?);
+        }
+        self.conn
+            .execute(
+                "INSERT INTO retired (name, next_offset) VALUES (?1, ?2) \
+                 ON CONFLICT(name) DO UPDATE SET next_offset = MAX(next_offset, excluded.next_offset)",
+                params![name, i64::try_from(next).unwrap_or(i64::MAX)],
+            )
+            .map_err(storage(&self.path))?;
         let (lo, hi) = log_rowids(log.id);
         self.conn.execute("DELETE FROM records WHERE pos BETWEEN ?1 AND ?2", [lo, hi]).map_err(storage(&self.path))?;
         self.conn.execute("DELETE FROM logs WHERE id = ?1", [log.id]).map_err(storage(&self.path))?;
@@ -653,9 +720,27 @@ fn open_connection(path: &Path, role: Role) -> Result<Connection> {
     Ok(conn)
 }
 
-fn find_log(conn: &Connection, namespace: Namespace, name: &str) -> Result<(i64, u32)> {
-    conn.prepare_cached("SELECT id, partitions FROM logs WHERE name = ?1")
-        .and_then(|mut s| s.query_row([name], |r| Ok((r.get(0)?, r.get(1)?))).optional())
+/// A log as a reader finds it.
+struct FoundLog {
+    id: i64,
+    partitions: u32,
+    first_offset: u64,
+    uid: Option<String>,
+}
+
+fn find_log(conn: &Connection, namespace: Namespace, name: &str) -> Result<FoundLog> {
+    conn.prepare_cached("SELECT id, partitions, first_offset, uid FROM logs WHERE name = ?1")
+        .and_then(|mut s| {
+            s.query_row([name], |r| {
+                Ok(FoundLog {
+                    id: r.get(0)?,
+                    partitions: r.get(1)?,
+                    first_offset: r.get::<_, i64>(2)?.max(0) as u64,
+                    uid: r.get(3)?,
+                })
+            })
+            .optional()
+        })
         .map_err(storage_any)?
         .ok_or_else(|| Error::NotFound { noun: namespace.noun(), name: name.into() })
 }
@@ -763,7 +848,29 @@ mod tests {
         assert_eq!(log.list().await.unwrap(), ["a"]);
         assert!(matches!(log.read("b", 0, 0, 1).await, Err(Error::NotFound { .. })));
         log.create("b", 1).await.unwrap();
-        assert_eq!(log.describe("b").await.unwrap().partitions[0].end, 0);
+        assert_eq!(log.describe("b").await.unwrap().partitions[0].end, 1);
+    }
+
+    #[tokio::test]
+    async fn a_recreated_log_is_another_log_that_numbers_on_after_the_old_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = log(dir.path()).await;
+        log.create("t", 2).await.unwrap();
+        let first = log.describe("t").await.unwrap().incarnation.unwrap();
+        let old = (0..5).map(|i| NewRecord { key: None, value: format!("{i}").into(), partition: Some(i % 2) });
+        log.append("t", old.collect()).await.unwrap();
+        log.delete("t").await.unwrap();
+        log.create("t", 1).await.unwrap();
+        let info = log.describe("t").await.unwrap();
+        assert_ne!(info.incarnation.as_deref(), Some(first.as_str()));
+        assert_eq!(info.partitions, [PartitionInfo { partition: 0, start: 3, end: 3 }]);
+        let p = log.append("t", vec![NewRecord::value("new")]).await.unwrap();
+        assert_eq!(p[0].offset(), Some(3));
+        let read = log.read("t", 0, 0, 10).await.unwrap();
+        assert_eq!((read.len(), read[0].position.offset, read[0].value.as_slice()), (1, 3, &b"new"[..]));
+        // A second handle (another process) sees the same identity.
+        let other = EmbeddedLog::open(dir.path(), Namespace::Topics).await.unwrap();
+        assert_eq!(other.describe("t").await.unwrap().incarnation, info.incarnation);
     }
 
     #[tokio::test]

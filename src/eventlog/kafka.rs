@@ -445,7 +445,8 @@ impl EventLog for KafkaLog {
                 .await?,
             );
         }
-        Ok(LogInfo { name: name.to_string(), partitions })
+        // The client sees no topic ids: readers check their positions against the log's end.
+        Ok(LogInfo { name: name.to_string(), partitions, incarnation: None })
     }
 
     async fn delete(&self, name: &str) -> Result<()> {

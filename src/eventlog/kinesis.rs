@@ -271,6 +271,17 @@ impl KinesisLog {
         Ok(shards)
     }
 
+    /// The stream's identity: its ARN and creation time (a stream deleted and created again under
+    /// the same name has the same ARN, but not the same creation time).
+    async fn incarnation(&self, name: &str) -> Result<Option<String>> {
+        let out = self.client.describe_stream_summary().stream_name(name).send().await;
+        let out = out.map_err(|e| self.fail(name)(e.into()))?;
+        Ok(out.stream_description_summary().map(|s| {
+            let created = s.stream_creation_timestamp();
+            format!("{}@{}.{:09}", s.stream_arn(), created.secs(), created.subsec_nanos())
+        }))
+    }
+
     /// The shards of `name`, from memory when seen before.
     async fn shards(&self, name: &str) -> Result<Arc<Vec<Shard>>> {
         let known = self.lock_shards().get(name).cloned();
@@ -638,7 +649,7 @@ impl EventLog for KinesisLog {
     async fn describe(&self, name: &str) -> Result<LogInfo> {
         let shards = self.list_shards(name).await?;
         let partitions = (0..shards.len()).map(|i| PartitionInfo { partition: i as u32, start: 0, end: 0 }).collect();
-        Ok(LogInfo { name: name.to_string(), partitions })
+        Ok(LogInfo { name: name.to_string(), partitions, incarnation: self.incarnation(name).await? })
     }
 
     async fn delete(&self, name: &str) -> Result<()> {

@@ -157,6 +157,12 @@ pub struct Record {
 pub struct LogInfo {
     pub name: String,
     pub partitions: Vec<PartitionInfo>,
+    /// The log's identity beyond its name: a deleted and re-created log of the same name has
+    /// another one (Kafka's topic ids). Readers store it with their positions and compare it on
+    /// start, so they never resume a new log from an old log's positions. Embedded: an id made at
+    /// creation; Kinesis: the stream ARN and its creation time; Kafka: `None` (the client cannot
+    /// see topic ids), so readers fall back to checking their positions against the log's end.
+    pub incarnation: Option<String>,
 }
 
 /// One partition's extent: offsets `start..end` are readable (`end` is the next offset).

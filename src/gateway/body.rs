@@ -1,34 +1,27 @@
-//! Request bodies: the size limit, the content type, the API key, and turning the client's JSON
-//! text into the compact one-line form the log stores.
+//! Request bodies: the content type, parsing the client's JSON as the documented object, and
+//! turning each record's JSON text into the compact one-line form the log stores.
 //!
-//! Owns the checks every write route runs in the same order (key → `Content-Length` → content
-//! type → bounded read) and [`compact_json`]. The route modules ([`super::kafka_rest`],
-//! [`super::kinesis`]) parse the bytes this returns; the log receives what [`compact_json`]
-//! produces, which the sink later writes as one NDJSON line per record.
+//! Owns [`read_body`] (content type, then the whole body, which [`super::layers`] has already
+//! limited in size and time), [`parse_object`] (UTF-8, then JSON of the request's shape, objects
+//! only: serde's tuple form of a struct is refused) and [`compact_json`]. The route modules
+//! ([`super::kafka_rest`], [`super::kinesis`]) call them in that order; the log receives what
+//! [`compact_json`] produces, which the sink later writes as one NDJSON line per record.
+
+use std::fmt;
+use std::marker::PhantomData;
 
 use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, header};
-use http_body_util::{BodyExt, LengthLimitError, Limited};
+use serde::de::value::MapAccessDeserializer;
+use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
 
 use super::error::Error;
+pub use super::layers::MAX_BODY_BYTES;
 
-/// The largest request body accepted, as API Gateway's 10 MB payload limit.
-pub const MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
-
-/// Checks `x-api-key` against the configured keys; no keys configured means the API is open.
-pub fn check_api_key(headers: &HeaderMap, keys: &[String]) -> Result<(), Error> {
-    if keys.is_empty() {
-        return Ok(());
-    }
-    let given = headers.get("x-api-key").map(|v| v.as_bytes()).ok_or(Error::Forbidden)?;
-    // Look at every key, and every byte of equal-length keys, so timing says little.
-    let found = keys.iter().fold(false, |found, k| found | same_bytes(given, k.as_bytes()));
-    if found { Ok(()) } else { Err(Error::Forbidden) }
-}
-
-fn same_bytes(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
+/// The deepest nesting of arrays and objects a record value or key may have. The jobs' JSON
+/// parser stops at 128 levels for a whole record; a value the gateway stores must be one they can
+/// read.
+pub const MAX_DEPTH: usize = 100;
 
 /// The media type of `Content-Type` without parameters, if there is one.
 fn media_type(headers: &HeaderMap) -> Option<&[u8]> {
@@ -37,8 +30,8 @@ fn media_type(headers: &HeaderMap) -> Option<&[u8]> {
     Some(essence.trim_ascii())
 }
 
-/// Checks the declared size, then the content type, then reads the body, stopping at
-/// [`MAX_BODY_BYTES`] even when no `Content-Length` was sent (chunked uploads).
+/// Checks the content type, then reads the body (already limited in size and time by the API
+/// layer).
 ///
 /// `accepted` lists media types compared case-insensitively, parameters ignored. When
 /// `allow_untyped_empty` is set, a request without `Content-Type` passes this check and is
@@ -49,15 +42,6 @@ pub async fn read_body(
     accepted: &[&str],
     allow_untyped_empty: bool,
 ) -> Result<Bytes, Error> {
-    if let Some(len) = headers.get(header::CONTENT_LENGTH) {
-        let too_big = std::str::from_utf8(len.as_bytes())
-            .ok()
-            .and_then(|s| s.trim().parse::<u64>().ok())
-            .is_some_and(|n| n > MAX_BODY_BYTES as u64);
-        if too_big {
-            return Err(Error::BodyTooLarge { limit: MAX_BODY_BYTES });
-        }
-    }
     let untyped = match media_type(headers) {
         Some(mt) if accepted.iter().any(|a| mt.eq_ignore_ascii_case(a.as_bytes())) => false,
         None if allow_untyped_empty => true,
@@ -66,17 +50,40 @@ pub async fn read_body(
             return Err(Error::UnsupportedMediaType { content_type });
         }
     };
-    let bytes = match Limited::new(body, MAX_BODY_BYTES).collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(e) if e.is::<LengthLimitError>() => {
-            return Err(Error::BodyTooLarge { limit: MAX_BODY_BYTES });
-        }
-        Err(e) => return Err(Error::BodyRead(e.to_string())),
-    };
+    let bytes = super::layers::collect(body).await?;
     if untyped && !bytes.trim_ascii().is_empty() {
         return Err(Error::UnsupportedMediaType { content_type: None });
     }
     Ok(bytes)
+}
+
+/// Parses a request body as `T`, which must be a JSON object (so must every struct inside it
+/// that is read through [`Object`]): the text must be UTF-8 throughout, ignored fields included.
+pub fn parse_object<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, Error> {
+    let text = std::str::from_utf8(bytes).map_err(|_| Error::NotUtf8)?;
+    serde_json::from_str::<Object<T>>(text).map(|o| o.0).map_err(|e| classify_json_error(e, bytes))
+}
+
+/// A struct read only from a JSON object. serde's derived structs also accept an array of their
+/// fields in order (`[[{"value":1}]]` for `{"records":[{"value":1}]}`), which no client of these
+/// APIs means; wrapping a field's type in `Object` refuses that form.
+#[derive(Debug)]
+pub struct Object<T>(pub T);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Object<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct OnlyMaps<T>(PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for OnlyMaps<T> {
+            type Value = T;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+                T::deserialize(MapAccessDeserializer::new(map))
+            }
+        }
+        deserializer.deserialize_map(OnlyMaps(PhantomData)).map(Object)
+    }
 }
 
 /// Turns a `serde_json` failure into the right error: text that is not JSON at all is
@@ -102,12 +109,28 @@ pub fn classify_json_error(e: serde_json::Error, body: &[u8]) -> Error {
 /// stays. Raw control characters cannot occur inside valid JSON strings, so the four JSON
 /// whitespace bytes outside strings are exactly what goes.
 pub fn compact_json(raw: &str) -> Vec<u8> {
+    compact_json_with_depth(raw).0
+}
+
+/// [`compact_json`], and how deep the text nests arrays and objects (0 for a scalar), measured
+/// on the same pass.
+pub fn compact_json_with_depth(raw: &str) -> (Vec<u8>, usize) {
     let b = raw.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut run = 0; // start of the bytes not yet copied
+    let (mut depth, mut deepest) = (0usize, 0usize);
     let mut i = 0;
     while i < b.len() {
         match b[i] {
+            b'[' | b'{' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+                i += 1;
+            }
+            b']' | b'}' => {
+                depth = depth.saturating_sub(1);
+                i += 1;
+            }
             b'"' => {
                 i += 1;
                 while i < b.len() {
@@ -130,7 +153,7 @@ pub fn compact_json(raw: &str) -> Vec<u8> {
         }
     }
     out.extend_from_slice(&b[run..]);
-    out
+    (out, deepest)
 }
 
 #[cfg(test)]
@@ -170,18 +193,6 @@ mod tests {
     }
 
     #[test]
-    fn api_keys_are_checked_only_when_configured() {
-        let mut h = HeaderMap::new();
-        assert!(check_api_key(&h, &[]).is_ok());
-        let keys = vec!["k1".to_owned(), "secret".to_owned()];
-        assert!(matches!(check_api_key(&h, &keys), Err(Error::Forbidden)));
-        h.insert("x-api-key", "secreT".parse().unwrap());
-        assert!(matches!(check_api_key(&h, &keys), Err(Error::Forbidden)));
-        h.insert("x-api-key", "secret".parse().unwrap());
-        assert!(check_api_key(&h, &keys).is_ok());
-    }
-
-    #[test]
     fn json_errors_split_into_syntax_and_shape() {
         #[derive(serde::Deserialize, Debug)]
         #[allow(dead_code)]
@@ -201,28 +212,32 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn bodies_are_limited_with_or_without_content_length() {
-        let mut h = HeaderMap::new();
-        h.insert(header::CONTENT_TYPE, "Application/JSON; charset=utf-8".parse().unwrap());
-        let ok = read_body(&h, Body::from("{}"), &["application/json"], false).await.unwrap();
-        assert_eq!(&ok[..], b"{}");
+    #[test]
+    fn depth_counts_nested_arrays_and_objects_outside_strings() {
+        assert_eq!(compact_json_with_depth("17").1, 0);
+        assert_eq!(compact_json_with_depth(r#"{"a": [1, {"b": "[[[{"}]}"#).1, 3);
+        let deep = format!("{}{}", "[".repeat(150), "]".repeat(150));
+        assert_eq!(compact_json_with_depth(&deep), (deep.clone().into_bytes(), 150));
+    }
 
-        let big = vec![b' '; MAX_BODY_BYTES + 1];
-        let e = read_body(&h, Body::from(big), &["application/json"], false).await.unwrap_err();
-        assert!(matches!(e, Error::BodyTooLarge { .. }), "{e:?}");
-
-        h.insert(header::CONTENT_LENGTH, (MAX_BODY_BYTES + 1).to_string().parse().unwrap());
-        let e = read_body(&h, Body::empty(), &["application/json"], false).await.unwrap_err();
-        assert!(matches!(e, Error::BodyTooLarge { .. }), "{e:?}");
-
-        let mut h = HeaderMap::new();
-        h.insert(header::CONTENT_TYPE, "text/plain".parse().unwrap());
-        let e = read_body(&h, Body::from("{}"), &["application/json"], true).await.unwrap_err();
-        assert!(matches!(e, Error::UnsupportedMediaType { .. }), "{e:?}");
-        let h = HeaderMap::new();
-        assert!(read_body(&h, Body::empty(), &["application/json"], true).await.is_ok());
-        let e = read_body(&h, Body::from("{}"), &["application/json"], true).await.unwrap_err();
-        assert!(matches!(e, Error::UnsupportedMediaType { .. }), "{e:?}");
+    #[test]
+    fn request_bodies_must_be_utf8_objects_all_the_way_down() {
+        #[derive(serde::Deserialize, Debug)]
+        #[allow(dead_code)]
+        struct Inner {
+            value: u32,
+        }
+        #[derive(serde::Deserialize, Debug)]
+        #[allow(dead_code)]
+        struct Outer {
+            records: Vec<Object<Inner>>,
+        }
+        assert_eq!(parse_object::<Outer>(br#"{"records":[{"value":1}]}"#).unwrap().records[0].0.value, 1);
+        for tuple in [&br#"[[{"value":1}]]"#[..], br#"{"records":[[1]]}"#, br#"[[[1]]]"#] {
+            let e = parse_object::<Outer>(tuple).unwrap_err();
+            assert!(matches!(e, Error::InvalidRequest(_)), "{:?}: {e:?}", String::from_utf8_lossy(tuple));
+        }
+        let e = parse_object::<Outer>(b"{\"records\":[{\"value\":1}],\"x\":\"\xff\"}").unwrap_err();
+        assert!(matches!(e, Error::NotUtf8), "{e:?}");
     }
 }

@@ -11,10 +11,16 @@
 //! | --- | --- | --- |
 //! | missing or wrong `x-api-key` | 403 | 403 |
 //! | body over 10 MB (Content-Length or while reading) | 413 | 413 |
+//! | body not received whole within the body timeout | 408 | 408 |
 //! | content type not `application/vnd.kafka.json.v2+json` | 415 | 415 |
-//! | body not JSON (or the client hung up mid-body) | 400 | 400 |
-//! | JSON of the wrong shape, empty `records`, bad partition count | 422 | 422 |
+//! | body not JSON or not UTF-8 (or the client hung up mid-body) | 400 | 400 |
+//! | a path segment that is not valid percent-encoded UTF-8 | 400 | 400 |
+//! | a request that is not valid HTTP/1.1 (a bad `Content-Length`, …) | 400 (431, 414) | 400 (431, 414) |
+//! | JSON of the wrong shape (an array for an object, …), empty `records`, bad partition count | 422 | 422 |
+//! | a record value or key nested more than 100 levels deep | 422 | 422 |
 //! | a record value over 1,000,000 bytes (compacted) | 422 | 42201 |
+//! | no such route | 404 | 404 |
+//! | a method the route does not take | 405 | 405 |
 //! | unknown topic (or a name no topic can have) | 404 | 40401 |
 //! | explicit partition out of range | 404 | 40402 |
 //! | log unavailable (storage failed, writer stopped) | 503 | 50301 |
@@ -26,9 +32,13 @@
 //! | --- | --- | --- |
 //! | missing or wrong `x-api-key` | 403 | `AccessDeniedException` |
 //! | body over 10 MB | 413 | `ValidationException` |
+//! | body not received whole within the body timeout | 408 | `RequestTimeoutException` |
 //! | content type not `application/json` / `application/x-amz-json-1.1` | 415 | `UnsupportedMediaTypeException` |
-//! | body not JSON | 400 | `SerializationException` |
-//! | wrong shape, bad name, 0 or > 500 records, record > 1 MiB, `StreamName` ≠ path, bad `ShardCount` | 400 | `ValidationException` |
+//! | body not JSON or not UTF-8 | 400 | `SerializationException` |
+//! | a request that is not valid HTTP/1.1 (a bad `Content-Length`, …) | 400 (431, 414) | `SerializationException` |
+//! | wrong shape, bad name or path, 0 or > 500 records, record > 1 MiB, data nested > 100 levels, `StreamName` ≠ path, bad `ShardCount` | 400 | `ValidationException` |
+//! | no such route | 404 | `UnknownOperationException` |
+//! | a method the route does not take | 405 | `UnknownOperationException` |
 //! | unknown stream | 404 | `ResourceNotFoundException` |
 //! | creating a stream that exists | 409 | `ResourceInUseException` |
 //! | log unavailable | 503 | `ServiceUnavailableException` |
@@ -57,12 +67,33 @@ pub enum Error {
     /// The `Content-Type` is not one this route accepts.
     #[error("unsupported content type {content_type:?}")]
     UnsupportedMediaType { content_type: Option<String> },
+    /// The body did not arrive whole within the body timeout (a slow or stalled client).
+    #[error("the request body did not arrive within {}", crate::settings::display_duration(*limit))]
+    BodyTimeout { limit: std::time::Duration },
     /// The client went away or sent a broken body stream.
     #[error("could not read the request body: {0}")]
     BodyRead(String),
+    /// The body is not UTF-8, so it is not JSON (RFC 8259).
+    #[error("malformed JSON: the request body is not UTF-8")]
+    NotUtf8,
     /// The body is not JSON at all.
     #[error("malformed JSON: {0}")]
     MalformedJson(#[source] serde_json::Error),
+    /// A path segment that is not valid percent-encoded UTF-8.
+    #[error("invalid path: {0}")]
+    BadPath(String),
+    /// hyper could not parse the request as HTTP/1.1 and answered `status` itself.
+    #[error("the request is not valid HTTP/1.1")]
+    Unparseable { status: u16 },
+    /// No route has this path.
+    #[error("no route for {path}")]
+    NoRoute { path: String },
+    /// The route exists but does not take this method.
+    #[error("{method} is not allowed on {path}")]
+    MethodNotAllowed { method: String, path: String },
+    /// A record's value or key nests arrays and objects deeper than the limit.
+    #[error("record {index} is nested {depth} levels deep, more than the limit of {limit}")]
+    TooDeep { index: usize, depth: usize, limit: usize },
     /// Well-formed JSON that is not the request this route takes.
     #[error("{0}")]
     InvalidRequest(String),
@@ -101,6 +132,25 @@ pub enum Family {
     Kinesis,
 }
 
+impl Family {
+    /// The family of a request path: `{base}/topics…` is Kafka, `{base}/streams…` Kinesis,
+    /// anything else (the status routes, a path outside the base) neither.
+    pub fn of_path(base: Option<&str>, path: &str) -> Option<Family> {
+        let rest = match base {
+            Some(base) => path.strip_prefix(base)?,
+            None => path,
+        };
+        let under = |prefix: &str| rest.strip_prefix(prefix).is_some_and(|r| r.is_empty() || r.starts_with('/'));
+        if under("/topics") {
+            Some(Family::Kafka)
+        } else if under("/streams") {
+            Some(Family::Kinesis)
+        } else {
+            None
+        }
+    }
+}
+
 /// An [`Error`] on its way to becoming a response of one [`Family`].
 #[derive(Debug)]
 pub struct ApiError {
@@ -120,6 +170,53 @@ impl ApiError {
     }
 }
 
+/// What a Kafka REST handler fails with: answered in the proxy's envelope.
+#[derive(Debug)]
+pub struct KafkaError(pub Error);
+
+/// What a Kinesis-route handler fails with: answered in Kinesis's shape.
+#[derive(Debug)]
+pub struct KinesisError(pub Error);
+
+impl<E: Into<Error>> From<E> for KafkaError {
+    fn from(e: E) -> Self {
+        KafkaError(e.into())
+    }
+}
+
+impl<E: Into<Error>> From<E> for KinesisError {
+    fn from(e: E) -> Self {
+        KinesisError(e.into())
+    }
+}
+
+impl IntoResponse for KafkaError {
+    fn into_response(self) -> Response {
+        ApiError::kafka(self.0).into_response()
+    }
+}
+
+impl IntoResponse for KinesisError {
+    fn into_response(self) -> Response {
+        ApiError::kinesis(self.0).into_response()
+    }
+}
+
+/// A whole HTTP/1.1 response (head and body, `connection: close`) answering a request hyper
+/// could not parse on a route of `family`, in that family's shape; `status` is hyper's.
+pub(crate) fn unparseable_request(family: Family, status: u16) -> Vec<u8> {
+    let (status, body, content_type) = ApiError { family, error: Error::Unparseable { status } }.parts();
+    let mut out = format!(
+        "HTTP/1.1 {} {}\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+        status.as_u16(),
+        status.canonical_reason().unwrap_or(""),
+        body.len()
+    )
+    .into_bytes();
+    out.extend_from_slice(&body);
+    out
+}
+
 #[derive(Serialize)]
 struct KafkaBody<'a> {
     error_code: u32,
@@ -136,8 +233,10 @@ struct KinesisBody<'a> {
 /// The Kinesis account id used in ARNs and messages.
 pub(crate) const ACCOUNT: &str = "000000000000";
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
+impl ApiError {
+    /// The status, body and content type this error is answered with; logs server-side
+    /// failures with their detail (which the body never shows).
+    fn parts(&self) -> (StatusCode, Vec<u8>, &'static str) {
         use eventlog::Error as L;
         use {Error as E, StatusCode as S};
 
@@ -163,21 +262,38 @@ impl IntoResponse for ApiError {
         } else {
             tracing::debug!(error = %err, family = ?self.family, "request rejected");
         }
+        // hyper's statuses for what it cannot parse: 400, 431 (headers too large), 414 (URI).
+        let unparseable = |status: u16| S::from_u16(status).ok().filter(S::is_client_error).unwrap_or(S::BAD_REQUEST);
 
-        let (status, body, content_type) = match self.family {
+        match self.family {
             Family::Kafka => {
                 let (status, code, message) = match err {
                     E::Forbidden => (S::FORBIDDEN, 403, "Forbidden".to_owned()),
                     E::BodyTooLarge { limit } => {
                         (S::PAYLOAD_TOO_LARGE, 413, format!("Request entity too large: the limit is {limit} bytes."))
                     }
+                    E::BodyTimeout { .. } => (S::REQUEST_TIMEOUT, 408, err.to_string()),
                     E::UnsupportedMediaType { .. } => {
                         (S::UNSUPPORTED_MEDIA_TYPE, 415, "HTTP 415 Unsupported Media Type".to_owned())
                     }
-                    E::BodyRead(_) | E::MalformedJson(_) => (S::BAD_REQUEST, 400, err.to_string()),
-                    E::InvalidRequest(_) | E::NoRecords | E::TooManyRecords { .. } | E::StreamNameMismatch { .. } => {
-                        (S::UNPROCESSABLE_ENTITY, 422, err.to_string())
+                    E::BodyRead(_) | E::NotUtf8 | E::MalformedJson(_) | E::BadPath(_) => {
+                        (S::BAD_REQUEST, 400, err.to_string())
                     }
+                    E::Unparseable { status } => {
+                        let status = unparseable(*status);
+                        let reason = status.canonical_reason().unwrap_or("Bad Request");
+                        let code = u32::from(status.as_u16());
+                        (status, code, format!("HTTP {code} {reason}: the request is not valid HTTP/1.1"))
+                    }
+                    E::NoRoute { .. } => (S::NOT_FOUND, 404, "HTTP 404 Not Found".to_owned()),
+                    E::MethodNotAllowed { .. } => {
+                        (S::METHOD_NOT_ALLOWED, 405, "HTTP 405 Method Not Allowed".to_owned())
+                    }
+                    E::InvalidRequest(_)
+                    | E::NoRecords
+                    | E::TooManyRecords { .. }
+                    | E::StreamNameMismatch { .. }
+                    | E::TooDeep { .. } => (S::UNPROCESSABLE_ENTITY, 422, err.to_string()),
                     E::RecordTooLarge { .. } => (S::UNPROCESSABLE_ENTITY, 42201, err.to_string()),
                     E::Log(L::NotFound { name, .. } | L::InvalidName { name, .. }) => {
                         (S::NOT_FOUND, 40401, format!("Topic {name} not found."))
@@ -196,16 +312,24 @@ impl IntoResponse for ApiError {
                 let (status, kind, message) = match err {
                     E::Forbidden => (S::FORBIDDEN, "AccessDeniedException", "Forbidden".to_owned()),
                     E::BodyTooLarge { .. } => (S::PAYLOAD_TOO_LARGE, "ValidationException", err.to_string()),
+                    E::BodyTimeout { .. } => (S::REQUEST_TIMEOUT, "RequestTimeoutException", err.to_string()),
                     E::UnsupportedMediaType { .. } => (
                         S::UNSUPPORTED_MEDIA_TYPE,
                         "UnsupportedMediaTypeException",
                         "Unsupported Media Type".to_owned(),
                     ),
-                    E::BodyRead(_) | E::MalformedJson(_) => (S::BAD_REQUEST, "SerializationException", err.to_string()),
+                    E::BodyRead(_) | E::NotUtf8 | E::MalformedJson(_) => {
+                        (S::BAD_REQUEST, "SerializationException", err.to_string())
+                    }
+                    E::Unparseable { status } => (unparseable(*status), "SerializationException", err.to_string()),
+                    E::NoRoute { .. } => (S::NOT_FOUND, "UnknownOperationException", err.to_string()),
+                    E::MethodNotAllowed { .. } => (S::METHOD_NOT_ALLOWED, "UnknownOperationException", err.to_string()),
                     E::InvalidRequest(_)
                     | E::NoRecords
                     | E::TooManyRecords { .. }
                     | E::RecordTooLarge { .. }
+                    | E::TooDeep { .. }
+                    | E::BadPath(_)
                     | E::StreamNameMismatch { .. }
                     | E::Log(L::InvalidName { .. } | L::InvalidPartitionCount(_) | L::NoSuchPartition { .. }) => {
                         (S::BAD_REQUEST, "ValidationException", err.to_string())
@@ -227,7 +351,13 @@ impl IntoResponse for ApiError {
                 };
                 (status, json(&KinesisBody { kind, message: &message }), "application/json")
             }
-        };
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, body, content_type) = self.parts();
         super::reply(status, content_type, body)
     }
 }

@@ -8,16 +8,16 @@
 
 use std::fmt::Write as _;
 
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, Request, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use super::body::{check_api_key, classify_json_error, compact_json, read_body};
-use super::error::{Error, Family, KAFKA_CONTENT_TYPE};
-use super::metrics::Route;
-use super::{AppState, reply, respond, to_json};
+use super::body::{MAX_DEPTH, Object, compact_json_with_depth, parse_object, read_body};
+use super::error::{Error, KAFKA_CONTENT_TYPE, KafkaError};
+use super::{AppState, path_name, reply, to_json};
 use crate::eventlog::{self, Appended, NewRecord};
 
 /// The media type of a JSON-embedded produce request.
@@ -30,7 +30,7 @@ pub const MAX_VALUE_BYTES: usize = 1_000_000;
 #[derive(Deserialize)]
 struct ProduceRequest<'a> {
     #[serde(borrow)]
-    records: Vec<ProduceRecord<'a>>,
+    records: Vec<Object<ProduceRecord<'a>>>,
 }
 
 /// One record: any JSON `value` (required, may be `null`), optional `key` and `partition`.
@@ -45,38 +45,43 @@ struct ProduceRecord<'a> {
 }
 
 /// `POST /topics/{topic}`: appends the records and answers with their offsets.
-pub async fn produce(State(state): State<AppState>, Path(topic): Path<String>, req: Request) -> Response {
-    respond(&state, Route::Topics, Family::Kafka, produce_inner(&state, &topic, req)).await
-}
-
-async fn produce_inner(state: &AppState, topic: &str, req: Request) -> Result<Response, Error> {
+pub async fn produce(
+    State(state): State<AppState>,
+    topic: Result<Path<String>, PathRejection>,
+    req: Request,
+) -> Result<Response, KafkaError> {
+    let topic = path_name(topic)?;
     let (parts, body) = req.into_parts();
-    check_api_key(&parts.headers, &state.config().api_keys)?;
     let bytes = read_body(&parts.headers, body, &[PRODUCE_CONTENT_TYPE], false).await?;
-    let request: ProduceRequest<'_> = serde_json::from_slice(&bytes).map_err(|e| classify_json_error(e, &bytes))?;
+    let request: ProduceRequest<'_> = parse_object(&bytes)?;
     if request.records.is_empty() {
-        return Err(Error::NoRecords);
+        return Err(Error::NoRecords.into());
     }
 
     let mut records = Vec::with_capacity(request.records.len());
-    let mut too_large = None;
-    for (index, r) in request.records.iter().enumerate() {
-        let value = compact_json(r.value.get());
-        if value.len() > MAX_VALUE_BYTES && too_large.is_none() {
-            too_large = Some(Error::RecordTooLarge { index, size: value.len(), limit: MAX_VALUE_BYTES });
+    let mut refused = None;
+    for (index, Object(r)) in request.records.iter().enumerate() {
+        let (value, depth) = compact_json_with_depth(r.value.get());
+        let key = r.key.map(|k| compact_json_with_depth(k.get()));
+        let depth = depth.max(key.as_ref().map_or(0, |k| k.1));
+        if refused.is_none() {
+            if value.len() > MAX_VALUE_BYTES {
+                refused = Some(Error::RecordTooLarge { index, size: value.len(), limit: MAX_VALUE_BYTES });
+            } else if depth > MAX_DEPTH {
+                refused = Some(Error::TooDeep { index, depth, limit: MAX_DEPTH });
+            }
         }
-        let key = r.key.map(|k| compact_json(k.get()));
-        records.push(NewRecord { key, value, partition: r.partition });
+        records.push(NewRecord { key: key.map(|k| k.0), value, partition: r.partition });
     }
     let topics = state.topics();
-    if let Some(e) = too_large {
-        // An unknown topic outranks a record that is too large.
-        topics.describe(topic).await?;
-        return Err(e);
+    if let Some(e) = refused {
+        // An unknown topic outranks a record that is refused.
+        topics.describe(&topic).await?;
+        return Err(e.into());
     }
     let count = records.len();
-    let positions = topics.append(topic, records).await?;
-    state.metrics().add_records(topic, count);
+    let positions = topics.append(&topic, records).await?;
+    state.metrics().add_records(&topic, count);
     Ok(kafka_json(StatusCode::OK, offsets_reply(&positions)?))
 }
 
@@ -98,14 +103,9 @@ fn offsets_reply(positions: &[Appended]) -> Result<Vec<u8>, Error> {
 }
 
 /// `GET /topics`: the topic names, sorted.
-pub async fn list(State(state): State<AppState>, req: Request) -> Response {
-    let (parts, _) = req.into_parts();
-    respond(&state, Route::Admin, Family::Kafka, async {
-        check_api_key(&parts.headers, &state.config().api_keys)?;
-        let names = state.topics().list().await?;
-        Ok(kafka_json(StatusCode::OK, to_json(&names)?))
-    })
-    .await
+pub async fn list(State(state): State<AppState>) -> Result<Response, KafkaError> {
+    let names = state.topics().list().await?;
+    Ok(kafka_json(StatusCode::OK, to_json(&names)?))
 }
 
 #[derive(Serialize)]
@@ -133,28 +133,27 @@ struct Replica {
 }
 
 /// `GET /topics/{topic}`: the proxy's topic shape, one broker (id 1) leading every partition.
-pub async fn describe(State(state): State<AppState>, Path(topic): Path<String>, req: Request) -> Response {
-    let (parts, _) = req.into_parts();
-    respond(&state, Route::Admin, Family::Kafka, async {
-        check_api_key(&parts.headers, &state.config().api_keys)?;
-        eventlog::validate_name(eventlog::Namespace::Topics, &topic)?;
-        let info = state.topics().describe(&topic).await?;
-        let reply = TopicReply {
-            name: &info.name,
-            configs: Configs {},
-            partitions: info
-                .partitions
-                .iter()
-                .map(|p| PartitionReply {
-                    partition: p.partition,
-                    leader: 1,
-                    replicas: [Replica { broker: 1, leader: true, in_sync: true }],
-                })
-                .collect(),
-        };
-        Ok(kafka_json(StatusCode::OK, to_json(&reply)?))
-    })
-    .await
+pub async fn describe(
+    State(state): State<AppState>,
+    topic: Result<Path<String>, PathRejection>,
+) -> Result<Response, KafkaError> {
+    let topic = path_name(topic)?;
+    eventlog::validate_name(eventlog::Namespace::Topics, &topic)?;
+    let info = state.topics().describe(&topic).await?;
+    let reply = TopicReply {
+        name: &info.name,
+        configs: Configs {},
+        partitions: info
+            .partitions
+            .iter()
+            .map(|p| PartitionReply {
+                partition: p.partition,
+                leader: 1,
+                replicas: [Replica { broker: 1, leader: true, in_sync: true }],
+            })
+            .collect(),
+    };
+    Ok(kafka_json(StatusCode::OK, to_json(&reply)?))
 }
 
 fn kafka_json(status: StatusCode, body: Vec<u8>) -> Response {
@@ -182,20 +181,22 @@ mod tests {
     fn parses_the_emulator_body_without_copying_values() {
         let body =
             br#"{"records": [{"value": {"index": 1, "t": "a b"}}, {"key": "k", "value": null, "partition": 0}]}"#;
-        let r: ProduceRequest<'_> = serde_json::from_slice(body).unwrap();
+        let r: ProduceRequest<'_> = parse_object(body).unwrap();
         assert_eq!(r.records.len(), 2);
-        assert_eq!(r.records[0].value.get(), r#"{"index": 1, "t": "a b"}"#);
-        assert_eq!(r.records[1].value.get(), "null");
-        assert_eq!(r.records[1].key.map(RawValue::get), Some(r#""k""#));
-        assert_eq!(r.records[1].partition, Some(0));
+        assert_eq!(r.records[0].0.value.get(), r#"{"index": 1, "t": "a b"}"#);
+        assert_eq!(r.records[1].0.value.get(), "null");
+        assert_eq!(r.records[1].0.key.map(RawValue::get), Some(r#""k""#));
+        assert_eq!(r.records[1].0.partition, Some(0));
         for bad in [
             &br#"{"records": [{"key": 1}]}"#[..],
             br#"{"records": {}}"#,
             br#"{"value": 1}"#,
             br#"{"records": [{"value": 1, "partition": -1}]}"#,
+            br#"[[[{"a": 1}]]]"#,
+            br#"{"records": [[{"a": 1}]]}"#,
         ] {
-            let e = serde_json::from_slice::<ProduceRequest<'_>>(bad).err().unwrap();
-            assert!(matches!(classify_json_error(e, bad), Error::InvalidRequest(_)));
+            let e = parse_object::<ProduceRequest<'_>>(bad).err().unwrap();
+            assert!(matches!(e, Error::InvalidRequest(_)), "{e:?}");
         }
     }
 }

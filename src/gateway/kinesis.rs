@@ -10,16 +10,16 @@
 use std::borrow::Cow;
 use std::fmt::Write as _;
 
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, Request, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use super::body::{check_api_key, classify_json_error, compact_json, read_body};
-use super::error::{ACCOUNT, Error, Family};
-use super::metrics::Route;
-use super::{AppState, reply, respond, to_json};
+use super::body::{MAX_DEPTH, Object, compact_json_with_depth, parse_object, read_body};
+use super::error::{ACCOUNT, Error, KinesisError};
+use super::{AppState, path_name, reply, to_json};
 use crate::eventlog::{self, Appended, LogInfo, Namespace, NewRecord, Position};
 
 /// Media types a Kinesis-style route accepts.
@@ -49,7 +49,7 @@ struct PutRecordsRequest<'a> {
     #[serde(rename = "StreamName", default)]
     stream_name: Option<Cow<'a, str>>,
     #[serde(alias = "Records", borrow)]
-    records: Vec<PutRecordsEntry<'a>>,
+    records: Vec<Object<PutRecordsEntry<'a>>>,
 }
 
 #[derive(Deserialize)]
@@ -61,47 +61,49 @@ struct PutRecordsEntry<'a> {
 }
 
 /// `PUT /streams/{name}/record`: one record → `{"ShardId":…,"SequenceNumber":…}`.
-pub async fn put_record(State(state): State<AppState>, Path(name): Path<String>, req: Request) -> Response {
-    respond(&state, Route::Streams, Family::Kinesis, async {
-        let (parts, body) = req.into_parts();
-        check_api_key(&parts.headers, &state.config().api_keys)?;
-        let bytes = read_body(&parts.headers, body, CONTENT_TYPES, false).await?;
-        let r: PutRecordRequest<'_> = serde_json::from_slice(&bytes).map_err(|e| classify_json_error(e, &bytes))?;
-        check_stream_name(&name, r.stream_name.as_deref())?;
-        let record = new_record(0, r.data, &r.partition_key)?;
-        let positions = append(&state, &name, vec![record]).await?;
-        let p = positions.first().ok_or_else(|| Error::Internal("append returned no position".into()))?;
-        let body = format!(r#"{{"ShardId":"{}","SequenceNumber":"{}"}}"#, p.shard_id(), p.sequence_number());
-        Ok(reply(StatusCode::OK, "application/json", body.into_bytes()))
-    })
-    .await
+pub async fn put_record(
+    State(state): State<AppState>,
+    name: Result<Path<String>, PathRejection>,
+    req: Request,
+) -> Result<Response, KinesisError> {
+    let name = path_name(name)?;
+    let (parts, body) = req.into_parts();
+    let bytes = read_body(&parts.headers, body, CONTENT_TYPES, false).await?;
+    let r: PutRecordRequest<'_> = parse_object(&bytes)?;
+    check_stream_name(&name, r.stream_name.as_deref())?;
+    let record = new_record(0, r.data, &r.partition_key)?;
+    let positions = append(&state, &name, vec![record]).await?;
+    let p = positions.first().ok_or_else(|| Error::Internal("append returned no position".into()))?;
+    let body = format!(r#"{{"ShardId":"{}","SequenceNumber":"{}"}}"#, p.shard_id(), p.sequence_number());
+    Ok(reply(StatusCode::OK, "application/json", body.into_bytes()))
 }
 
 /// `PUT /streams/{name}/records`: up to 500 records → the `PutRecords` reply.
-pub async fn put_records(State(state): State<AppState>, Path(name): Path<String>, req: Request) -> Response {
-    respond(&state, Route::Streams, Family::Kinesis, async {
-        let (parts, body) = req.into_parts();
-        check_api_key(&parts.headers, &state.config().api_keys)?;
-        let bytes = read_body(&parts.headers, body, CONTENT_TYPES, false).await?;
-        let r: PutRecordsRequest<'_> = serde_json::from_slice(&bytes).map_err(|e| classify_json_error(e, &bytes))?;
-        check_stream_name(&name, r.stream_name.as_deref())?;
-        match r.records.len() {
-            0 => return Err(Error::NoRecords),
-            n if n > MAX_RECORDS => {
-                return Err(Error::TooManyRecords { count: n, limit: MAX_RECORDS });
-            }
-            _ => {}
+pub async fn put_records(
+    State(state): State<AppState>,
+    name: Result<Path<String>, PathRejection>,
+    req: Request,
+) -> Result<Response, KinesisError> {
+    let name = path_name(name)?;
+    let (parts, body) = req.into_parts();
+    let bytes = read_body(&parts.headers, body, CONTENT_TYPES, false).await?;
+    let r: PutRecordsRequest<'_> = parse_object(&bytes)?;
+    check_stream_name(&name, r.stream_name.as_deref())?;
+    match r.records.len() {
+        0 => return Err(Error::NoRecords.into()),
+        n if n > MAX_RECORDS => {
+            return Err(Error::TooManyRecords { count: n, limit: MAX_RECORDS }.into());
         }
-        let records = r
-            .records
-            .iter()
-            .enumerate()
-            .map(|(i, e)| new_record(i, e.data, &e.partition_key))
-            .collect::<Result<Vec<_>, _>>()?;
-        let positions = append(&state, &name, records).await?;
-        Ok(reply(StatusCode::OK, "application/json", put_records_reply(&positions)))
-    })
-    .await
+        _ => {}
+    }
+    let records = r
+        .records
+        .iter()
+        .enumerate()
+        .map(|(i, Object(e))| new_record(i, e.data, &e.partition_key))
+        .collect::<Result<Vec<_>, _>>()?;
+    let positions = append(&state, &name, records).await?;
+    Ok(reply(StatusCode::OK, "application/json", put_records_reply(&positions)))
 }
 
 /// A body `StreamName`, when given, must be the stream the path names.
@@ -112,8 +114,8 @@ fn check_stream_name(path: &str, body: Option<&str>) -> Result<(), Error> {
     }
 }
 
-/// Checks the partition key (a shape check, before the stream is looked up) and compacts the
-/// data. The record's size is checked later, in [`append`].
+/// Checks the partition key and the data's nesting (shape checks, before the stream is looked
+/// up) and compacts the data. The record's size is checked later, in [`append`].
 fn new_record(index: usize, data: &RawValue, key: &str) -> Result<NewRecord, Error> {
     if key.is_empty() || (key.len() > MAX_KEY_CHARS && key.chars().count() > MAX_KEY_CHARS) {
         return Err(Error::InvalidRequest(format!(
@@ -122,7 +124,11 @@ fn new_record(index: usize, data: &RawValue, key: &str) -> Result<NewRecord, Err
             index + 1
         )));
     }
-    Ok(NewRecord { key: Some(key.as_bytes().to_vec()), value: compact_json(data.get()), partition: None })
+    let (value, depth) = compact_json_with_depth(data.get());
+    if depth > MAX_DEPTH {
+        return Err(Error::TooDeep { index, depth, limit: MAX_DEPTH });
+    }
+    Ok(NewRecord { key: Some(key.as_bytes().to_vec()), value, partition: None })
 }
 
 /// The first record over Kinesis's 1 MiB limit (compacted data plus partition key), if any.
@@ -163,21 +169,16 @@ fn put_records_reply(positions: &[Appended]) -> Vec<u8> {
 }
 
 /// `GET /streams` → `{"StreamNames":[…],"HasMoreStreams":false}`.
-pub async fn list(State(state): State<AppState>, req: Request) -> Response {
-    let (parts, _) = req.into_parts();
-    respond(&state, Route::Admin, Family::Kinesis, async {
-        check_api_key(&parts.headers, &state.config().api_keys)?;
-        #[derive(Serialize)]
-        #[serde(rename_all = "PascalCase")]
-        struct Reply {
-            stream_names: Vec<String>,
-            has_more_streams: bool,
-        }
-        let stream_names = state.streams().list().await?;
-        let body = to_json(&Reply { stream_names, has_more_streams: false })?;
-        Ok(reply(StatusCode::OK, "application/json", body))
-    })
-    .await
+pub async fn list(State(state): State<AppState>) -> Result<Response, KinesisError> {
+    #[derive(Serialize)]
+    #[serde(rename_all = "PascalCase")]
+    struct Reply {
+        stream_names: Vec<String>,
+        has_more_streams: bool,
+    }
+    let stream_names = state.streams().list().await?;
+    let body = to_json(&Reply { stream_names, has_more_streams: false })?;
+    Ok(reply(StatusCode::OK, "application/json", body))
 }
 
 #[derive(Deserialize)]
@@ -189,35 +190,35 @@ struct CreateStreamRequest {
 }
 
 /// `POST /streams/{name}` with `{"ShardCount":n}` (default 1, the body may be empty) → `{}`.
-pub async fn create(State(state): State<AppState>, Path(name): Path<String>, req: Request) -> Response {
-    respond(&state, Route::Admin, Family::Kinesis, async {
-        let (parts, body) = req.into_parts();
-        check_api_key(&parts.headers, &state.config().api_keys)?;
-        let bytes = read_body(&parts.headers, body, CONTENT_TYPES, true).await?;
-        let shards = if bytes.trim_ascii().is_empty() {
-            1
-        } else {
-            let r: CreateStreamRequest = serde_json::from_slice(&bytes).map_err(|e| classify_json_error(e, &bytes))?;
-            check_stream_name(&name, r.stream_name.as_deref())?;
-            r.shard_count.unwrap_or(1)
-        };
-        eventlog::validate_name(Namespace::Streams, &name)?;
-        state.streams().create(&name, shards).await?;
-        Ok(reply(StatusCode::OK, "application/json", b"{}".to_vec()))
-    })
-    .await
+pub async fn create(
+    State(state): State<AppState>,
+    name: Result<Path<String>, PathRejection>,
+    req: Request,
+) -> Result<Response, KinesisError> {
+    let name = path_name(name)?;
+    let (parts, body) = req.into_parts();
+    let bytes = read_body(&parts.headers, body, CONTENT_TYPES, true).await?;
+    let shards = if bytes.trim_ascii().is_empty() {
+        1
+    } else {
+        let r: CreateStreamRequest = parse_object(&bytes)?;
+        check_stream_name(&name, r.stream_name.as_deref())?;
+        r.shard_count.unwrap_or(1)
+    };
+    eventlog::validate_name(Namespace::Streams, &name)?;
+    state.streams().create(&name, shards).await?;
+    Ok(reply(StatusCode::OK, "application/json", b"{}".to_vec()))
 }
 
 /// `DELETE /streams/{name}` → `{}`.
-pub async fn delete(State(state): State<AppState>, Path(name): Path<String>, req: Request) -> Response {
-    let (parts, _) = req.into_parts();
-    respond(&state, Route::Admin, Family::Kinesis, async {
-        check_api_key(&parts.headers, &state.config().api_keys)?;
-        eventlog::validate_name(Namespace::Streams, &name)?;
-        state.streams().delete(&name).await?;
-        Ok(reply(StatusCode::OK, "application/json", b"{}".to_vec()))
-    })
-    .await
+pub async fn delete(
+    State(state): State<AppState>,
+    name: Result<Path<String>, PathRejection>,
+) -> Result<Response, KinesisError> {
+    let name = path_name(name)?;
+    eventlog::validate_name(Namespace::Streams, &name)?;
+    state.streams().delete(&name).await?;
+    Ok(reply(StatusCode::OK, "application/json", b"{}".to_vec()))
 }
 
 #[derive(Serialize)]
@@ -262,21 +263,20 @@ struct SequenceNumberRange {
 }
 
 /// `GET /streams/{name}` → `{"StreamDescription":{…}}`.
-pub async fn describe(State(state): State<AppState>, Path(name): Path<String>, req: Request) -> Response {
-    let (parts, _) = req.into_parts();
-    respond(&state, Route::Admin, Family::Kinesis, async {
-        check_api_key(&parts.headers, &state.config().api_keys)?;
-        eventlog::validate_name(Namespace::Streams, &name)?;
-        let info = state.streams().describe(&name).await?;
-        #[derive(Serialize)]
-        #[serde(rename_all = "PascalCase")]
-        struct Reply {
-            stream_description: StreamDescription,
-        }
-        let body = to_json(&Reply { stream_description: describe_stream(info) })?;
-        Ok(reply(StatusCode::OK, "application/json", body))
-    })
-    .await
+pub async fn describe(
+    State(state): State<AppState>,
+    name: Result<Path<String>, PathRejection>,
+) -> Result<Response, KinesisError> {
+    let name = path_name(name)?;
+    eventlog::validate_name(Namespace::Streams, &name)?;
+    let info = state.streams().describe(&name).await?;
+    #[derive(Serialize)]
+    #[serde(rename_all = "PascalCase")]
+    struct Reply {
+        stream_description: StreamDescription,
+    }
+    let body = to_json(&Reply { stream_description: describe_stream(info) })?;
+    Ok(reply(StatusCode::OK, "application/json", body))
 }
 
 fn describe_stream(info: LogInfo) -> StreamDescription {

@@ -41,8 +41,51 @@ impl Route {
     }
 }
 
+/// What happened to a connection, the `event` label of `pinpipe_gateway_connections_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Connection {
+    /// Accepted and served.
+    Accepted,
+    /// Closed at once: the cap was reached and every open connection was mid-request.
+    Refused,
+    /// Closed to make room for a new one: it had no request in progress.
+    Shed,
+    /// Closed after its idle timeout.
+    IdleClosed,
+    /// Closed because its request head did not arrive within the header-read timeout.
+    HeaderTimeout,
+    /// `accept` itself failed (out of file descriptors, say).
+    AcceptError,
+    /// Ended, for whatever reason (the gauge of open connections is accepted minus closed).
+    Closed,
+}
+
+impl Connection {
+    const ALL: [Connection; 7] = [
+        Connection::Accepted,
+        Connection::Refused,
+        Connection::Shed,
+        Connection::IdleClosed,
+        Connection::HeaderTimeout,
+        Connection::AcceptError,
+        Connection::Closed,
+    ];
+
+    fn label(self) -> &'static str {
+        match self {
+            Connection::Accepted => "accepted",
+            Connection::Refused => "refused",
+            Connection::Shed => "shed",
+            Connection::IdleClosed => "idle_timeout",
+            Connection::HeaderTimeout => "header_timeout",
+            Connection::AcceptError => "accept_error",
+            Connection::Closed => "closed",
+        }
+    }
+}
+
 /// The statuses the gateway answers with; each gets a lock-free counter per route.
-const STATUSES: [u16; 11] = [200, 400, 403, 404, 405, 409, 413, 415, 422, 500, 503];
+const STATUSES: [u16; 12] = [200, 400, 403, 404, 405, 408, 409, 413, 415, 422, 500, 503];
 
 /// Upper bounds of the duration histogram, in seconds (the `le` labels).
 const BUCKETS: [f64; 12] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5];
@@ -66,6 +109,8 @@ pub struct Metrics {
     durations: [Histogram; 3],
     /// Records appended, by log name.
     records: RwLock<BTreeMap<String, Arc<AtomicU64>>>,
+    /// Connection events, by [`Connection`] in the order of `Connection::ALL`.
+    connections: [AtomicU64; Connection::ALL.len()],
 }
 
 impl Metrics {
@@ -89,6 +134,16 @@ impl Metrics {
         h.buckets[bucket].fetch_add(1, Ordering::Relaxed);
         h.sum_nanos.fetch_add(u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX), Ordering::Relaxed);
         h.count.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts one connection event.
+    pub fn connection(&self, event: Connection) {
+        self.connections[event as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// How many connection events of this kind happened so far.
+    pub fn connections(&self, event: Connection) -> u64 {
+        self.connections[event as usize].load(Ordering::Relaxed)
     }
 
     /// Counts `n` records durably appended to the log `name`.
@@ -168,6 +223,21 @@ impl Metrics {
         for (name, n) in self.records.read().unwrap_or_else(PoisonError::into_inner).iter() {
             // Log names are [A-Za-z0-9._-] (eventlog::validate_name): nothing to escape.
             let _ = writeln!(out, "pinpipe_gateway_records_total{{log=\"{name}\"}} {}", n.load(Ordering::Relaxed));
+        }
+
+        out.push_str("# HELP pinpipe_gateway_connections_open Connections open now.\n");
+        out.push_str("# TYPE pinpipe_gateway_connections_open gauge\n");
+        let open = self.connections(Connection::Accepted).saturating_sub(self.connections(Connection::Closed));
+        let _ = writeln!(out, "pinpipe_gateway_connections_open {open}");
+        out.push_str("# HELP pinpipe_gateway_connections_total Connection events: accepted, closed, and why some were closed or refused.\n");
+        out.push_str("# TYPE pinpipe_gateway_connections_total counter\n");
+        for event in Connection::ALL {
+            let _ = writeln!(
+                out,
+                "pinpipe_gateway_connections_total{{event=\"{}\"}} {}",
+                event.label(),
+                self.connections(event)
+            );
         }
 
         out.push_str(

@@ -4,11 +4,16 @@
 //! Fed by the posting emulator (or any client speaking those APIs); feeds the two event logs —
 //! topics and streams, separate [`EventLog`]s — and answers a write only once the log made it
 //! durable. Owns routing, the optional base path (an API Gateway stage such as `/dev`), API keys
-//! and `/metrics`; the route families live in [`kafka_rest`] and [`kinesis`], body handling in
-//! [`body`], the error → response mapping in [`error`], counters in [`metrics`].
+//! and `/metrics`; the route families live in [`kafka_rest`] and [`kinesis`], what every API
+//! route shares (API key, body limits, request metrics) in [`layers`], body parsing in [`body`],
+//! the error → response mapping in [`error`], counters in [`metrics`], and the connections
+//! (timeouts, the connection cap) in [`connections`].
 //!
 //! [`app`] builds the router without a socket (tests call it directly); [`serve`] runs it on a
 //! listener until the shutdown token fires, then finishes the requests in flight.
+//!
+//! Every answer under `{base}/topics…` carries the proxy's error envelope and every answer under
+//! `{base}/streams…` Kinesis's shape, unmatched paths (404) and wrong methods (405) included.
 //!
 //! Routes (`{base}` is the optional base path; `/healthz` and `/metrics` stay at the root and
 //! never need a key):
@@ -27,18 +32,21 @@
 //! browser cannot send `x-api-key` (see [`status`]).
 
 pub mod body;
+pub mod connections;
 pub mod error;
 pub mod kafka_rest;
 pub mod kinesis;
+mod layers;
 pub mod metrics;
 pub mod status;
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::State;
+use axum::extract::rejection::PathRejection;
+use axum::extract::{OriginalUri, Path, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
@@ -53,7 +61,7 @@ use metrics::Route;
 use crate::eventlog::{EventLog, Namespace};
 
 /// What the gateway is told by the CLI or the config file (`[gateway]` in `pinpipe.toml`).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GatewayConfig {
     /// An API Gateway stage prefix such as `/dev`: the API routes then live only under it.
     /// `None`, `""` and `"/"` mean no prefix; a trailing `/` is ignored.
@@ -61,7 +69,38 @@ pub struct GatewayConfig {
     /// Accepted `x-api-key` values. Empty: the API is open. Otherwise every topics/streams route
     /// requires one of them (403 without).
     pub api_keys: Vec<String>,
+    /// Longest wait for a whole request head, from the accept or the end of the previous
+    /// response: closes clients that send nothing, half a header, or a byte a second.
+    pub header_read_timeout: Duration,
+    /// Longest a keep-alive connection may wait, idle, for its next request (at most
+    /// `header_read_timeout`).
+    pub idle_timeout: Duration,
+    /// Longest a request body may take to arrive once its head has (408 after).
+    pub body_timeout: Duration,
+    /// Most connections open at once; `None`: below the open-file limit
+    /// ([`connections::default_max_connections`]).
+    pub max_connections: Option<usize>,
 }
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        GatewayConfig {
+            base_path: None,
+            api_keys: Vec::new(),
+            header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            body_timeout: DEFAULT_BODY_TIMEOUT,
+            max_connections: None,
+        }
+    }
+}
+
+/// Default [`GatewayConfig::header_read_timeout`].
+pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default [`GatewayConfig::idle_timeout`].
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Default [`GatewayConfig::body_timeout`].
+pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Everything a request needs; cheap to clone (one `Arc`).
 #[derive(Clone)]
@@ -91,6 +130,12 @@ impl AppState {
         }
         if config.api_keys.iter().any(String::is_empty) {
             return Err(Error::Config("an API key may not be empty".into()));
+        }
+        if config.idle_timeout > config.header_read_timeout {
+            return Err(Error::Config(format!(
+                "the idle timeout ({:?}) may not exceed the header-read timeout ({:?}): an idle connection is also waiting for its next request's header",
+                config.idle_timeout, config.header_read_timeout
+            )));
         }
         Ok(AppState { inner: Arc::new(Inner { config, topics, streams, metrics: Metrics::default(), status: None }) })
     }
@@ -165,7 +210,9 @@ pub fn app(state: AppState) -> Router {
         .route("/streams", get(kinesis::list))
         .route("/streams/{name}", post(kinesis::create).get(kinesis::describe).delete(kinesis::delete))
         .route("/streams/{name}/record", put(kinesis::put_record))
-        .route("/streams/{name}/records", put(kinesis::put_records));
+        .route("/streams/{name}/records", put(kinesis::put_records))
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), layers::api))
+        .method_not_allowed_fallback(method_not_allowed);
     let api = match state.config().base_path.as_deref() {
         Some(base) => Router::new().nest(base, api),
         None => api,
@@ -177,38 +224,73 @@ pub fn app(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics_text))
         .merge(api)
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
 }
 
 /// Serves [`app`] on `listener` until `shutdown` is cancelled, then stops accepting and lets the
-/// requests in flight finish.
+/// requests in flight finish. Connections are held to the configuration's timeouts and cap
+/// ([`connections`]).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
     shutdown: CancellationToken,
 ) -> Result<(), Error> {
+    let config = state.config();
+    let limits = connections::Limits {
+        header_read_timeout: config.header_read_timeout,
+        idle_timeout: config.idle_timeout,
+        max_connections: config.max_connections.unwrap_or_else(connections::default_max_connections),
+    };
     if let Ok(addr) = listener.local_addr() {
-        tracing::debug!(%addr, base_path = ?state.config().base_path, "gateway serving");
+        tracing::debug!(%addr, base_path = ?config.base_path, ?limits, "gateway serving");
     }
-    axum::serve(listener, app(state))
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await
-        .map_err(Error::Serve)
+    connections::serve(listener, app(state.clone()), state, limits, shutdown).await.map_err(Error::Serve)
 }
 
-/// Runs a handler body, turns its error into `family`'s shape, and counts the answer.
-pub(crate) async fn respond(
-    state: &AppState,
-    route: Route,
-    family: Family,
-    handler: impl Future<Output = Result<Response, Error>>,
-) -> Response {
+/// The name in a route's path (a topic or stream), or a 400 when it is not valid
+/// percent-encoded UTF-8.
+pub(crate) fn path_name(path: Result<Path<String>, PathRejection>) -> Result<String, Error> {
+    path.map(|Path(name)| name).map_err(|rejection| Error::BadPath(rejection.body_text()))
+}
+
+/// The path the client asked for, base path included (a router nested under the base path sees
+/// the rest only).
+pub(crate) fn full_path(request: &Request) -> &str {
+    match request.extensions().get::<OriginalUri>() {
+        Some(OriginalUri(uri)) => uri.path(),
+        None => request.uri().path(),
+    }
+}
+
+/// The answer for a path no route has: in the family's shape under `{base}/topics` and
+/// `{base}/streams`, plain text elsewhere.
+async fn not_found(State(state): State<AppState>, request: Request) -> Response {
+    let path = full_path(&request).to_owned();
+    fallback(&state, &path, Error::NoRoute { path: path.clone() })
+}
+
+/// The answer for a route that does not take the request's method.
+async fn method_not_allowed(State(state): State<AppState>, request: Request) -> Response {
+    let path = full_path(&request).to_owned();
+    let error = Error::MethodNotAllowed { method: request.method().to_string(), path: path.clone() };
+    fallback(&state, &path, error)
+}
+
+fn fallback(state: &AppState, path: &str, error: Error) -> Response {
     let started = Instant::now();
-    let response = match handler.await {
-        Ok(r) => r,
-        Err(error) => ApiError { family, error }.into_response(),
+    let response = match Family::of_path(state.config().base_path.as_deref(), path) {
+        Some(family) => ApiError { family, error }.into_response(),
+        None => {
+            let status = match error {
+                Error::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+                _ => StatusCode::NOT_FOUND,
+            };
+            reply(status, "text/plain; charset=utf-8", format!("{error}\n").into_bytes())
+        }
     };
-    state.metrics().observe(route, response.status(), started);
+    state.metrics().observe(Route::Admin, response.status(), started);
     response
 }
 

@@ -31,6 +31,11 @@ use crate::config::Worker;
 use crate::eventlog::{self, EventLog, Namespace};
 use crate::lake::Lake;
 
+/// Default [`SinkConfig::flush_size`] (records per file).
+pub const DEFAULT_FLUSH_SIZE: usize = 1000;
+/// Default [`SinkConfig::flush_interval`].
+pub const DEFAULT_FLUSH_INTERVAL: Duration = Duration::from_secs(10);
+
 /// What `pinpipe sink` runs with.
 #[derive(Debug, Clone)]
 pub struct SinkConfig {
@@ -99,6 +104,13 @@ pub enum Error {
         #[source]
         source: eventlog::Error,
     },
+    #[error("cannot resume topic `{topic}` partition {partition}")]
+    Resume {
+        topic: String,
+        partition: u32,
+        #[source]
+        source: resume::Error,
+    },
     #[error("the sink task for topic `{topic}` partition {partition} failed")]
     Task {
         topic: String,
@@ -141,6 +153,7 @@ pub async fn run(
                 partition: p.partition,
                 log_start: p.start,
                 log_end: p.end,
+                incarnation: info.incarnation.clone(),
                 flush_size: cfg.flush_size,
                 flush_interval,
                 drain: cfg.drain,

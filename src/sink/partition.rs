@@ -40,6 +40,8 @@ pub(super) struct Job {
     pub log_start: u64,
     /// The partition's end when the sink started: where a drain stops.
     pub log_end: u64,
+    /// The log's identity, when the backend has one (see [`resume`]).
+    pub incarnation: Option<String>,
     pub flush_size: usize,
     /// `None`: files are cut by count only (drain mode, or an interval too long to matter).
     pub flush_interval: Option<Duration>,
@@ -71,10 +73,16 @@ pub(super) async fn run(
 ) -> Result<Outcome, Error> {
     let (topic, partition) = (job.topic.as_str(), job.partition);
     let dir = lake.path(&layout::partition_dir(topic, partition));
-    let Some(point) = resume_point(&job, &lake, &dir, &shutdown).await else {
+    let Some(point) = resume_point(&job, &lake, &dir, &shutdown).await? else {
         return Ok(Outcome::default());
     };
     let from = point.next.max(job.log_start);
+    if let Some(old) = &point.replaced {
+        tracing::warn!(
+            topic, partition, from, earlier = %old, now = ?job.incarnation,
+            "the topic is a new log (deleted and created again): landing it from its first offset; the earlier log's files stay"
+        );
+    }
     tracing::info!(
         topic,
         partition,
@@ -83,15 +91,6 @@ pub(super) async fn run(
         log_end = job.log_end,
         "sink partition resuming"
     );
-    if point.next > job.log_end {
-        tracing::warn!(
-            topic,
-            partition,
-            lake_next = point.next,
-            log_end = job.log_end,
-            "the lake holds offsets past the log's end (was the log recreated?); waiting for the log to catch up"
-        );
-    }
     if point.next < job.log_start && point.last_key.is_some() {
         tracing::warn!(
             topic,
@@ -121,22 +120,38 @@ pub(super) async fn run(
     Ok(outcome)
 }
 
-/// The resume point, retried until the lake answers; `None` when cancelled first.
-async fn resume_point(job: &Job, lake: &Lake, dir: &Path, shutdown: &CancellationToken) -> Option<resume::ResumePoint> {
+/// The resume point, with its incarnation marker written, retried until the lake answers;
+/// `None` when cancelled first. A lake that cannot hold this log's files (see [`resume`]) is an
+/// error.
+async fn resume_point(
+    job: &Job,
+    lake: &Lake,
+    dir: &Path,
+    shutdown: &CancellationToken,
+) -> Result<Option<resume::ResumePoint>, Error> {
+    let extent = resume::LogExtent { start: job.log_start, end: job.log_end, incarnation: job.incarnation.clone() };
     let mut backoff = Backoff::default();
     let mut attempt = 1u32;
     loop {
-        match resume::find(&*lake.store, dir, &job.topic, job.partition, job.log_start).await {
-            Ok(point) => return Some(point),
-            Err(e) => {
+        let found = match resume::find(&*lake.store, dir, &job.topic, job.partition, &extent).await {
+            Ok(point) => match &point.write_marker {
+                Some(marker) => resume::write_marker(&*lake.store, dir, marker).await.map(|()| point),
+                None => Ok(point),
+            },
+            Err(e) => Err(e),
+        };
+        match found {
+            Ok(point) => return Ok(Some(point)),
+            Err(e) if e.is_lake_unavailable() => {
                 tracing::warn!(
                     topic = %job.topic, partition = job.partition, attempt, error = %e, source = %source_of(&e),
                     "cannot find the resume point in the lake; retrying"
                 );
             }
+            Err(source) => return Err(Error::Resume { topic: job.topic.clone(), partition: job.partition, source }),
         }
         if !backoff.pause(shutdown).await {
-            return None;
+            return Ok(None);
         }
         attempt += 1;
     }

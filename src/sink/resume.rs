@@ -1,27 +1,74 @@
 //! Where a partition's sink picks up: found from the lake itself, never from the log or a side
 //! file, so the objects are the only state and a restart can neither skip nor repeat a record.
 //!
-//! Fed by the lake (a listing of one partition's folder and the last file's body); feeds
-//! [`super::partition`] the first offset still to write. The rule is Confluent's: take the file
-//! with the highest start offset and resume at `start + lines`. That is exact because every file
-//! is written whole in one `put` (a crash leaves either the whole object or none) and holds one
-//! record per line, in offset order, with no gaps.
+//! Fed by the lake (a listing of one partition's folder, the last file's body, the partition's
+//! incarnation marker) and the log's extent and identity; feeds [`super::partition`] the first
+//! offset still to write, and the marker to write before it. The rule is Confluent's: take the
+//! file with the highest start offset and resume at `start + lines`. That is exact because every
+//! file is written whole in one `put` (a crash leaves either the whole object or none) and holds
+//! one record per line, in offset order, with no gaps.
+//!
+//! # Which log the files came from
+//! A topic deleted and created again is another log (SPEC §4). Each partition folder holds a
+//! small JSON object, [`MARKER`] (`{"incarnation":…,"since":…}`), naming the log incarnation
+//! ([`crate::eventlog::LogInfo::incarnation`]) whose records its files hold from offset `since`
+//! on; it is written before the first file of that incarnation. On start:
+//! - same incarnation: resume after the last file at or past `since`;
+//! - another incarnation: the new log is read from its first offset, and the earlier files stay
+//!   where they are — unless the new log's offsets would rewrite them (a log whose offsets start
+//!   over at 0, as Kafka's do), which is refused with [`Error::OffsetsReused`];
+//! - no marker yet (a lake written before markers existed): the files are taken to be the
+//!   current log's, and the marker is written;
+//! - a log with no identity (Kafka): the files are taken to be the current log's, but a lake
+//!   that holds offsets past the log's end cannot be (the topic was re-created or lost records):
+//!   that is [`Error::AheadOfLog`], never a silent skip.
+//!
+//! The marker's name starts with `_` and has no `.json`: Spark, Hadoop and pinpipe's batch job
+//! skip it when they read the sink's files.
 
-use object_store::ObjectStore;
 use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use serde::{Deserialize, Serialize};
 
 use super::layout::{self, FileName};
+
+/// The name of the incarnation marker in a partition's folder.
+pub const MARKER: &str = "_incarnation";
+
+/// What a partition's marker says: its files from offset `since` on hold records of the log
+/// incarnation `incarnation`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Marker {
+    pub incarnation: String,
+    pub since: u64,
+}
+
+/// What the log says about one partition when the sink starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogExtent {
+    /// The partition's first readable offset.
+    pub start: u64,
+    /// The partition's end (next offset).
+    pub end: u64,
+    /// The log's identity, when the backend has one.
+    pub incarnation: Option<String>,
+}
 
 /// The last sink file of a partition and the offset after its last record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ResumePoint {
-    /// The key of the last file, if the partition has any.
+    /// The key of the last file of the current incarnation, if the partition has any.
     pub last_key: Option<Path>,
     /// The first offset no file holds yet.
     pub next: u64,
+    /// The marker to write before the first file, when the folder does not hold it yet.
+    pub write_marker: Option<Marker>,
+    /// The incarnation the folder's files came from until now, when it is not the log's.
+    pub replaced: Option<String>,
 }
 
-/// Failures reading the lake; the caller retries them (the lake may be briefly unavailable).
+/// Why a partition cannot resume. The lake being unreachable (`List`, `Get`, `Put`) is retried by
+/// the caller; the others stop the sink with their message.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("cannot list {prefix} in the lake")]
@@ -36,41 +83,160 @@ pub enum Error {
         #[source]
         source: object_store::Error,
     },
+    #[error("cannot write {key} to the lake")]
+    Put {
+        key: String,
+        #[source]
+        source: object_store::Error,
+    },
+    #[error(
+        "{key} is not an incarnation marker ({reason}); remove it only if the folder's files are the current log's"
+    )]
+    BadMarker { key: String, reason: String },
+    #[error(
+        "the lake holds {topic} partition {partition} up to offset {lake_next}, but the log ends at {log_end}: the topic was \
+         deleted and created again (or lost records). Move {dir} aside to land the new log there"
+    )]
+    AheadOfLog { topic: String, partition: u32, lake_next: u64, log_end: u64, dir: String },
+    #[error(
+        "{topic} partition {partition} is a new log whose offsets start at {since}, but the lake holds files of the \
+         earlier log up to offset {lake_next}: writing would replace them. Move {dir} aside to land the new log there"
+    )]
+    OffsetsReused { topic: String, partition: u32, since: u64, lake_next: u64, dir: String },
 }
 
-/// Finds where `topic`/`partition` resumes: after the last file in `dir` (the partition's folder),
-/// or at `log_start` (the partition's first readable offset) when the folder has no sink file.
+impl Error {
+    /// True when the lake did not answer: retrying later may succeed.
+    pub fn is_lake_unavailable(&self) -> bool {
+        matches!(self, Error::List { .. } | Error::Get { .. } | Error::Put { .. })
+    }
+}
+
+/// Finds where `topic`/`partition` resumes, given what the log says of it (see the module doc).
 ///
-/// Other objects in the folder (not named `<topic>+<partition>+<offset>.json`) are ignored, so
-/// notes or a reader's side files never move the resume point.
+/// Objects in the folder other than sink files (`<topic>+<partition>+<offset>.json`) and the
+/// marker are ignored, so notes or a reader's side files never move the resume point.
 pub async fn find(
     store: &dyn ObjectStore,
     dir: &Path,
     topic: &str,
     partition: u32,
-    log_start: u64,
+    log: &LogExtent,
 ) -> Result<ResumePoint, Error> {
     let listing =
         store.list_with_delimiter(Some(dir)).await.map_err(|source| Error::List { prefix: dir.to_string(), source })?;
-    let last = listing
-        .objects
-        .into_iter()
-        .filter_map(|meta| {
-            let name = layout::parse_file_name(meta.location.filename()?)?;
-            (name.topic == topic && name.partition == partition).then_some((name, meta.location))
-        })
-        .max_by_key(|(name, _): &(FileName, Path)| name.start);
-    let Some((name, key)) = last else {
-        return Ok(ResumePoint { last_key: None, next: log_start });
+    let mut files: Vec<(FileName, Path)> = Vec::new();
+    let mut marker_key = None;
+    for meta in listing.objects {
+        match meta.location.filename() {
+            Some(MARKER) => marker_key = Some(meta.location.clone()),
+            Some(name) => {
+                if let Some(file) =
+                    layout::parse_file_name(name).filter(|f| f.topic == topic && f.partition == partition)
+                {
+                    files.push((file, meta.location.clone()));
+                }
+            }
+            None => {}
+        }
+    }
+    let marker = match marker_key {
+        Some(key) => Some(read_marker(store, &key).await?),
+        None => None,
     };
-    let body = object_store::ObjectStoreExt::get(store, &key)
+    let ahead = |lake_next: u64| Error::AheadOfLog {
+        topic: topic.to_string(),
+        partition,
+        lake_next,
+        log_end: log.end,
+        dir: dir.to_string(),
+    };
+
+    let Some(current) = &log.incarnation else {
+        // No identity to compare: the files are the log's, unless they cannot be.
+        let point = after_last(store, &files, 0, log.start).await?;
+        if point.next > log.end {
+            return Err(ahead(point.next));
+        }
+        return Ok(point);
+    };
+    match marker {
+        Some(m) if &m.incarnation == current => {
+            let point = after_last(store, &files, m.since, log.start.max(m.since)).await?;
+            if point.next > log.end {
+                return Err(ahead(point.next));
+            }
+            Ok(point)
+        }
+        Some(m) => {
+            // Another log: it starts at its first offset, after every file of the earlier one.
+            let earlier = after_last(store, &files, 0, 0).await?;
+            if earlier.last_key.is_some() && earlier.next > log.start {
+                return Err(Error::OffsetsReused {
+                    topic: topic.to_string(),
+                    partition,
+                    since: log.start,
+                    lake_next: earlier.next,
+                    dir: dir.to_string(),
+                });
+            }
+            let marker = Marker { incarnation: current.clone(), since: log.start };
+            Ok(ResumePoint {
+                last_key: None,
+                next: log.start,
+                write_marker: Some(marker),
+                replaced: Some(m.incarnation),
+            })
+        }
+        None => {
+            // A folder from before markers (or a new one): its files are the current log's.
+            let mut point = after_last(store, &files, 0, log.start).await?;
+            if point.next > log.end {
+                return Err(ahead(point.next));
+            }
+            let since = if point.last_key.is_some() { 0 } else { log.start };
+            point.write_marker = Some(Marker { incarnation: current.clone(), since });
+            Ok(point)
+        }
+    }
+}
+
+/// Writes a partition's marker (before the first file of its incarnation).
+pub async fn write_marker(store: &dyn ObjectStore, dir: &Path, marker: &Marker) -> Result<(), Error> {
+    let key = dir.clone().join(MARKER);
+    let body = serde_json::to_vec(marker).unwrap_or_default();
+    store.put(&key, PutPayload::from(body)).await.map_err(|source| Error::Put { key: key.to_string(), source })?;
+    Ok(())
+}
+
+async fn read_marker(store: &dyn ObjectStore, key: &Path) -> Result<Marker, Error> {
+    let body = get(store, key).await?;
+    serde_json::from_slice(&body).map_err(|e| Error::BadMarker { key: key.to_string(), reason: e.to_string() })
+}
+
+async fn get(store: &dyn ObjectStore, key: &Path) -> Result<bytes::Bytes, Error> {
+    store
+        .get(key)
         .await
         .map_err(|source| Error::Get { key: key.to_string(), source })?
         .bytes()
         .await
-        .map_err(|source| Error::Get { key: key.to_string(), source })?;
-    let lines = count_lines(&body);
-    Ok(ResumePoint { last_key: Some(key), next: name.start + lines })
+        .map_err(|source| Error::Get { key: key.to_string(), source })
+}
+
+/// The point after the last of `files` that starts at or past `since`, or `empty` when none does.
+async fn after_last(
+    store: &dyn ObjectStore,
+    files: &[(FileName, Path)],
+    since: u64,
+    empty: u64,
+) -> Result<ResumePoint, Error> {
+    let last = files.iter().filter(|(name, _)| name.start >= since).max_by_key(|(name, _)| name.start);
+    let Some((name, key)) = last else {
+        return Ok(ResumePoint { last_key: None, next: empty, write_marker: None, replaced: None });
+    };
+    let lines = count_lines(&get(store, key).await?);
+    Ok(ResumePoint { last_key: Some(key.clone()), next: name.start + lines, write_marker: None, replaced: None })
 }
 
 /// The number of records in a sink file: its `\n` count (every line, the last included, ends in
@@ -83,10 +249,13 @@ pub fn count_lines(body: &[u8]) -> u64 {
 mod tests {
     use super::*;
     use object_store::memory::InMemory;
-    use object_store::{ObjectStoreExt, PutPayload};
 
     async fn put(store: &InMemory, key: &str, body: &'static [u8]) {
         store.put(&Path::from(key), PutPayload::from_static(body)).await.unwrap();
+    }
+
+    fn extent(start: u64, end: u64, incarnation: Option<&str>) -> LogExtent {
+        LogExtent { start, end, incarnation: incarnation.map(str::to_string) }
     }
 
     #[tokio::test]
@@ -98,15 +267,49 @@ mod tests {
         put(&store, &format!("{}/notes.txt", layout::partition_dir("t", 2)), b"x\n").await;
         put(&store, &format!("{}/t+2+0000000099.json.tmp", layout::partition_dir("t", 2)), b"x\n").await;
         put(&store, &format!("{}/u+2+0000000099.json", layout::partition_dir("t", 2)), b"x\n").await;
-        let point = find(&store, &dir, "t", 2, 0).await.unwrap();
-        assert_eq!(point, ResumePoint { last_key: Some(Path::from(layout::file_key("t", 2, 2))), next: 5 });
+        let point = find(&store, &dir, "t", 2, &extent(0, 9, None)).await.unwrap();
+        assert_eq!(point.last_key, Some(Path::from(layout::file_key("t", 2, 2))));
+        assert_eq!((point.next, point.write_marker), (5, None));
     }
 
     #[tokio::test]
-    async fn an_empty_folder_resumes_at_the_log_start() {
+    async fn an_empty_folder_resumes_at_the_log_start_and_marks_the_log() {
         let store = InMemory::new();
-        let point = find(&store, &Path::from(layout::partition_dir("t", 0)), "t", 0, 7).await.unwrap();
-        assert_eq!(point, ResumePoint { last_key: None, next: 7 });
+        let dir = Path::from(layout::partition_dir("t", 0));
+        let point = find(&store, &dir, "t", 0, &extent(7, 7, Some("A"))).await.unwrap();
+        assert_eq!((point.last_key, point.next), (None, 7));
+        assert_eq!(point.write_marker, Some(Marker { incarnation: "A".into(), since: 7 }));
+    }
+
+    #[tokio::test]
+    async fn a_new_incarnation_starts_at_its_first_offset_and_keeps_the_old_files() {
+        let store = InMemory::new();
+        let dir = Path::from(layout::partition_dir("t", 0));
+        put(&store, &layout::file_key("t", 0, 0), b"a\nb\nc\n").await;
+        write_marker(&store, &dir, &Marker { incarnation: "A".into(), since: 0 }).await.unwrap();
+        // The same log: after the last file.
+        assert_eq!(find(&store, &dir, "t", 0, &extent(0, 5, Some("A"))).await.unwrap().next, 3);
+        // A new log numbering on after the old one.
+        let point = find(&store, &dir, "t", 0, &extent(3, 18, Some("B"))).await.unwrap();
+        assert_eq!((point.next, point.replaced.as_deref()), (3, Some("A")));
+        write_marker(&store, &dir, point.write_marker.as_ref().unwrap()).await.unwrap();
+        // Its own files count from then on.
+        put(&store, &layout::file_key("t", 0, 3), b"d\ne\n").await;
+        let again = find(&store, &dir, "t", 0, &extent(3, 18, Some("B"))).await.unwrap();
+        assert_eq!((again.next, again.write_marker), (5, None));
+        // A new log whose offsets start over would overwrite the old files: refused.
+        let e = find(&store, &dir, "t", 0, &extent(0, 15, Some("C"))).await.unwrap_err();
+        assert!(matches!(e, Error::OffsetsReused { since: 0, lake_next: 5, .. }), "{e}");
+    }
+
+    #[tokio::test]
+    async fn files_past_the_end_of_a_log_without_identity_are_an_error() {
+        let store = InMemory::new();
+        let dir = Path::from(layout::partition_dir("t", 0));
+        put(&store, &layout::file_key("t", 0, 0), b"a\nb\nc\n").await;
+        let e = find(&store, &dir, "t", 0, &extent(0, 2, None)).await.unwrap_err();
+        assert!(matches!(e, Error::AheadOfLog { lake_next: 3, log_end: 2, .. }), "{e}");
+        assert_eq!(find(&store, &dir, "t", 0, &extent(0, 3, None)).await.unwrap().next, 3);
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! rather than re-read), the idempotent commit ([`DeltaSink::commit`]: after any failure it
 //! re-reads the stored positions and commits only what the table still lacks; it may carry the
 //! log's native positions in its commit info), reading those back
-//! ([`DeltaSink::native_positions`]) and checkpointing.
+//! ([`DeltaSink::stored_meta`]) and checkpointing.
 //! Fed by the micro-batch loop in [`super`] with cleaned rows or rejects; feeds the lake under
 //! `<lake>/delta/<table>`, which any Delta reader can open.
 
@@ -27,18 +27,40 @@ use tokio_util::sync::CancellationToken;
 use super::Error;
 use super::positions::{self, NativePosition};
 use crate::backoff::Backoff;
-use crate::lake::Lake;
+use crate::lake::{Lake, Trouble};
+use crate::observe;
 
 /// Failed attempts at one commit before the job gives up (each after re-reading the table),
 /// not counting those that failed because the lake was unreachable (see [`DeltaSink::commit`]).
 const COMMIT_ATTEMPTS: u32 = 6;
-/// How many of the newest commits [`DeltaSink::native_positions`] looks through.
+/// How many of the newest commits [`DeltaSink::stored_meta`] looks through.
 const NATIVE_HISTORY: usize = 100;
+
+/// What a commit records besides rows and `txn` versions, in its commit info, atomically with
+/// them.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct CommitMeta {
+    /// The native positions of the stream's partitions ([`positions::NATIVE_KEY`]).
+    pub native: Option<serde_json::Value>,
+    /// The identity of each stream's log ([`positions::IDENTITY_KEY`]), stream → identity.
+    pub identities: BTreeMap<String, String>,
+}
+
+/// What a table's newest commits say of the logs it holds positions of.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct StoredMeta {
+    /// The native positions of the newest commit that stored any, by app id.
+    pub native: BTreeMap<String, NativePosition>,
+    /// Per app id, the log identity of the newest commit that named one.
+    pub identities: BTreeMap<String, String>,
+}
 
 /// The rows one stream partition contributes to a commit, and the position they bring the table
 /// to.
 #[derive(Debug, Clone)]
 pub(crate) struct Part {
+    /// The stream the rows were read from (whose log identity the commit records).
+    pub stream: String,
     /// The `txn` app id of the partition in this table.
     pub app_id: String,
     /// The `txn` version this commit sets: the last offset the commit accounts for (it may be
@@ -64,10 +86,45 @@ pub(crate) struct DeltaSink {
     /// The table's name under `<lake>/delta/`.
     pub name: String,
     table: DeltaTable,
+    lake: Lake,
     checkpoint_every: u64,
+    /// How long a commit waits out a full or unreachable lake before giving up; `None`: for as
+    /// long as it lasts.
+    lake_timeout: Option<std::time::Duration>,
 }
 
 impl DeltaSink {
+    /// [`DeltaSink::open`], waiting out a lake that is full or unreachable (with backoff, until
+    /// `shutdown`, or `lake_timeout` when given), and with commits that wait it out as long.
+    pub async fn open_waiting(
+        lake: &Lake,
+        name: &str,
+        schema: SchemaRef,
+        checkpoint_every: u64,
+        lake_timeout: Option<std::time::Duration>,
+        shutdown: &CancellationToken,
+    ) -> Result<DeltaSink, Error> {
+        let mut backoff = Backoff::default();
+        let mut since = None;
+        loop {
+            let trouble = if lake.is_nearly_full() {
+                Trouble::Full
+            } else {
+                match DeltaSink::open(lake, name, schema.clone(), checkpoint_every).await {
+                    Ok(mut sink) => {
+                        sink.lake_timeout = lake_timeout;
+                        return Ok(sink);
+                    }
+                    Err(e) => match Trouble::of(&e) {
+                        Some(trouble) => trouble,
+                        None => return Err(e),
+                    },
+                }
+            };
+            wait_out(lake, name, trouble, &mut since, lake_timeout, &mut backoff, shutdown, None).await?;
+        }
+    }
+
     /// Opens `<lake>/delta/<name>`, creating it with `schema` if it does not exist yet.
     pub async fn open(lake: &Lake, name: &str, schema: SchemaRef, checkpoint_every: u64) -> Result<DeltaSink, Error> {
         let url = lake.url_of(&format!("delta/{name}"));
@@ -103,13 +160,21 @@ impl DeltaSink {
                     // Another process may have created it at the same moment: use theirs.
                     Err(error) => {
                         tracing::debug!(table = name, %error, "creating the Delta table failed; loading it");
-                        table.load().await.map_err(open_err)?
+                        if table.load().await.is_err() {
+                            return Err(open_err(error));
+                        }
                     }
                 }
             }
             Err(e) => return Err(open_err(e)),
         }
-        Ok(DeltaSink { name: name.to_string(), table, checkpoint_every: checkpoint_every.max(1) })
+        Ok(DeltaSink {
+            name: name.to_string(),
+            table,
+            lake: lake.clone(),
+            checkpoint_every: checkpoint_every.max(1),
+            lake_timeout: None,
+        })
     }
 
     /// Loads the commits other writers made since this handle last looked.
@@ -131,16 +196,26 @@ impl DeltaSink {
             .map_err(|source| self.positions_err(source))
     }
 
-    /// The native positions stored by the newest commit (of the last [`NATIVE_HISTORY`]) that
-    /// stored any, by app id; empty when none did (logs without native positions, a new table).
-    pub async fn native_positions(&self) -> Result<BTreeMap<String, NativePosition>, Error> {
+    /// What the newest commits (the last [`NATIVE_HISTORY`]) stored beside the rows: the native
+    /// positions of the newest that stored any, and per stream the newest log identity; empty
+    /// when none did (logs without native positions, a new table, a table from before
+    /// identities).
+    pub async fn stored_meta(&self) -> Result<StoredMeta, Error> {
+        let mut stored = StoredMeta::default();
+        let mut native_found = false;
         let mut history = self.table.history(Some(NATIVE_HISTORY));
         while let Some(info) = history.try_next().await.map_err(|source| self.positions_err(source))? {
-            if let Some(value) = info.info.get(positions::NATIVE_KEY) {
-                return Ok(positions::parse_native(value));
+            if !native_found && let Some(value) = info.info.get(positions::NATIVE_KEY) {
+                stored.native = positions::parse_native(value);
+                native_found = true;
+            }
+            if let Some(value) = info.info.get(positions::IDENTITY_KEY) {
+                for (app_id, identity) in positions::parse_identity(value) {
+                    stored.identities.entry(app_id).or_insert(identity);
+                }
             }
         }
-        Ok(BTreeMap::new())
+        Ok(stored)
     }
 
     fn positions_err(&self, source: DeltaTableError) -> Error {
@@ -151,26 +226,36 @@ impl DeltaSink {
     /// once: if the commit fails for any reason (a concurrent writer, a timeout after the write
     /// actually landed, storage trouble), the table state is re-read, every part drops the rows
     /// at or below the version now stored for its app id (dropping the whole part when that
-    /// version reaches its `last`), and the rest is committed again. `native`, when given, goes
-    /// into the commit info under [`positions::NATIVE_KEY`], atomically with the rows.
+    /// version reaches its `last`), and the rest is committed again. A stored version counts only
+    /// when the newest log identity stored for the part's app id is the one this commit records
+    /// (else it is an earlier log's). `meta` goes into the commit info, atomically with the rows.
     ///
-    /// While the lake is unreachable (timeouts, refused connections, 5xx answers: see
-    /// [`lake_unavailable`]) the commit is retried with [`Backoff`] (up to 5 s apart) for
-    /// as long as the outage lasts, until `shutdown`; any other failure gives up after
-    /// [`COMMIT_ATTEMPTS`]. Giving up loses nothing: the round was not committed, so the next run
-    /// reads it again.
+    /// While the lake is unreachable (timeouts, refused connections, 5xx answers) or its disk is
+    /// full ([`Trouble`]; a local lake with less than [`crate::lake::MIN_FREE_BYTES`] free is not
+    /// even tried) the commit is retried with [`Backoff`] (up to 5 s apart) for as long as that
+    /// lasts — until `shutdown` ([`Error::Interrupted`]) or the lake timeout
+    /// ([`Error::LakeUnwritable`]); any other failure gives up after [`COMMIT_ATTEMPTS`]. Giving
+    /// up loses nothing: the round was not committed, so the next run reads it again.
     pub async fn commit(
         &mut self,
         mut parts: Vec<Part>,
-        native: Option<serde_json::Value>,
+        meta: &CommitMeta,
         shutdown: &CancellationToken,
     ) -> Result<Committed, Error> {
         let mut backoff = Backoff::default();
         let mut attempt = 1;
         let mut failures = 0;
+        let mut troubled_since = None;
         'attempt: loop {
             if parts.is_empty() {
                 return Ok(Committed::default());
+            }
+            if self.lake.is_nearly_full() {
+                // Nothing is written: wait for space, then try the same commit.
+                let (lake, timeout) = (self.lake.clone(), self.lake_timeout);
+                wait_out(&lake, &self.name, Trouble::Full, &mut troubled_since, timeout, &mut backoff, shutdown, None)
+                    .await?;
+                continue;
             }
             let schema = parts[0].rows.schema();
             let batches: Vec<&RecordBatch> = parts.iter().map(|p| &p.rows).collect();
@@ -179,8 +264,16 @@ impl DeltaSink {
             let txns = parts.iter().map(|p| Transaction::new(&p.app_id, p.last)).collect();
             let mut props =
                 CommitProperties::default().with_application_transactions(txns).with_create_checkpoint(false);
-            if let Some(native) = &native {
-                props = props.with_metadata([(positions::NATIVE_KEY.to_string(), native.clone())]);
+            let mut info = Vec::new();
+            if let Some(native) = &meta.native {
+                info.push((positions::NATIVE_KEY.to_string(), native.clone()));
+            }
+            let app_ids = parts.iter().map(|p| (p.app_id.as_str(), meta.identities.get(&p.stream).map(String::as_str)));
+            if let Some(identities) = positions::identity_metadata(app_ids) {
+                info.push((positions::IDENTITY_KEY.to_string(), identities));
+            }
+            if !info.is_empty() {
+                props = props.with_metadata(info);
             }
             let n = rows.num_rows();
             let started = std::time::Instant::now();
@@ -188,6 +281,10 @@ impl DeltaSink {
                 Ok(table) => {
                     self.table = table;
                     let version = self.version();
+                    if troubled_since.is_some() {
+                        tracing::info!(table = %self.name, version, "the lake takes commits again");
+                    }
+                    observe::lake_ok();
                     tracing::debug!(table = %self.name, version, rows = n, ms = started.elapsed().as_millis() as u64, "Delta commit");
                     if attempt > 1 {
                         tracing::info!(table = %self.name, version, attempt, "Delta commit succeeded after retrying");
@@ -195,27 +292,41 @@ impl DeltaSink {
                     self.checkpoint_if_due(version).await;
                     return Ok(Committed { rows: n, version: Some(version) });
                 }
-                Err(source) => {
-                    let unavailable = lake_unavailable(&source);
-                    if !unavailable {
+                Err(source) => match Trouble::of(&source) {
+                    Some(trouble) => {
+                        let (lake, timeout) = (self.lake.clone(), self.lake_timeout);
+                        let name = self.name.clone();
+                        wait_out(
+                            &lake,
+                            &name,
+                            trouble,
+                            &mut troubled_since,
+                            timeout,
+                            &mut backoff,
+                            shutdown,
+                            Some(&source),
+                        )
+                        .await?;
+                    }
+                    None => {
                         failures += 1;
+                        if failures >= COMMIT_ATTEMPTS {
+                            return Err(Error::Commit {
+                                table: self.name.clone(),
+                                version: self.version(),
+                                attempts: attempt,
+                                source: Box::new(source),
+                            });
+                        }
+                        tracing::warn!(
+                            table = %self.name, version = self.version(), attempt,
+                            retry_in_ms = backoff.next_wait().as_millis() as u64, error = %source,
+                            "Delta commit failed; re-reading the table before retrying"
+                        );
+                        backoff.pause(shutdown).await;
                     }
-                    if failures >= COMMIT_ATTEMPTS || (unavailable && shutdown.is_cancelled()) {
-                        return Err(Error::Commit {
-                            table: self.name.clone(),
-                            version: self.version(),
-                            attempts: attempt,
-                            source: Box::new(source),
-                        });
-                    }
-                    tracing::warn!(
-                        table = %self.name, version = self.version(), attempt, lake_unavailable = unavailable,
-                        retry_in_ms = backoff.next_wait().as_millis() as u64, error = %source,
-                        "Delta commit failed; re-reading the table before retrying"
-                    );
-                }
+                },
             }
-            backoff.pause(shutdown).await;
             attempt += 1;
             // Whether the failed commit in fact landed (its answer lost), or another writer
             // committed, shows in the stored versions: re-read them. If the lake does not answer,
@@ -224,10 +335,21 @@ impl DeltaSink {
                 tracing::warn!(table = %self.name, %error, "cannot re-read the Delta table");
                 continue;
             }
+            let stored_identities = match self.stored_meta().await {
+                Ok(stored) => stored.identities,
+                Err(error) => {
+                    tracing::warn!(table = %self.name, %error, "cannot read the stored log identities");
+                    continue 'attempt;
+                }
+            };
             let mut stored = Vec::with_capacity(parts.len());
             for part in &parts {
+                let ours = positions::same_log(
+                    stored_identities.get(&part.app_id).map(String::as_str),
+                    meta.identities.get(&part.stream).map(String::as_str),
+                );
                 match self.stored_version(&part.app_id).await {
-                    Ok(version) => stored.push(version),
+                    Ok(version) => stored.push(version.filter(|_| ours)),
                     Err(error) => {
                         tracing::warn!(table = %self.name, %error, "cannot read the stored stream positions");
                         continue 'attempt;
@@ -270,20 +392,37 @@ impl DeltaSink {
     }
 }
 
-/// Whether `error` is the lake being unreachable rather than the commit being wrong: somewhere in
-/// its causes is an object store request that failed in transport (timeout, refused or reset
-/// connection) or with a server error, after the object store's own retries — the errors
-/// `object_store` reports as `Generic`. A commit conflict, a missing table or a refused
-/// credential is not.
-fn lake_unavailable(error: &DeltaTableError) -> bool {
-    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
-    while let Some(e) = cause {
-        if let Some(e) = e.downcast_ref::<object_store::Error>() {
-            return matches!(e, object_store::Error::Generic { .. });
-        }
-        cause = e.source();
+/// Waits out `trouble` with the lake before the next try: counts it for `/metrics`, says why in
+/// the log, and sleeps the next backoff. An error when `shutdown` came first
+/// ([`Error::Interrupted`]) or the trouble has lasted `limit` ([`Error::LakeUnwritable`]).
+#[allow(clippy::too_many_arguments)]
+async fn wait_out(
+    lake: &Lake,
+    table: &str,
+    trouble: Trouble,
+    since: &mut Option<std::time::Instant>,
+    limit: Option<std::time::Duration>,
+    backoff: &mut Backoff,
+    shutdown: &CancellationToken,
+    error: Option<&DeltaTableError>,
+) -> Result<(), Error> {
+    observe::lake_trouble(trouble);
+    let started = *since.get_or_insert_with(std::time::Instant::now);
+    if limit.is_some_and(|limit| started.elapsed() >= limit) {
+        return Err(Error::LakeUnwritable { table: table.to_string(), trouble, waited: started.elapsed() });
     }
-    false
+    if shutdown.is_cancelled() {
+        return Err(Error::Interrupted { table: table.to_string() });
+    }
+    tracing::warn!(
+        table, %trouble, free_bytes = lake.free_bytes(), waiting_s = started.elapsed().as_secs(),
+        retry_in_ms = backoff.next_wait().as_millis() as u64, error = error.map(|e| e.to_string()),
+        "the lake cannot take the commit; waiting for it"
+    );
+    if !backoff.pause(shutdown).await {
+        return Err(Error::Interrupted { table: table.to_string() });
+    }
+    Ok(())
 }
 
 impl Part {
@@ -307,13 +446,22 @@ mod tests {
     }
 
     #[test]
-    fn transport_failures_are_the_lake_being_unavailable_and_conflicts_are_not() {
-        assert!(lake_unavailable(&DeltaTableError::ObjectStore { source: generic() }));
+    fn transport_failures_are_lake_trouble_and_conflicts_are_not() {
+        let trouble = |e: &DeltaTableError| Trouble::of(e);
+        assert_eq!(trouble(&DeltaTableError::ObjectStore { source: generic() }), Some(Trouble::Unreachable));
         let in_commit = DeltaTableError::from(TransactionError::ObjectStore { source: generic() });
-        assert!(lake_unavailable(&in_commit), "{in_commit:?}");
+        assert_eq!(trouble(&in_commit), Some(Trouble::Unreachable), "{in_commit:?}");
         let missing = object_store::Error::NotFound { path: "t/_delta_log/1.json".into(), source: "404".into() };
-        assert!(!lake_unavailable(&DeltaTableError::ObjectStore { source: missing }));
-        assert!(!lake_unavailable(&DeltaTableError::from(TransactionError::VersionAlreadyExists(3))));
-        assert!(!lake_unavailable(&DeltaTableError::NotATable("s3://b/t".into())));
+        assert_eq!(trouble(&DeltaTableError::ObjectStore { source: missing }), None);
+        assert_eq!(trouble(&DeltaTableError::from(TransactionError::VersionAlreadyExists(3))), None);
+        assert_eq!(trouble(&DeltaTableError::NotATable("s3://b/t".into())), None);
+        // A full disk as the parquet writer reports it: through an `io::Error` that wraps the
+        // object store's error.
+        let full = object_store::Error::Generic {
+            store: "LocalFileSystem",
+            source: Box::new(std::io::Error::from_raw_os_error(libc::ENOSPC)),
+        };
+        let parquet = deltalake::parquet::errors::ParquetError::External(Box::new(std::io::Error::other(full)));
+        assert_eq!(trouble(&DeltaTableError::Parquet { source: parquet }), Some(Trouble::Full));
     }
 }

@@ -87,7 +87,7 @@ use crate::clean::{self, Table};
 use crate::config::Worker;
 use crate::eventlog::{EventLog, Record};
 use crate::lake::Lake;
-use delta::{DeltaSink, Part};
+use delta::{CommitMeta, DeltaSink, Part};
 use positions::Cursor;
 use rejects::RejectRow;
 
@@ -95,6 +95,16 @@ pub use rejects::schema as rejects_schema;
 
 /// How often an idle job looks for new records.
 const POLL_INTERVAL: Duration = Duration::from_millis(20);
+
+/// Default [`StreamConfig::max_batch_records`].
+pub const DEFAULT_MAX_BATCH: usize = 10_000;
+/// Default [`StreamConfig::max_latency`].
+pub const DEFAULT_MAX_LATENCY: Duration = Duration::from_secs(1);
+/// Default [`StreamConfig::lake_timeout`] of a draining job (`--drain`, `demo`): a job that
+/// follows the streams waits out the lake for as long as it takes.
+pub const DEFAULT_DRAIN_LAKE_TIMEOUT: Duration = Duration::from_secs(600);
+/// Default [`StreamConfig::checkpoint_every`].
+pub const DEFAULT_CHECKPOINT_EVERY: u64 = 100;
 
 /// What `pinpipe stream` runs with.
 #[derive(Debug, Clone)]
@@ -109,6 +119,9 @@ pub struct StreamConfig {
     pub drain: bool,
     /// Write a Delta checkpoint every this many commits of a table.
     pub checkpoint_every: u64,
+    /// How long a commit waits out a lake that is full or unreachable before the job gives up
+    /// ([`Error::LakeUnwritable`]); `None`: for as long as it lasts.
+    pub lake_timeout: Option<Duration>,
     /// The share of the stream partitions this job owns (`--worker I/N`); [`Worker::ALL`] by
     /// default. Workers write the same tables: each partition's position is its own `txn` app id,
     /// and Delta appends from several writers commit one after another.
@@ -230,12 +243,25 @@ pub enum Error {
     },
     #[error("the cleaning task of stream `{stream}` panicked")]
     CleanPanicked { stream: String },
+    #[error(
+        "Delta table {table} holds stream `{stream}` partition {partition} up to offset {stored}, but the stream ends at \
+         {log_end}: it was deleted and created again (or lost records), and the table does not say which log it read"
+    )]
+    AheadOfLog { stream: String, partition: u32, table: String, stored: u64, log_end: u64 },
+    #[error("gave up on Delta table {table}: {trouble} and stayed so for {}s", waited.as_secs())]
+    LakeUnwritable { table: String, trouble: crate::lake::Trouble, waited: Duration },
+    /// Stopped while waiting for the lake: nothing of the round was committed (it is read again
+    /// next time).
+    #[error("stopped while waiting for the lake to take a commit to {table}")]
+    Interrupted { table: String },
 }
 
 /// One stream, its data table and where each of its partitions stands.
 struct Source {
     table: Table,
     stream: String,
+    /// The identity of the stream's log, recorded with every commit.
+    identity: Option<String>,
     sink: DeltaSink,
     cursors: Vec<Cursor>,
     report: TableReport,
@@ -286,21 +312,58 @@ pub async fn run(
     }
     let checkpoint_every = cfg.checkpoint_every.max(1);
     let rejects_table = format!("{}_rejects_table", cfg.id);
-    let mut rejects = DeltaSink::open(lake, &rejects_table, rejects::schema(), checkpoint_every).await?;
+    let open = |name: String, schema| {
+        let shutdown = &shutdown;
+        async move { DeltaSink::open_waiting(lake, &name, schema, checkpoint_every, cfg.lake_timeout, shutdown).await }
+    };
+    let mut rejects = match open(rejects_table.clone(), rejects::schema()).await {
+        Err(Error::Interrupted { .. }) => return Ok(StreamReport { rejects_table, ..Default::default() }),
+        other => other?,
+    };
+    let rejects_meta = rejects.stored_meta().await?;
     let mut sources = Vec::with_capacity(3);
     for table in Table::ALL {
         let stream = format!("streaming-{}-{}", cfg.id, table.name());
         let name = format!("{}_{}_table", cfg.id, table.name());
-        let sink = DeltaSink::open(lake, &name, clean::cleaned_schema(table), checkpoint_every).await?;
+        let sink = match open(name.clone(), clean::cleaned_schema(table)).await {
+            Err(Error::Interrupted { .. }) => return Ok(StreamReport { rejects_table, ..Default::default() }),
+            other => other?,
+        };
         let info = describe_retrying(&*streams, &stream, &shutdown).await?;
-        let native = sink.native_positions().await?;
+        let stored = sink.stored_meta().await?;
+        let identity = info.incarnation.clone();
         let mut cursors = Vec::with_capacity(info.partitions.len());
         for p in info.partitions.iter().filter(|p| cfg.worker.owns(p.partition)) {
             let app_id = positions::data_app_id(&stream, p.partition);
-            let data = sink.stored_version(&app_id).await?;
-            let rej = rejects.stored_version(&positions::rejects_app_id(&stream, p.partition)).await?;
+            let rejects_app_id = positions::rejects_app_id(&stream, p.partition);
+            // Positions stored for an earlier log of this name do not count (see `positions`).
+            let earlier = stored.identities.get(&app_id);
+            let data_ours = positions::same_log(earlier.map(String::as_str), identity.as_deref());
+            let rejects_ours = positions::same_log(
+                rejects_meta.identities.get(&rejects_app_id).map(String::as_str),
+                identity.as_deref(),
+            );
+            if !data_ours {
+                tracing::warn!(
+                    %stream, partition = p.partition, table = %name, ?earlier, now = ?identity,
+                    "the stream is a new log (deleted and created again): reading it from its start; the table's earlier rows stay"
+                );
+            }
+            let data = sink.stored_version(&app_id).await?.filter(|_| data_ours);
+            let rej = rejects.stored_version(&rejects_app_id).await?.filter(|_| rejects_ours);
             let mut cursor = Cursor::resume(p.partition, p.start, data, rej);
-            if let Some(after) = cursor.adopt_native(native.get(&app_id)).map(str::to_string) {
+            let unverified = earlier.is_none() || identity.is_none();
+            if unverified && p.end > 0 && cursor.next > p.end {
+                // No identity to tell the logs apart, and positions past the end: not this log.
+                return Err(Error::AheadOfLog {
+                    stream,
+                    partition: p.partition,
+                    table: name,
+                    stored: cursor.next - 1,
+                    log_end: p.end,
+                });
+            }
+            if data_ours && let Some(after) = cursor.adopt_native(stored.native.get(&app_id)).map(str::to_string) {
                 // The log can go on right after the last record the table holds.
                 streams.resume_hint(&stream, p.partition, cursor.next, &after);
             }
@@ -308,7 +371,7 @@ pub async fn run(
         }
         tracing::info!(%stream, table = %name, version = sink.version(), ?cursors, "stream resumes");
         let report = TableReport { stream: stream.clone(), table: name, version: sink.version(), ..Default::default() };
-        sources.push(Source { table, stream, sink, cursors, report });
+        sources.push(Source { table, stream, identity, sink, cursors, report });
     }
 
     let mut report = StreamReport { rejects_table, ..Default::default() };
@@ -316,7 +379,14 @@ pub async fn run(
     loop {
         let round = gather(cfg, &*streams, &mut sources, &shutdown).await?;
         if round.iter().any(|r| !r.is_empty()) {
-            commit_round(&mut sources, &mut rejects, round, &mut report, latency.as_mut(), &shutdown).await?;
+            match commit_round(&mut sources, &mut rejects, round, &mut report, latency.as_mut(), &shutdown).await {
+                // Stopped while the lake would not take the round: it is read again next time.
+                Err(Error::Interrupted { table }) => {
+                    tracing::info!(%table, "stopping with the last micro-batch uncommitted (the lake did not take it)");
+                    break;
+                }
+                other => other?,
+            }
             report.batches += 1;
         } else if cfg.drain || shutdown.is_cancelled() {
             break;
@@ -496,9 +566,15 @@ async fn commit_round(
         cleaned.push(result.map_err(|source| Error::Clean { stream, source })?);
     }
 
-    // 1. The rejects, one commit for the three streams.
+    // 1. The rejects, one commit for the three streams when the round has any. It states every
+    //    owned partition's rejects position (unchanged where it had none), so each one's log
+    //    identity is on record with it.
+    let wanted = |source: &Source, r: &RejectRow| {
+        source.cursors.iter().any(|cursor| cursor.partition == r.partition && cursor.rejects_want(r.offset))
+    };
+    let any_rejects = sources.iter().zip(&cleaned).any(|(s, c)| c.rejects.iter().any(|r| wanted(s, r)));
     let mut reject_parts = Vec::new();
-    for (source, c) in sources.iter().zip(&cleaned) {
+    for (source, c) in sources.iter().zip(&cleaned).filter(|_| any_rejects) {
         for cursor in &source.cursors {
             let rows: Vec<RejectRow> = c
                 .rejects
@@ -506,10 +582,10 @@ async fn commit_round(
                 .filter(|r| r.partition == cursor.partition && cursor.rejects_want(r.offset))
                 .cloned()
                 .collect();
-            let Some(&(last, _)) = c.last.get(&cursor.partition) else { continue };
-            if rows.is_empty() {
-                continue;
-            }
+            let last = match c.last.get(&cursor.partition) {
+                Some(&(last, _)) if !rows.is_empty() => positions::version_of(last),
+                _ => cursor.rejects.map_or(-1, positions::version_of),
+            };
             let batch =
                 rejects::to_batch(&rows).map_err(|source| Error::Arrow { table: rejects_sink.name.clone(), source })?;
             reject_parts.push((
@@ -517,8 +593,9 @@ async fn commit_round(
                 cursor.partition,
                 rows.len(),
                 Part {
+                    stream: source.stream.clone(),
                     app_id: positions::rejects_app_id(&source.stream, cursor.partition),
-                    last: positions::version_of(last),
+                    last,
                     rows: batch,
                     offsets: rows.iter().map(|r| positions::version_of(r.offset)).collect(),
                 },
@@ -527,7 +604,8 @@ async fn commit_round(
     }
     if !reject_parts.is_empty() {
         let parts = reject_parts.iter().map(|(_, _, _, p)| p.clone()).collect();
-        let done = rejects_sink.commit(parts, None, shutdown).await?;
+        let meta = CommitMeta { native: None, identities: identities(sources.iter()) };
+        let done = rejects_sink.commit(parts, &meta, shutdown).await?;
         if done.version.is_some() {
             report.rejects_commits += 1;
         }
@@ -555,8 +633,11 @@ async fn commit_round(
                 cursor.native = native.clone();
             }
         }
-        let native = positions::native_metadata(&source.stream, &after);
-        let done = source.sink.commit(parts, native, shutdown).await?;
+        let meta = CommitMeta {
+            native: positions::native_metadata(&source.stream, &after),
+            identities: identities(std::iter::once(&*source)),
+        };
+        let done = source.sink.commit(parts, &meta, shutdown).await?;
         source.report.committed += done.rows as u64;
         if done.version.is_some() {
             source.report.commits += 1;
@@ -581,10 +662,21 @@ async fn commit_round(
 /// One [`Part`] per partition read in the round: the rows the data table still lacks, and the
 /// position it reaches.
 fn data_parts(source: &Source, c: &Cleaned) -> Result<Vec<Part>, Error> {
+    if c.last.is_empty() {
+        return Ok(Vec::new());
+    }
     let arrow_err = |e| Error::Arrow { table: source.sink.name.clone(), source: e };
     let mut parts = Vec::new();
     for cursor in &source.cursors {
-        let Some(&(last, _)) = c.last.get(&cursor.partition) else { continue };
+        let app_id = positions::data_app_id(&source.stream, cursor.partition);
+        let Some(&(last, _)) = c.last.get(&cursor.partition) else {
+            // Not read this round: its position stated again, with no rows, so the commit names
+            // the log of every owned partition.
+            let last = cursor.data.map_or(-1, positions::version_of);
+            let rows = RecordBatch::new_empty(c.rows.schema());
+            parts.push(Part { stream: source.stream.clone(), app_id, last, rows, offsets: Vec::new() });
+            continue;
+        };
         let (indices, offsets): (Vec<u32>, Vec<i64>) = c
             .row_positions
             .iter()
@@ -597,14 +689,14 @@ fn data_parts(source: &Source, c: &Cleaned) -> Result<Vec<Part>, Error> {
         } else {
             take_record_batch(&c.rows, &UInt32Array::from(indices)).map_err(arrow_err)?
         };
-        parts.push(Part {
-            app_id: positions::data_app_id(&source.stream, cursor.partition),
-            last: positions::version_of(last),
-            rows,
-            offsets,
-        });
+        parts.push(Part { stream: source.stream.clone(), app_id, last: positions::version_of(last), rows, offsets });
     }
     Ok(parts)
+}
+
+/// Each source's stream → its log identity (those known), for a commit's info.
+fn identities<'a>(sources: impl Iterator<Item = &'a Source>) -> BTreeMap<String, String> {
+    sources.filter_map(|s| Some((s.stream.clone(), s.identity.clone()?))).collect()
 }
 
 /// Milliseconds since the Unix epoch, as the log stamps records.

@@ -2,8 +2,9 @@
 //! where each stream partition resumes from them.
 //!
 //! Fed by the stored `txn` versions that [`super::delta::DeltaSink::stored_version`] reads back at
-//! start, and by the native positions a data commit stores beside them (in its commit info, under
-//! [`NATIVE_KEY`]: Kinesis sequence numbers, which fit no `txn` version); feeds the micro-batch
+//! start, by the native positions a data commit stores beside them (in its commit info, under
+//! [`NATIVE_KEY`]: Kinesis sequence numbers, which fit no `txn` version), and by the identity of
+//! the log each stream's positions belong to (under [`IDENTITY_KEY`]); feeds the micro-batch
 //! loop in [`super`] (what to read next, which records each table still needs, where the log can
 //! resume without re-reading). Nothing here touches storage: the rules are plain functions,
 //! tested below.
@@ -77,6 +78,37 @@ impl Cursor {
 /// An offset as a `txn` version (offsets are far below `i64::MAX`; saturate rather than wrap).
 pub(crate) fn version_of(offset: u64) -> i64 {
     i64::try_from(offset).unwrap_or(i64::MAX)
+}
+
+/// The commit-info key under which every commit stores, per `txn` app id it sets, the identity of
+/// the log whose offsets that version counts ([`crate::eventlog::LogInfo::incarnation`]): a
+/// stored version counts only while the stream's log is that one (a deleted and re-created
+/// stream is another log, read from its start). Every commit sets the app ids of all the
+/// partitions the job owns, so the newest commit names the log of each.
+pub(crate) const IDENTITY_KEY: &str = "pinpipe.logIdentity";
+
+/// The commit-info value naming the log identity of each app id (those known), or `None`.
+pub(crate) fn identity_metadata<'a>(
+    pairs: impl IntoIterator<Item = (&'a str, Option<&'a str>)>,
+) -> Option<serde_json::Value> {
+    let map: BTreeMap<&str, &str> = pairs.into_iter().filter_map(|(app_id, id)| Some((app_id, id?))).collect();
+    if map.is_empty() { None } else { serde_json::to_value(map).ok() }
+}
+
+/// The identities in a commit-info value written by [`identity_metadata`], by app id.
+pub(crate) fn parse_identity(value: &serde_json::Value) -> BTreeMap<String, String> {
+    let Some(map) = value.as_object() else { return BTreeMap::new() };
+    map.iter().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string()))).collect()
+}
+
+/// Whether positions stored for a log whose identity was `stored` belong to the log `current`:
+/// yes when they match, or when either is unknown (a table written before identities were
+/// stored, a log without them).
+pub(crate) fn same_log(stored: Option<&str>, current: Option<&str>) -> bool {
+    match (stored, current) {
+        (Some(s), Some(c)) => s == c,
+        _ => true,
+    }
 }
 
 /// The commit-info key under which a data commit stores the native positions of its stream's
@@ -156,6 +188,18 @@ mod tests {
         assert_eq!(ahead.adopt_native(parsed.get("pinpipe-streaming-p-pin-0")), None);
         assert_eq!(ahead.native, None);
         assert_eq!(native_metadata("s", [&b]), None);
+    }
+
+    #[test]
+    fn identities_round_trip_and_unknown_ones_match_anything() {
+        let v = identity_metadata([("s1", Some("A")), ("s2", None), ("s3", Some("C"))]).unwrap();
+        assert_eq!(v, serde_json::json!({"s1": "A", "s3": "C"}));
+        let parsed = parse_identity(&v);
+        assert_eq!(parsed.get("s1").map(String::as_str), Some("A"));
+        assert!(!parsed.contains_key("s2"));
+        assert!(same_log(Some("A"), Some("A")) && !same_log(Some("A"), Some("B")));
+        assert!(same_log(None, Some("B")) && same_log(Some("A"), None));
+        assert_eq!(identity_metadata([("s", None)]), None);
     }
 
     #[test]
