@@ -336,6 +336,7 @@ pub enum BenchWhat {
 pub async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     init_logging(cli.global.log_format);
+    quiet_caught_upload_panics();
     match run(cli).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
@@ -358,6 +359,25 @@ fn init_logging(format: LogFormat) {
         LogFormat::Text => registry.with(lines.with_ansi(std::io::stderr().is_terminal())).init(),
         LogFormat::Json => registry.with(lines.json()).init(),
     }
+}
+
+/// deltalake aborts a Parquet upload whose completion failed (a full disk under a local lake)
+/// and catches the panic object_store's `BufWriter` raises, by design, when aborted after it
+/// began shutting down (deltalake-core `datafile/writer.rs`). The job goes on and retries; only
+/// the default hook's message would read like a crash. That one panic is logged at debug level;
+/// every other goes to the default hook.
+fn quiet_caught_upload_panics() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let in_buffered =
+            info.location().is_some_and(|l| l.file().contains("object_store") && l.file().ends_with("buffered.rs"));
+        let message = info.payload().downcast_ref::<&str>().copied().unwrap_or_default();
+        if in_buffered && message == "Already shut down" {
+            tracing::debug!("object_store refused to abort an upload that had failed (deltalake catches this)");
+            return;
+        }
+        default(info);
+    }));
 }
 
 /// Starts `/metrics` for `worker` on `listen`, if given; stop it with the returned token.

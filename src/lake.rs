@@ -45,8 +45,9 @@ pub enum Error {
     },
 }
 
-/// Free space under which a local lake counts as full: a writer waits rather than start a write
-/// (a Delta commit, a sink file) that the disk cannot hold.
+/// Free space under which a local lake counts as full — 16 MiB, or a twentieth of a smaller file
+/// system: a writer waits rather than start a write (a Delta commit, a sink file) that the disk
+/// cannot hold.
 pub const MIN_FREE_BYTES: u64 = 16 * 1024 * 1024;
 
 /// Why the lake cannot take a write now, when the cause is the lake's state (retrying later may
@@ -182,13 +183,15 @@ impl Lake {
     /// Bytes free for this process under a local lake's folder; `None` for object stores (or
     /// when the file system does not say).
     pub fn free_bytes(&self) -> Option<u64> {
-        free_bytes(self.local.as_deref()?)
+        Some(space(self.local.as_deref()?)?.free)
     }
 
-    /// True when a local lake has less than [`MIN_FREE_BYTES`] free: a writer should wait for
-    /// space ([`Trouble::Full`]) instead of starting a write.
+    /// True when a local lake has less than [`MIN_FREE_BYTES`] free (a twentieth of a smaller
+    /// file system): a writer should wait for space ([`Trouble::Full`]) instead of starting a
+    /// write.
     pub fn is_nearly_full(&self) -> bool {
-        self.free_bytes().is_some_and(|free| free < MIN_FREE_BYTES)
+        let Some(space) = self.local.as_deref().and_then(space) else { return false };
+        space.free < MIN_FREE_BYTES.min(space.total / 20)
     }
 
     /// The key of `relative` (slash-separated) under the lake's root.
@@ -216,20 +219,30 @@ impl Lake {
     }
 }
 
-/// Bytes free for unprivileged users on the file system holding `dir`.
+/// The size of a file system and the bytes free on it for unprivileged users.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Space {
+    pub free: u64,
+    pub total: u64,
+}
+
+/// The space of the file system holding `dir`.
 #[cfg(unix)]
-pub fn free_bytes(dir: &std::path::Path) -> Option<u64> {
+pub fn space(dir: &std::path::Path) -> Option<Space> {
     use std::os::unix::ffi::OsStrExt;
     let path = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
     // SAFETY: statvfs only writes the struct it is given; `path` is a valid C string.
     let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
-    let rc = unsafe { libc::statvfs(path.as_ptr(), &mut stat) };
-    let (blocks, size) = (u64::try_from(stat.f_bavail).unwrap_or(0), u64::try_from(stat.f_frsize).unwrap_or(0));
-    (rc == 0).then(|| blocks.saturating_mul(size))
+    if unsafe { libc::statvfs(path.as_ptr(), &mut stat) } != 0 {
+        return None;
+    }
+    let unit = u64::try_from(stat.f_frsize).unwrap_or(0);
+    let blocks = |n| u64::try_from(n).unwrap_or(0).saturating_mul(unit);
+    Some(Space { free: blocks(stat.f_bavail), total: blocks(stat.f_blocks) })
 }
 
 #[cfg(not(unix))]
-pub fn free_bytes(_dir: &std::path::Path) -> Option<u64> {
+pub fn space(_dir: &std::path::Path) -> Option<Space> {
     None
 }
 

@@ -19,11 +19,10 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use datafusion::prelude::SessionContext;
 use futures::TryStreamExt;
 use object_store::ObjectStore;
 use object_store::aws::{AmazonS3, AmazonS3Builder};
-use pinpipe::clean::{self, Table};
+use pinpipe::clean::Table;
 use pinpipe::config::Worker;
 use pinpipe::eventlog::{self, Namespace, NewRecord};
 use pinpipe::lake::Lake;
@@ -325,43 +324,6 @@ fn table_name(table: Table) -> String {
     format!("{ID}_{}_table", table.name())
 }
 
-/// What every table should hold: table name → sorted rows (the cleaned records, the rejects).
-fn expected_tables(records: &BTreeMap<Table, Vec<String>>) -> BTreeMap<String, Vec<String>> {
-    let mut out = BTreeMap::new();
-    let mut rejects = Vec::new();
-    for (&table, values) in records {
-        let slices: Vec<&[u8]> = values.iter().map(|v| v.as_bytes()).collect();
-        let decoded = clean::decode(table, &slices).expect("decode");
-        let cleaned = clean::clean(table, &decoded.batch).expect("clean");
-        out.insert(table_name(table), common::table_rows(&[cleaned]));
-        for r in decoded.rejects {
-            // One partition per stream: the offset is the index.
-            rejects.push(format!("{} | 0 | {} | {} | {}", stream_name(table), r.index, r.raw, r.reason));
-        }
-    }
-    rejects.sort();
-    out.insert(format!("{ID}_rejects_table"), rejects);
-    out
-}
-
-/// What every table holds now (a table not there yet reads as empty).
-async fn tables(base: &str, options: &HashMap<String, String>, names: &[String]) -> BTreeMap<String, Vec<String>> {
-    let mut out = BTreeMap::new();
-    for name in names {
-        let url = url::Url::parse(&format!("{base}/{name}")).expect("table url");
-        let Ok(table) = deltalake::open_table_with_storage_options(url, options.clone()).await else {
-            out.insert(name.clone(), Vec::new());
-            continue;
-        };
-        let ctx = SessionContext::new();
-        table.update_datafusion_session(&ctx.state()).expect("register store");
-        let provider = table.table_provider().await.expect("table provider");
-        let batches = ctx.read_table(provider).expect("read table").collect().await.expect("collect");
-        out.insert(name.clone(), common::table_rows(&batches));
-    }
-    out
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_frozen_s3_server_stalls_the_stream_job_which_then_commits_every_record_once() {
     let Some(moto) = Moto::start().await else { return };
@@ -417,16 +379,16 @@ async fn a_frozen_s3_server_stalls_the_stream_job_which_then_commits_every_recor
     }
     outage.end(&moto).await;
 
-    let want = expected_tables(&appended);
+    let want = common::expected_stream_tables(ID, &appended);
     let names: Vec<String> = want.keys().cloned().collect();
     let base = format!("{lake}/delta");
     let options = moto.storage_options();
-    let caught_up = wait_until(CATCH_UP, async || tables(&base, &options, &names).await == want).await;
+    let caught_up = wait_until(CATCH_UP, async || common::delta_tables(&base, &options, &names).await == want).await;
     assert_running(&mut follower, "the stream job", &job_log);
     let status = terminate(&mut follower).await;
     let stderr = std::fs::read_to_string(&job_log).unwrap_or_default();
     eprintln!("stream job log:\n{stderr}");
-    let got = tables(&base, &options, &names).await;
+    let got = common::delta_tables(&base, &options, &names).await;
     for name in &names {
         assert_eq!(got[name].len(), want[name].len(), "{name} row count");
         assert_eq!(got[name], want[name], "{name} holds every record once");

@@ -22,7 +22,8 @@ use tokio_util::sync::CancellationToken;
 use super::{Error, layout, resume};
 use crate::backoff::Backoff;
 use crate::eventlog::{EventLog, Record};
-use crate::lake::Lake;
+use crate::lake::{Lake, Trouble};
+use crate::observe;
 
 /// How long a follower sleeps when the log has nothing new.
 const POLL: Duration = Duration::from_millis(75);
@@ -270,10 +271,17 @@ async fn put_file(job: &Job, lake: &Lake, file: OpenFile, out: &mut Outcome, shu
     let mut attempt = 1u32;
     loop {
         match lake.store.put(&key, payload.clone()).await {
-            Ok(_) => break,
-            Err(e) => tracing::warn!(
-                key = %key, attempt, error = %e, "cannot write a sink file to the lake; retrying"
-            ),
+            Ok(_) => {
+                observe::lake_ok();
+                break;
+            }
+            Err(e) => {
+                let trouble = Trouble::of(&e).unwrap_or(Trouble::Unreachable);
+                observe::lake_trouble(trouble);
+                tracing::warn!(
+                    key = %key, attempt, %trouble, error = %e, "cannot write a sink file to the lake; retrying"
+                );
+            }
         }
         if !backoff.pause(shutdown).await {
             return false;

@@ -417,7 +417,7 @@ async fn wait_out(
     tracing::warn!(
         table, %trouble, free_bytes = lake.free_bytes(), waiting_s = started.elapsed().as_secs(),
         retry_in_ms = backoff.next_wait().as_millis() as u64, error = error.map(|e| e.to_string()),
-        "the lake cannot take the commit; waiting for it"
+        "the lake cannot take writes; waiting for it"
     );
     if !backoff.pause(shutdown).await {
         return Err(Error::Interrupted { table: table.to_string() });

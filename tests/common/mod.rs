@@ -160,3 +160,46 @@ pub fn posts(first: u64, n: u64) -> BTreeMap<Table, Vec<String>> {
     }
     out
 }
+
+/// What the stream job's tables of pipeline `id` should hold after it read `records` (one
+/// partition per stream, so an offset is an index): table name → sorted rows of the cleaned
+/// records, and of the rejects.
+pub fn expected_stream_tables(id: &str, records: &BTreeMap<Table, Vec<String>>) -> BTreeMap<String, Vec<String>> {
+    let mut out = BTreeMap::new();
+    let mut rejects = Vec::new();
+    for (&table, values) in records {
+        let slices: Vec<&[u8]> = values.iter().map(|v| v.as_bytes()).collect();
+        let decoded = pinpipe::clean::decode(table, &slices).expect("decode");
+        let cleaned = pinpipe::clean::clean(table, &decoded.batch).expect("clean");
+        out.insert(format!("{id}_{}_table", table.name()), table_rows(&[cleaned]));
+        for r in decoded.rejects {
+            rejects.push(format!("streaming-{id}-{} | 0 | {} | {} | {}", table.name(), r.index, r.raw, r.reason));
+        }
+    }
+    rejects.sort();
+    out.insert(format!("{id}_rejects_table"), rejects);
+    out
+}
+
+/// What the Delta tables `names` under `base` (a URL) hold now, as sorted rows; a table not
+/// there yet reads as empty.
+pub async fn delta_tables(
+    base: &str,
+    options: &std::collections::HashMap<String, String>,
+    names: &[String],
+) -> BTreeMap<String, Vec<String>> {
+    let mut out = BTreeMap::new();
+    for name in names {
+        let url = url::Url::parse(&format!("{base}/{name}")).expect("table url");
+        let Ok(table) = deltalake::open_table_with_storage_options(url, options.clone()).await else {
+            out.insert(name.clone(), Vec::new());
+            continue;
+        };
+        let ctx = datafusion::prelude::SessionContext::new();
+        table.update_datafusion_session(&ctx.state()).expect("register store");
+        let provider = table.table_provider().await.expect("table provider");
+        let batches = ctx.read_table(provider).expect("read table").collect().await.expect("collect");
+        out.insert(name.clone(), table_rows(&batches));
+    }
+    out
+}
