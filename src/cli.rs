@@ -609,7 +609,16 @@ async fn admin(cfg: &Config, namespace: Namespace, action: AdminAction) -> Resul
         Namespace::Topics => &cfg.log,
         Namespace::Streams => &cfg.streams,
     };
-    let log = eventlog::open_with_defaults(url, namespace, &cfg.id, &cfg.clients).await?;
+    // Creating or deleting one log must not first create the defaults (a default topic just
+    // deleted would be back before it could be created again).
+    let log = match action {
+        AdminAction::Create { .. } | AdminAction::Delete { .. } => {
+            eventlog::open_with(url, namespace, &cfg.clients).await?
+        }
+        AdminAction::List | AdminAction::Describe { .. } => {
+            eventlog::open_with_defaults(url, namespace, &cfg.id, &cfg.clients).await?
+        }
+    };
     let noun = namespace.noun();
     match action {
         AdminAction::List => {

@@ -11,6 +11,7 @@
 
 mod common;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -322,16 +323,23 @@ async fn the_sink_writes_the_same_files_from_kafka_as_from_the_embedded_log() {
     let (bucket, store) = common::new_bucket(&endpoint, "pinpipe-kafka").await;
     run_ok(sink_command(&format!("kafka://{broker}"), &id, &format!("s3://{bucket}/kafka"), &endpoint, dir.path()));
     run_ok(sink_command(&embedded_url, &id, &format!("s3://{bucket}/embedded"), &endpoint, dir.path()));
-    let from_kafka = common::objects(&*store, "kafka").await;
+    let mut from_kafka = common::objects(&*store, "kafka").await;
     let mut from_embedded = common::objects(&*store, "embedded").await;
-    assert_eq!(from_kafka.len(), 13 + 3 + 1, "files: {:?}", from_kafka.keys().collect::<Vec<_>>());
-    // The embedded log has identities, so its partitions carry markers; Kafka's topics have none
-    // a client can see.
-    let markers: Vec<String> = from_embedded.keys().filter(|k| k.ends_with("/_incarnation")).cloned().collect();
-    assert_eq!(markers.len(), 3, "{markers:?}");
-    for key in markers {
-        from_embedded.remove(&key);
+    // Each partition's marker names the log its files came from: the embedded log by its id,
+    // a Kafka topic (whose id the client cannot see) by a fingerprint of its first record.
+    let markers = |objects: &mut BTreeMap<String, Vec<u8>>| -> Vec<Value> {
+        let keys: Vec<String> = objects.keys().filter(|k| k.ends_with("/_incarnation")).cloned().collect();
+        keys.iter().map(|k| serde_json::from_slice(&objects.remove(k).unwrap()).unwrap()).collect()
+    };
+    let (kafka_markers, embedded_markers) = (markers(&mut from_kafka), markers(&mut from_embedded));
+    assert_eq!((kafka_markers.len(), embedded_markers.len()), (3, 3));
+    for m in &kafka_markers {
+        assert!(m["incarnation"].is_null() && m["check"]["offset"] == 0 && m["check"]["md5"].is_string(), "{m}");
     }
+    for m in &embedded_markers {
+        assert!(m["incarnation"].is_string() && m.get("check").is_none(), "{m}");
+    }
+    assert_eq!(from_kafka.len(), 13 + 3 + 1, "files: {:?}", from_kafka.keys().collect::<Vec<_>>());
     assert!(from_kafka.keys().eq(from_embedded.keys()), "the same keys");
     assert!(from_kafka == from_embedded, "the same objects, byte for byte");
 }

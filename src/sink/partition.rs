@@ -63,6 +63,8 @@ struct OpenFile {
     lines: usize,
     body: Vec<u8>,
     opened: Instant,
+    /// The fingerprint of its first record, when the marker still needs one ([`resume::Check`]).
+    first: Option<resume::Check>,
 }
 
 /// Runs one partition until drained or cancelled; see the module doc.
@@ -74,7 +76,7 @@ pub(super) async fn run(
 ) -> Result<Outcome, Error> {
     let (topic, partition) = (job.topic.as_str(), job.partition);
     let dir = lake.path(&layout::partition_dir(topic, partition));
-    let Some(point) = resume_point(&job, &lake, &dir, &shutdown).await? else {
+    let Some(point) = resume_point(&job, &*log, &lake, &dir, &shutdown).await? else {
         return Ok(Outcome::default());
     };
     let from = point.next.max(job.log_start);
@@ -109,7 +111,9 @@ pub(super) async fn run(
     let (tx, mut rx) = mpsc::channel(PREFETCH_PAGES);
     let reader_stop = shutdown.child_token();
     let reader = tokio::spawn(read_pages(log, job.topic.clone(), partition, from, end, page, tx, reader_stop.clone()));
-    let result = write_files(&job, &lake, &mut rx, from, &shutdown).await;
+    // A log without identity: the marker gets the fingerprint of the first record written.
+    let mut fingerprint = point.fingerprint.then(|| point.write_marker.clone()).flatten();
+    let result = write_files(&job, &lake, &mut rx, from, &mut fingerprint, &shutdown).await;
     reader_stop.cancel();
     drop(rx);
     let read = reader.await;
@@ -126,6 +130,7 @@ pub(super) async fn run(
 /// error.
 async fn resume_point(
     job: &Job,
+    log: &dyn EventLog,
     lake: &Lake,
     dir: &Path,
     shutdown: &CancellationToken,
@@ -142,7 +147,12 @@ async fn resume_point(
             Err(e) => Err(e),
         };
         match found {
-            Ok(point) => return Ok(Some(point)),
+            Ok(point) => {
+                if let Some(check) = &point.verify {
+                    verify(job, log, dir, check).await?;
+                }
+                return Ok(Some(point));
+            }
             Err(e) if e.is_lake_unavailable() => {
                 tracing::warn!(
                     topic = %job.topic, partition = job.partition, attempt, error = %e, source = %source_of(&e),
@@ -158,12 +168,43 @@ async fn resume_point(
     }
 }
 
+/// Checks that the record a marker's fingerprint names is still that record (a log without
+/// identity, see [`resume`]); a record retention removed leaves nothing to compare.
+async fn verify(job: &Job, log: &dyn EventLog, dir: &Path, check: &resume::Check) -> Result<(), Error> {
+    if check.offset < job.log_start || check.offset >= job.log_end {
+        return Ok(());
+    }
+    let read = log.read(&job.topic, job.partition, check.offset, 1).await.map_err(|source| Error::Read {
+        topic: job.topic.clone(),
+        partition: job.partition,
+        offset: check.offset,
+        source,
+    })?;
+    match read.first() {
+        Some(record) if record.position.offset == check.offset && resume::Check::of(record) != *check => {
+            Err(Error::Resume {
+                topic: job.topic.clone(),
+                partition: job.partition,
+                source: resume::Error::NotTheSameLog {
+                    topic: job.topic.clone(),
+                    partition: job.partition,
+                    offset: check.offset,
+                    dir: dir.to_string(),
+                },
+            })
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Fills and puts files from the pages in `rx` until the reader ends (drain) or `shutdown`.
+/// `fingerprint`, when given, is the marker to write again with the first file's first record.
 async fn write_files(
     job: &Job,
     lake: &Lake,
     rx: &mut mpsc::Receiver<Result<Vec<Record>, Error>>,
     from: u64,
+    fingerprint: &mut Option<resume::Marker>,
     shutdown: &CancellationToken,
 ) -> Result<Outcome, Error> {
     let mut out = Outcome::default();
@@ -179,7 +220,7 @@ async fn write_files(
             biased;
             _ = shutdown.cancelled() => break,
             _ = sleep_until(deadline), if deadline.is_some() => {
-                if let Some(file) = open.take() && !put_file(job, lake, file, &mut out, shutdown).await {
+                if let Some(file) = open.take() && !put_file(job, lake, file, fingerprint, &mut out, shutdown).await {
                     break;
                 }
             }
@@ -192,7 +233,7 @@ async fn write_files(
                                 topic = %job.topic, partition = job.partition, expected, found = offset,
                                 "gap in the log: starting a new file at the next record"
                             );
-                            if let Some(file) = open.take() && !put_file(job, lake, file, &mut out, shutdown).await {
+                            if let Some(file) = open.take() && !put_file(job, lake, file, fingerprint, &mut out, shutdown).await {
                                 return Ok(out);
                             }
                         }
@@ -202,6 +243,7 @@ async fn write_files(
                             lines: 0,
                             body: Vec::with_capacity(job.flush_size.min(10_000) * (record.value.len() + 1)),
                             opened: Instant::now(),
+                            first: fingerprint.is_some().then(|| resume::Check::of(&record)),
                         });
                         push_line(&mut file.body, &record.value, job, offset);
                         file.lines += 1;
@@ -209,7 +251,7 @@ async fn write_files(
                         expected = offset + 1;
                         if file.lines >= job.flush_size
                             && let Some(file) = open.take()
-                            && !put_file(job, lake, file, &mut out, shutdown).await
+                            && !put_file(job, lake, file, fingerprint, &mut out, shutdown).await
                         {
                             return Ok(out);
                         }
@@ -222,7 +264,7 @@ async fn write_files(
                     // last partial file, so a failed run never cuts a file short.
                     if job.drain && !shutdown.is_cancelled() && expected >= job.log_end {
                         if let Some(file) = open.take() {
-                            put_file(job, lake, file, &mut out, shutdown).await;
+                            put_file(job, lake, file, fingerprint, &mut out, shutdown).await;
                         }
                     } else if job.drain && !shutdown.is_cancelled() {
                         tracing::warn!(
@@ -262,25 +304,50 @@ fn push_line(body: &mut Vec<u8>, value: &[u8], job: &Job, offset: u64) {
     body.push(b'\n');
 }
 
-/// Puts one whole file, retrying with backoff until it lands. False when cancelled before it
-/// did: the file is then simply not written, and the next run rereads its records.
-async fn put_file(job: &Job, lake: &Lake, file: OpenFile, out: &mut Outcome, shutdown: &CancellationToken) -> bool {
+/// Puts one whole file, retrying with backoff until it lands — after the marker with its
+/// fingerprint, when `fingerprint` still waits for one. False when cancelled before it did: the
+/// file is then simply not written, and the next run rereads its records.
+async fn put_file(
+    job: &Job,
+    lake: &Lake,
+    file: OpenFile,
+    fingerprint: &mut Option<resume::Marker>,
+    out: &mut Outcome,
+    shutdown: &CancellationToken,
+) -> bool {
+    if let (Some(marker), Some(first)) = (fingerprint.as_ref(), file.first.clone()) {
+        let marker = resume::Marker { check: Some(first), ..marker.clone() };
+        let key = lake.path(&layout::partition_dir(&job.topic, job.partition)).join(resume::MARKER);
+        if !put_retrying(lake, &key, PutPayload::from(serde_json::to_vec(&marker).unwrap_or_default()), shutdown).await
+        {
+            return false;
+        }
+        *fingerprint = None;
+    }
     let key = lake.path(&layout::file_key(&job.topic, job.partition, file.start));
-    let payload = PutPayload::from(file.body);
+    if !put_retrying(lake, &key, PutPayload::from(file.body), shutdown).await {
+        return false;
+    }
+    out.files += 1;
+    out.records += file.lines as u64;
+    tracing::debug!(key = %key, records = file.lines, next = file.next, "sink file written");
+    true
+}
+
+/// Puts one object, retrying with backoff until it lands; false when cancelled before it did.
+async fn put_retrying(lake: &Lake, key: &Path, payload: PutPayload, shutdown: &CancellationToken) -> bool {
     let mut backoff = Backoff::default();
     let mut attempt = 1u32;
     loop {
-        match lake.store.put(&key, payload.clone()).await {
+        match lake.store.put(key, payload.clone()).await {
             Ok(_) => {
                 observe::lake_ok();
-                break;
+                return true;
             }
             Err(e) => {
                 let trouble = Trouble::of(&e).unwrap_or(Trouble::Unreachable);
                 observe::lake_trouble(trouble);
-                tracing::warn!(
-                    key = %key, attempt, %trouble, error = %e, "cannot write a sink file to the lake; retrying"
-                );
+                tracing::warn!(key = %key, attempt, %trouble, error = %e, "cannot write to the lake; retrying");
             }
         }
         if !backoff.pause(shutdown).await {
@@ -288,10 +355,6 @@ async fn put_file(job: &Job, lake: &Lake, file: OpenFile, out: &mut Outcome, shu
         }
         attempt += 1;
     }
-    out.files += 1;
-    out.records += file.lines as u64;
-    tracing::debug!(key = %key, records = file.lines, next = file.next, "sink file written");
-    true
 }
 
 /// Reads pages from `from` on and sends them to the writer: up to `end` (drain) or forever,

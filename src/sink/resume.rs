@@ -19,9 +19,13 @@
 //!   over at 0, as Kafka's do), which is refused with [`Error::OffsetsReused`];
 //! - no marker yet (a lake written before markers existed): the files are taken to be the
 //!   current log's, and the marker is written;
-//! - a log with no identity (Kafka): the files are taken to be the current log's, but a lake
-//!   that holds offsets past the log's end cannot be (the topic was re-created or lost records):
-//!   that is [`Error::AheadOfLog`], never a silent skip.
+//! - a log with no identity (Kafka, whose topic ids its clients cannot see): the marker holds a
+//!   fingerprint of the first record the files hold instead — its offset, the time the log
+//!   accepted it and an MD5 of its value, [`Check`], written with the first file. On start that
+//!   record is read back: a different one means the topic was deleted and created again, whose
+//!   offsets start over and would rewrite the files ([`Error::NotTheSameLog`]); once retention
+//!   has removed it, nothing is left to compare. Either way a lake that holds offsets past the
+//!   log's end cannot be the log's ([`Error::AheadOfLog`]). Never a silent skip.
 //!
 //! The marker's name starts with `_` and has no `.json`: Spark, Hadoop and pinpipe's batch job
 //! skip it when they read the sink's files.
@@ -36,11 +40,32 @@ use super::layout::{self, FileName};
 pub const MARKER: &str = "_incarnation";
 
 /// What a partition's marker says: its files from offset `since` on hold records of the log
-/// incarnation `incarnation`.
+/// incarnation `incarnation` (`None`: a log without identity, known by `check`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Marker {
-    pub incarnation: String,
+    pub incarnation: Option<String>,
     pub since: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub check: Option<Check>,
+}
+
+/// The fingerprint of one record of a log without identity: where it is, when the log accepted
+/// it, and the MD5 of its value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Check {
+    pub offset: u64,
+    pub timestamp_ms: i64,
+    pub md5: String,
+}
+
+impl Check {
+    /// The fingerprint of `record`.
+    pub fn of(record: &crate::eventlog::Record) -> Check {
+        use md5::{Digest, Md5};
+        let digest: [u8; 16] = Md5::digest(&record.value).into();
+        let md5 = digest.iter().map(|b| format!("{b:02x}")).collect();
+        Check { offset: record.position.offset, timestamp_ms: record.timestamp_ms, md5 }
+    }
 }
 
 /// What the log says about one partition when the sink starts.
@@ -65,6 +90,11 @@ pub struct ResumePoint {
     pub write_marker: Option<Marker>,
     /// The incarnation the folder's files came from until now, when it is not the log's.
     pub replaced: Option<String>,
+    /// A log without identity: the record the caller must find in the log before resuming.
+    pub verify: Option<Check>,
+    /// A log without identity whose marker has no fingerprint yet: the caller writes one (the
+    /// marker with [`Marker::check`]) with the first file.
+    pub fingerprint: bool,
 }
 
 /// Why a partition cannot resume. The lake being unreachable (`List`, `Get`, `Put`) is retried by
@@ -103,6 +133,12 @@ pub enum Error {
          earlier log up to offset {lake_next}: writing would replace them. Move {dir} aside to land the new log there"
     )]
     OffsetsReused { topic: String, partition: u32, since: u64, lake_next: u64, dir: String },
+    #[error(
+        "{topic} partition {partition} holds another record at offset {offset} than the one the lake's files began \
+         with: the topic was deleted and created again, and its offsets would rewrite the files. Move {dir} aside to \
+         land the new log there"
+    )]
+    NotTheSameLog { topic: String, partition: u32, offset: u64, dir: String },
 }
 
 impl Error {
@@ -153,22 +189,36 @@ pub async fn find(
     };
 
     let Some(current) = &log.incarnation else {
-        // No identity to compare: the files are the log's, unless they cannot be.
-        let point = after_last(store, &files, 0, log.start).await?;
+        // No identity to compare: the files are the log's, unless they cannot be (the caller
+        // checks the marker's fingerprint against the log).
+        let since = marker.as_ref().map_or(0, |m| m.since);
+        let mut point = after_last(store, &files, since, log.start.max(since)).await?;
         if point.next > log.end {
             return Err(ahead(point.next));
+        }
+        match marker {
+            Some(Marker { check: Some(check), .. }) => point.verify = Some(check),
+            Some(m) => {
+                point.fingerprint = true;
+                point.write_marker = Some(Marker { incarnation: None, check: None, ..m });
+            }
+            None => {
+                point.fingerprint = true;
+                let since = if point.last_key.is_some() { 0 } else { log.start };
+                point.write_marker = Some(Marker { incarnation: None, since, check: None });
+            }
         }
         return Ok(point);
     };
     match marker {
-        Some(m) if &m.incarnation == current => {
+        Some(m) if m.incarnation.as_ref() == Some(current) => {
             let point = after_last(store, &files, m.since, log.start.max(m.since)).await?;
             if point.next > log.end {
                 return Err(ahead(point.next));
             }
             Ok(point)
         }
-        Some(m) => {
+        Some(m) if m.incarnation.is_some() => {
             // Another log: it starts at its first offset, after every file of the earlier one.
             let earlier = after_last(store, &files, 0, 0).await?;
             if earlier.last_key.is_some() && earlier.next > log.start {
@@ -180,22 +230,17 @@ pub async fn find(
                     dir: dir.to_string(),
                 });
             }
-            let marker = Marker { incarnation: current.clone(), since: log.start };
-            Ok(ResumePoint {
-                last_key: None,
-                next: log.start,
-                write_marker: Some(marker),
-                replaced: Some(m.incarnation),
-            })
+            let marker = Marker { incarnation: Some(current.clone()), since: log.start, check: None };
+            Ok(ResumePoint { write_marker: Some(marker), replaced: m.incarnation, ..ResumePoint::at(log.start) })
         }
-        None => {
+        _ => {
             // A folder from before markers (or a new one): its files are the current log's.
             let mut point = after_last(store, &files, 0, log.start).await?;
             if point.next > log.end {
                 return Err(ahead(point.next));
             }
             let since = if point.last_key.is_some() { 0 } else { log.start };
-            point.write_marker = Some(Marker { incarnation: current.clone(), since });
+            point.write_marker = Some(Marker { incarnation: Some(current.clone()), since, check: None });
             Ok(point)
         }
     }
@@ -233,10 +278,17 @@ async fn after_last(
 ) -> Result<ResumePoint, Error> {
     let last = files.iter().filter(|(name, _)| name.start >= since).max_by_key(|(name, _)| name.start);
     let Some((name, key)) = last else {
-        return Ok(ResumePoint { last_key: None, next: empty, write_marker: None, replaced: None });
+        return Ok(ResumePoint::at(empty));
     };
     let lines = count_lines(&get(store, key).await?);
-    Ok(ResumePoint { last_key: Some(key.clone()), next: name.start + lines, write_marker: None, replaced: None })
+    Ok(ResumePoint { last_key: Some(key.clone()), ..ResumePoint::at(name.start + lines) })
+}
+
+impl ResumePoint {
+    /// Resuming at `next`, with nothing else to do.
+    fn at(next: u64) -> ResumePoint {
+        ResumePoint { last_key: None, next, write_marker: None, replaced: None, verify: None, fingerprint: false }
+    }
 }
 
 /// The number of records in a sink file: its `\n` count (every line, the last included, ends in
@@ -278,7 +330,7 @@ mod tests {
         let dir = Path::from(layout::partition_dir("t", 0));
         let point = find(&store, &dir, "t", 0, &extent(7, 7, Some("A"))).await.unwrap();
         assert_eq!((point.last_key, point.next), (None, 7));
-        assert_eq!(point.write_marker, Some(Marker { incarnation: "A".into(), since: 7 }));
+        assert_eq!(point.write_marker, Some(Marker { incarnation: Some("A".into()), since: 7, check: None }));
     }
 
     #[tokio::test]
@@ -286,7 +338,7 @@ mod tests {
         let store = InMemory::new();
         let dir = Path::from(layout::partition_dir("t", 0));
         put(&store, &layout::file_key("t", 0, 0), b"a\nb\nc\n").await;
-        write_marker(&store, &dir, &Marker { incarnation: "A".into(), since: 0 }).await.unwrap();
+        write_marker(&store, &dir, &Marker { incarnation: Some("A".into()), since: 0, check: None }).await.unwrap();
         // The same log: after the last file.
         assert_eq!(find(&store, &dir, "t", 0, &extent(0, 5, Some("A"))).await.unwrap().next, 3);
         // A new log numbering on after the old one.
@@ -309,7 +361,14 @@ mod tests {
         put(&store, &layout::file_key("t", 0, 0), b"a\nb\nc\n").await;
         let e = find(&store, &dir, "t", 0, &extent(0, 2, None)).await.unwrap_err();
         assert!(matches!(e, Error::AheadOfLog { lake_next: 3, log_end: 2, .. }), "{e}");
-        assert_eq!(find(&store, &dir, "t", 0, &extent(0, 3, None)).await.unwrap().next, 3);
+        let point = find(&store, &dir, "t", 0, &extent(0, 3, None)).await.unwrap();
+        assert_eq!((point.next, point.fingerprint, point.verify), (3, true, None));
+        // With a fingerprint in the marker, the caller is asked to verify it.
+        let check = Check { offset: 0, timestamp_ms: 5, md5: "ab".into() };
+        let marker = Marker { incarnation: None, since: 0, check: Some(check.clone()) };
+        write_marker(&store, &dir, &marker).await.unwrap();
+        let point = find(&store, &dir, "t", 0, &extent(0, 3, None)).await.unwrap();
+        assert_eq!((point.next, point.fingerprint, point.verify), (3, false, Some(check)));
     }
 
     #[test]
