@@ -334,7 +334,18 @@ pub enum BenchWhat {
 
 /// Parses the command line, runs it, and returns the process exit code (0 ok, 2 error).
 pub async fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // A value out of range or of the wrong form: one line naming the flag, exit 2.
+        Err(e)
+            if matches!(e.kind(), clap::error::ErrorKind::ValueValidation | clap::error::ErrorKind::InvalidValue) =>
+        {
+            let text = e.to_string();
+            eprintln!("{}", text.lines().next().unwrap_or_default());
+            return std::process::ExitCode::from(2);
+        }
+        Err(e) => e.exit(),
+    };
     init_logging(cli.global.log_format);
     quiet_caught_upload_panics();
     match run(cli).await {

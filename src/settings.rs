@@ -146,7 +146,10 @@ impl RateRange {
         if (self.zero && rate == 0.0) || (rate >= self.min && rate <= self.max) {
             return Ok(rate);
         }
-        Err(format!("{rate} is out of range: use {self}"))
+        // Very small or large numbers in scientific notation, as a person would write them.
+        let shown =
+            if rate != 0.0 && !(1e-4..1e15).contains(&rate.abs()) { format!("{rate:e}") } else { format!("{rate}") };
+        Err(format!("{shown} is out of range: use {self}"))
     }
 
     /// A clap value parser for a flag of this range.

@@ -108,3 +108,91 @@ fn demo_runs_end_to_end_and_every_sent_record_lands() {
         "{again}"
     );
 }
+
+/// The exit code and the whole stderr of a run that must fail.
+fn failure(args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_pinpipe"));
+    cmd.args(args).arg("--data").arg(dir.path()).env_remove("PINPIPE_DATA");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("run pinpipe");
+    (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+#[test]
+fn out_of_range_values_are_one_line_errors_naming_the_flag() {
+    let cases: [(&[&str], &str); 8] = [
+        (
+            &["sink", "--flush-interval", "99999999999999999999h"],
+            "error: invalid value '99999999999999999999h' for '--flush-interval <DURATION>': `99999999999999999999h` is too long a duration",
+        ),
+        (
+            &["stream", "--max-latency", "99999999999999999999h"],
+            "error: invalid value '99999999999999999999h' for '--max-latency <DURATION>': `99999999999999999999h` is too long a duration",
+        ),
+        (
+            &["emulate", "--mode", "batch", "--rate", "1e-20"],
+            "error: invalid value '1e-20' for '--rate <RATE>': 1e-20 is out of range: use 0 (no limit) or a number from 0.001 to 1000000 per second",
+        ),
+        (
+            &["stream", "--checkpoint-every", "0"],
+            "error: invalid value '0' for '--checkpoint-every <N>': 0 is out of range: use a whole number from 1 to 1000000",
+        ),
+        (
+            &["sink", "--flush-size", "0"],
+            "error: invalid value '0' for '--flush-size <N>': 0 is out of range: use a whole number from 1 to 10000000",
+        ),
+        (
+            &["stream", "--max-latency", "5ms"],
+            "error: invalid value '5ms' for '--max-latency <DURATION>': 5ms is out of range: use 10ms to 1h",
+        ),
+        (
+            &["gateway", "--idle-timeout", "ten"],
+            "error: invalid value 'ten' for '--idle-timeout <DURATION>': `ten` is not a duration such as 10s, 500ms, 5m, 24h or 7d",
+        ),
+        (
+            &["bench", "ingest", "--seconds", "1e30"],
+            "error: invalid value '1e30' for '--seconds <DURATION>': `1e30`: unknown unit `e30` (use ms, s, m, h or d)",
+        ),
+    ];
+    for (args, expected) in cases {
+        let (code, stderr) = failure(args, &[]);
+        assert_eq!((code, stderr.as_str()), (Some(2), format!("{expected}\n").as_str()), "{args:?}");
+    }
+    // The same check for the variable, which names the flag it stands for.
+    let (code, stderr) = failure(&["stream"], &[("PINPIPE_CHECKPOINT_EVERY", "0")]);
+    assert_eq!(code, Some(2));
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.starts_with("error: invalid value '0' for '--checkpoint-every <N>'"), "{stderr}");
+}
+
+#[test]
+fn out_of_range_values_in_the_config_file_are_one_line_errors_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    for (toml, expected) in [
+        (
+            "[stream]\ncheckpoint_every = 0\n",
+            "error: invalid value for `stream.checkpoint_every`: 0 is out of range: use a whole number from 1 to 1000000",
+        ),
+        (
+            "[sink]\nflush_interval = \"99999999999999999999h\"\n",
+            "error: invalid value for `sink.flush_interval`: `99999999999999999999h` is too long a duration",
+        ),
+        (
+            "[emulator]\nrate = 1e-20\n",
+            "error: invalid value for `emulator.rate`: 1e-20 is out of range: use 0 (no limit) or a number from 0.001 to 1000000 per second",
+        ),
+        (
+            "[gateway]\nidle_timeout = \"20s\"\n",
+            "error: invalid gateway configuration: the idle timeout (20s) may not exceed the header-read timeout (10s): an idle connection is also waiting for its next request's header",
+        ),
+    ] {
+        let config = dir.path().join("pinpipe.toml");
+        std::fs::write(&config, toml).unwrap();
+        let (code, stderr) =
+            failure(&["--config", config.to_str().unwrap(), "gateway", "--listen", "127.0.0.1:0"], &[]);
+        assert_eq!((code, stderr.as_str()), (Some(2), format!("{expected}\n").as_str()), "{toml}");
+    }
+}

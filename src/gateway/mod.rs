@@ -133,8 +133,9 @@ impl AppState {
         }
         if config.idle_timeout > config.header_read_timeout {
             return Err(Error::Config(format!(
-                "the idle timeout ({:?}) may not exceed the header-read timeout ({:?}): an idle connection is also waiting for its next request's header",
-                config.idle_timeout, config.header_read_timeout
+                "the idle timeout ({}) may not exceed the header-read timeout ({}): an idle connection is also waiting for its next request's header",
+                crate::settings::display_duration(config.idle_timeout),
+                crate::settings::display_duration(config.header_read_timeout)
             )));
         }
         Ok(AppState { inner: Arc::new(Inner { config, topics, streams, metrics: Metrics::default(), status: None }) })
