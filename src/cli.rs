@@ -348,6 +348,7 @@ pub async fn main() -> std::process::ExitCode {
     };
     init_logging(cli.global.log_format);
     quiet_caught_upload_panics();
+    raise_open_file_limit();
     match run(cli).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
@@ -389,6 +390,25 @@ fn quiet_caught_upload_panics() {
         }
         default(info);
     }));
+}
+
+/// Raises this process's soft limit on open files to its hard limit (as Go's runtime does): the
+/// gateway's connection cap and the workers' files scale with it. Left as it is if that fails.
+fn raise_open_file_limit() {
+    #[cfg(unix)]
+    {
+        let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+        // SAFETY: getrlimit and setrlimit only read and write the struct they are given.
+        unsafe {
+            if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max {
+                // An unlimited hard limit is not a soft limit Linux accepts: stop at 2^20.
+                let raised = libc::rlimit { rlim_cur: limit.rlim_max.min(1 << 20), rlim_max: limit.rlim_max };
+                if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) != 0 {
+                    tracing::debug!("cannot raise the open-file limit");
+                }
+            }
+        }
+    }
 }
 
 /// Starts `/metrics` for `worker` on `listen`, if given; stop it with the returned token.

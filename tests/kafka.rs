@@ -383,7 +383,7 @@ async fn the_sink_rides_out_a_frozen_broker_and_writes_every_record_once() {
     let lines = |topic: &str| -> Vec<String> {
         objects
             .iter()
-            .filter(|(k, _)| k.starts_with(&format!("topics/{id}.{topic}/")))
+            .filter(|(k, _)| k.starts_with(&format!("topics/{id}.{topic}/")) && k.ends_with(".json"))
             .flat_map(|(_, body)| {
                 String::from_utf8(body.clone()).unwrap().lines().map(str::to_string).collect::<Vec<_>>()
             })

@@ -194,6 +194,9 @@ async fn a_recreated_kinesis_stream_is_read_from_its_start() {
     assert_eq!(report.tables[0].committed, 10);
 
     streams.delete(&pin).await.expect("delete");
+    // A stream's identity is its ARN and creation time, which kinesalite keeps to the second
+    // (AWS takes seconds to delete a stream): create the new one in another second.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
     let started = Instant::now();
     loop {
         match streams.create(&pin, 1).await {

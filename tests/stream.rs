@@ -177,6 +177,7 @@ async fn bad_records_land_in_the_rejects_table_and_the_job_keeps_going() {
     let bad_datetime = good_geo.replacen("\"timestamp\":", "\"timestamp\":\"not a date\",\"x\":", 1);
     records.get_mut(&Table::Pin).unwrap().insert(5, "this is not JSON".into());
     records.get_mut(&Table::Pin).unwrap().push(r#"{"unique_id":"no index here","title":"t"}"#.into());
+    records.get_mut(&Table::Pin).unwrap().push(r#"{"index":3,"title":"a","index":4}"#.into());
     records.get_mut(&Table::Geo).unwrap().insert(17, bad_datetime);
     records
         .get_mut(&Table::User)
@@ -190,13 +191,19 @@ async fn bad_records_land_in_the_rejects_table_and_the_job_keeps_going() {
     let report = drain(&p).await;
     assert_tables_hold(&p.lake, &records).await;
     let rejected: Vec<u64> = report.tables.iter().map(|t| t.rejected).collect();
-    assert_eq!(rejected, vec![2, 1, 2], "{report}");
+    assert_eq!(rejected, vec![3, 1, 2], "{report}");
     // The positions are right: the bad pin sits at offset 5 with a reason.
     let rejects = common::table_rows(&read_delta(&p.lake, &format!("{ID}_rejects_table")).await);
     assert!(
         rejects.iter().any(|r| r.starts_with(&format!("{} | 0 | 5 | this is not JSON | ", stream_name(Table::Pin)))),
         "{rejects:#?}"
     );
+    // A known field given twice (SPEC §6).
+    let twice = format!(
+        "{} | 0 | 42 | {{\"index\":3,\"title\":\"a\",\"index\":4}} | duplicate field `index`",
+        stream_name(Table::Pin)
+    );
+    assert!(rejects.contains(&twice), "{rejects:#?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

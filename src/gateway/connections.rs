@@ -194,8 +194,11 @@ async fn serve_connection(
     tokio::pin!(connection);
     let metrics = state.metrics();
     let (mut stopping, mut shed_seen) = (false, false);
+    // One timer, moved as the connection goes idle; it only ever fires to check.
+    let idle = tokio::time::sleep_until(tokio::time::Instant::now() + limits.idle_timeout);
+    tokio::pin!(idle);
+    let mut armed = true;
     loop {
-        let idle_deadline = conn.idle_deadline(limits.idle_timeout);
         tokio::select! {
             result = connection.as_mut() => {
                 if let Err(e) = result {
@@ -214,25 +217,28 @@ async fn serve_connection(
                 // A request began just before the shed: finish it, then close.
                 connection.as_mut().graceful_shutdown();
             }
-            _ = sleep_until(idle_deadline), if idle_deadline.is_some() => {
-                if conn.idle_deadline(limits.idle_timeout).is_some_and(|d| d <= Instant::now()) {
-                    metrics.connection(Event::IdleClosed);
-                    return;
+            _ = idle.as_mut(), if armed => {
+                match conn.idle_deadline(limits.idle_timeout) {
+                    Some(deadline) if deadline <= Instant::now() => {
+                        metrics.connection(Event::IdleClosed);
+                        return;
+                    }
+                    Some(deadline) => idle.as_mut().reset(deadline.into()),
+                    // Busy, or the next request is arriving: the next idle spell re-arms it.
+                    None => armed = false,
                 }
             }
-            _ = conn.changed.notified() => {}
+            _ = conn.changed.notified() => {
+                if let Some(deadline) = conn.idle_deadline(limits.idle_timeout) {
+                    idle.as_mut().reset(deadline.into());
+                    armed = true;
+                }
+            }
             _ = shutdown.cancelled(), if !stopping => {
                 stopping = true;
                 connection.as_mut().graceful_shutdown();
             }
         }
-    }
-}
-
-async fn sleep_until(deadline: Option<Instant>) {
-    match deadline {
-        Some(d) => tokio::time::sleep_until(d.into()).await,
-        None => std::future::pending().await,
     }
 }
 
@@ -262,7 +268,7 @@ struct Conn {
     counted: AtomicBool,
     /// Cancelled to make the connection close (it is shed).
     shed: CancellationToken,
-    /// Woken when `busy` changes, so the task re-arms its idle timer.
+    /// Woken when a request ends, so the task re-arms its idle timer.
     changed: Notify,
 }
 
@@ -366,7 +372,6 @@ struct Busy {
 impl Busy {
     fn start(conn: Arc<Conn>) -> Self {
         conn.busy.fetch_add(1, Ordering::AcqRel);
-        conn.changed.notify_one();
         Busy { conn }
     }
 }
@@ -434,7 +439,6 @@ impl AsyncRead for Interceptor {
             }
             if !this.conn.heard.load(Ordering::Relaxed) && this.conn.busy.load(Ordering::Relaxed) == 0 {
                 this.conn.heard.store(true, Ordering::Release);
-                this.conn.changed.notify_one();
             }
         }
         polled

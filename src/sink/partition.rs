@@ -29,6 +29,8 @@ use crate::observe;
 const POLL: Duration = Duration::from_millis(75);
 /// How often a partition logs its progress at info level.
 const PROGRESS_EVERY: Duration = Duration::from_secs(10);
+/// How long a drain keeps asking a log that answers nothing before the end it announced.
+const DRAIN_PATIENCE: Duration = Duration::from_secs(60);
 /// Pages the reader may prefetch ahead of the writer.
 const PREFETCH_PAGES: usize = 2;
 
@@ -148,8 +150,10 @@ async fn resume_point(
         };
         match found {
             Ok(point) => {
-                if let Some(check) = &point.verify {
-                    verify(job, log, dir, check).await?;
+                if let Some(check) = &point.verify
+                    && !verify(job, log, dir, check, shutdown).await?
+                {
+                    return Ok(None);
                 }
                 return Ok(Some(point));
             }
@@ -169,17 +173,38 @@ async fn resume_point(
 }
 
 /// Checks that the record a marker's fingerprint names is still that record (a log without
-/// identity, see [`resume`]); a record retention removed leaves nothing to compare.
-async fn verify(job: &Job, log: &dyn EventLog, dir: &Path, check: &resume::Check) -> Result<(), Error> {
+/// identity, see [`resume`]); a record retention removed leaves nothing to compare. While the log
+/// is unavailable the read is retried with backoff; false when cancelled first.
+async fn verify(
+    job: &Job,
+    log: &dyn EventLog,
+    dir: &Path,
+    check: &resume::Check,
+    shutdown: &CancellationToken,
+) -> Result<bool, Error> {
     if check.offset < job.log_start || check.offset >= job.log_end {
-        return Ok(());
+        return Ok(true);
     }
-    let read = log.read(&job.topic, job.partition, check.offset, 1).await.map_err(|source| Error::Read {
-        topic: job.topic.clone(),
-        partition: job.partition,
-        offset: check.offset,
-        source,
-    })?;
+    let mut backoff = Backoff::default();
+    let read = loop {
+        match log.read(&job.topic, job.partition, check.offset, 1).await {
+            Ok(read) => break read,
+            Err(e) if e.is_unavailable() => {
+                tracing::warn!(topic = %job.topic, partition = job.partition, error = %e, "cannot read the log; retrying");
+                if !backoff.pause(shutdown).await {
+                    return Ok(false);
+                }
+            }
+            Err(source) => {
+                return Err(Error::Read {
+                    topic: job.topic.clone(),
+                    partition: job.partition,
+                    offset: check.offset,
+                    source,
+                });
+            }
+        }
+    };
     match read.first() {
         Some(record) if record.position.offset == check.offset && resume::Check::of(record) != *check => {
             Err(Error::Resume {
@@ -193,7 +218,7 @@ async fn verify(job: &Job, log: &dyn EventLog, dir: &Path, check: &resume::Check
                 },
             })
         }
-        _ => Ok(()),
+        _ => Ok(true),
     }
 }
 
@@ -371,6 +396,7 @@ async fn read_pages(
     shutdown: CancellationToken,
 ) {
     let mut backoff = Backoff::default();
+    let mut empty_since = None;
     loop {
         let max = match end {
             Some(end) if from >= end => return,
@@ -395,7 +421,11 @@ async fn read_pages(
             }
         };
         let Some(last) = records.last() else {
-            if end.is_some() {
+            // Draining, the log said records up to `end` are there: nothing now is the log being
+            // slow or unreachable (a Kafka poll that times out answers nothing), so ask again —
+            // for a while, in case its end was not what it said.
+            let empty = *empty_since.get_or_insert_with(Instant::now);
+            if end.is_some() && empty.elapsed() >= DRAIN_PATIENCE {
                 return;
             }
             tokio::select! {
@@ -403,6 +433,7 @@ async fn read_pages(
                 _ = tokio::time::sleep(POLL) => continue,
             }
         };
+        empty_since = None;
         from = last.position.offset + 1;
         tokio::select! {
             _ = shutdown.cancelled() => return,

@@ -319,9 +319,11 @@ mod tests {
         put(&store, &format!("{}/notes.txt", layout::partition_dir("t", 2)), b"x\n").await;
         put(&store, &format!("{}/t+2+0000000099.json.tmp", layout::partition_dir("t", 2)), b"x\n").await;
         put(&store, &format!("{}/u+2+0000000099.json", layout::partition_dir("t", 2)), b"x\n").await;
-        let point = find(&store, &dir, "t", 2, &extent(0, 9, None)).await.unwrap();
+        let point = find(&store, &dir, "t", 2, &extent(0, 9, Some("A"))).await.unwrap();
         assert_eq!(point.last_key, Some(Path::from(layout::file_key("t", 2, 2))));
-        assert_eq!((point.next, point.write_marker), (5, None));
+        // A folder from before markers: its files are the log's, and the marker is to be written.
+        assert_eq!(point.next, 5);
+        assert_eq!(point.write_marker, Some(Marker { incarnation: Some("A".into()), since: 0, check: None }));
     }
 
     #[tokio::test]
