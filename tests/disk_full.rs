@@ -13,7 +13,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use pinpipe::clean::Table;
-use pinpipe::eventlog::{self, EventLog, Namespace, NewRecord};
+use pinpipe::eventlog::{EventLog, NewRecord};
 use rand::{Rng, SeedableRng};
 
 const ID: &str = "pinterest";
@@ -128,10 +128,7 @@ async fn the_stream_job_waits_out_a_full_lake_and_then_commits_every_record_once
     let lake = disk.path().join("lake");
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let streams = eventlog::open(&format!("embedded://{}", data.join("log").display()), Namespace::Streams)
-        .await
-        .expect("open streams");
-    eventlog::ensure_defaults(&*streams, ID).await.expect("default streams");
+    let (_, streams) = common::open_logs(&data, ID).await;
     let addr = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().to_string();
     let job_log = dir.path().join("stream.log");
 
@@ -210,10 +207,7 @@ async fn a_draining_stream_job_gives_up_on_a_full_lake_after_its_lake_timeout() 
     let lake = disk.path().join("lake");
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let streams = eventlog::open(&format!("embedded://{}", data.join("log").display()), Namespace::Streams)
-        .await
-        .expect("open streams");
-    eventlog::ensure_defaults(&*streams, ID).await.expect("default streams");
+    let (_, streams) = common::open_logs(&data, ID).await;
     append(&*streams, &common::posts(0, 10)).await;
     let _filler = disk.fill(0);
     let job_log = dir.path().join("stream.log");

@@ -10,6 +10,7 @@
 use std::borrow::Cow;
 use std::fmt::Write as _;
 
+use axum::body::Bytes;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, Request, State};
 use axum::http::StatusCode;
@@ -60,15 +61,20 @@ struct PutRecordsEntry<'a> {
     partition_key: Cow<'a, str>,
 }
 
+/// A put request's stream name (from the path) and body (a JSON content type, read whole).
+async fn put_body(name: Result<Path<String>, PathRejection>, req: Request) -> Result<(String, Bytes), Error> {
+    let name = path_name(name)?;
+    let (parts, body) = req.into_parts();
+    Ok((name, read_body(&parts.headers, body, CONTENT_TYPES, false).await?))
+}
+
 /// `PUT /streams/{name}/record`: one record → `{"ShardId":…,"SequenceNumber":…}`.
 pub async fn put_record(
     State(state): State<AppState>,
     name: Result<Path<String>, PathRejection>,
     req: Request,
 ) -> Result<Response, KinesisError> {
-    let name = path_name(name)?;
-    let (parts, body) = req.into_parts();
-    let bytes = read_body(&parts.headers, body, CONTENT_TYPES, false).await?;
+    let (name, bytes) = put_body(name, req).await?;
     let r: PutRecordRequest<'_> = parse_object(&bytes)?;
     check_stream_name(&name, r.stream_name.as_deref())?;
     let record = new_record(0, r.data, &r.partition_key)?;
@@ -84,9 +90,7 @@ pub async fn put_records(
     name: Result<Path<String>, PathRejection>,
     req: Request,
 ) -> Result<Response, KinesisError> {
-    let name = path_name(name)?;
-    let (parts, body) = req.into_parts();
-    let bytes = read_body(&parts.headers, body, CONTENT_TYPES, false).await?;
+    let (name, bytes) = put_body(name, req).await?;
     let r: PutRecordsRequest<'_> = parse_object(&bytes)?;
     check_stream_name(&name, r.stream_name.as_deref())?;
     match r.records.len() {
