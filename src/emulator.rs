@@ -18,10 +18,12 @@ use tokio::sync::Mutex;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::backoff::Backoff;
+use crate::contract::{self, Table};
 use crate::source::{self, Reader};
 
 /// Which family of API routes the emulator posts to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
     /// Kafka REST proxy routes: `POST /topics/<id>.pin` …
     Batch,
@@ -281,20 +283,20 @@ impl Shared {
         let user = encode(serde_json::to_string(&post.user))?;
         let id = &self.cfg.id;
         let key = post.pin.index.to_string();
-        let build = |table: &str, value: String| match self.cfg.mode {
+        let build = |table: Table, value: String| match self.cfg.mode {
             Mode::Batch => Request {
-                url: format!("{}/topics/{id}.{table}", self.api),
+                url: format!("{}/topics/{}", self.api, contract::topic(id, table)),
                 body: format!(r#"{{"records":[{{"value":{value}}}]}}"#),
             },
             Mode::Stream => {
-                let stream = format!("streaming-{id}-{table}");
+                let stream = contract::stream(id, table);
                 Request {
                     url: format!("{}/streams/{stream}/record", self.api),
                     body: format!(r#"{{"StreamName":"{stream}","Data":{value},"PartitionKey":"{key}"}}"#),
                 }
             }
         };
-        Ok([build("pin", pin), build("geo", geo), build("user", user)])
+        Ok([build(Table::Pin, pin), build(Table::Geo, geo), build(Table::User, user)])
     }
 
     /// Sends one request, retrying what may succeed later; counts the outcome.
@@ -304,7 +306,7 @@ impl Shared {
             Mode::Stream => (reqwest::Method::PUT, "application/json"),
         };
         let retry = self.cfg.retry;
-        let mut delay = retry.initial;
+        let mut backoff = Backoff::new(retry.initial, retry.max);
         for attempt in 1..=retry.attempts.max(1) {
             let mut builder = self
                 .client
@@ -335,13 +337,9 @@ impl Shared {
                 tracing::warn!(url = %request.url, error = %outcome, attempts = attempt, "giving up on a record");
                 break;
             }
-            tracing::debug!(url = %request.url, error = %outcome, "retrying after {delay:?}");
+            tracing::debug!(url = %request.url, error = %outcome, "retrying after {:?}", backoff.next_wait());
             self.retries.fetch_add(1, Ordering::Relaxed);
-            tokio::select! {
-                _ = tokio::time::sleep(delay) => {}
-                _ = self.shutdown.cancelled() => {}
-            }
-            delay = (delay * 2).min(retry.max);
+            backoff.pause(&self.shutdown).await;
         }
         self.failed.fetch_add(1, Ordering::Relaxed);
     }

@@ -10,9 +10,10 @@ use std::collections::HashMap;
 
 use tokio::sync::Mutex;
 
-use crate::clean::Table;
+use crate::contract::{self, Table};
 use crate::eventlog::{EventLog, Namespace};
 use crate::lake::Lake;
+use crate::observe::ErrorChain;
 use crate::sink::{layout, resume};
 use crate::stream::Progress;
 
@@ -60,7 +61,7 @@ pub async fn logs(log: &dyn EventLog, probe: Option<&LagProbe>, problems: &mut V
     let names = match log.list().await {
         Ok(names) => names,
         Err(e) => {
-            problems.push(format!("listing the {}s: {}", log.namespace().noun(), error_chain(&e)));
+            problems.push(format!("listing the {}s: {}", log.namespace().noun(), ErrorChain(&e)));
             return Vec::new();
         }
     };
@@ -84,7 +85,7 @@ async fn describe(
     let info = match log.describe(name).await {
         Ok(info) => info,
         Err(e) => {
-            problems.push(format!("{} {name}: {}", log.namespace().noun(), error_chain(&e)));
+            problems.push(format!("{} {name}: {}", log.namespace().noun(), ErrorChain(&e)));
             return None;
         }
     };
@@ -134,7 +135,7 @@ impl LagProbe {
         match resume::find(self.lake.store.as_ref(), &dir, topic, partition, &extent).await {
             Ok(point) => Some(point.next),
             Err(e) => {
-                problems.push(format!("sink position of {topic} partition {partition}: {}", error_chain(&e)));
+                problems.push(format!("sink position of {topic} partition {partition}: {}", ErrorChain(&e)));
                 None
             }
         }
@@ -143,14 +144,14 @@ impl LagProbe {
     /// The first offset of `stream`/`partition` its Delta table does not hold; `None` when the
     /// stream is not one of the pipeline's or its table does not exist yet.
     async fn stream_next(&self, stream: &str, partition: u32, start: u64, problems: &mut Vec<String>) -> Option<u64> {
-        let table = Table::ALL.into_iter().find(|t| stream == format!("streaming-{}-{}", self.id, t.name()))?;
-        let name = format!("{}_{}_table", self.id, table.name());
-        let log_dir = self.lake.path(&format!("delta/{name}/_delta_log"));
+        let table = Table::ALL.into_iter().find(|&t| stream == contract::stream(&self.id, t))?;
+        let name = contract::delta_table(&self.id, table);
+        let log_dir = self.lake.path(&format!("{}/{name}/_delta_log", contract::DELTA_DIR));
         match self.lake.store.list_with_delimiter(Some(&log_dir)).await {
             Ok(listing) if !listing.objects.is_empty() => {}
             Ok(_) => return None,
             Err(e) => {
-                problems.push(format!("Delta table {name}: {}", error_chain(&e)));
+                problems.push(format!("Delta table {name}: {}", ErrorChain(&e)));
                 return None;
             }
         }
@@ -161,7 +162,7 @@ impl LagProbe {
                     open.insert(name.clone(), p);
                 }
                 Err(e) => {
-                    problems.push(format!("Delta table {name}: {}", error_chain(&e)));
+                    problems.push(format!("Delta table {name}: {}", ErrorChain(&e)));
                     return None;
                 }
             }
@@ -170,21 +171,9 @@ impl LagProbe {
         match progress.visible(partition).await {
             Ok(last) => Some(last.map_or(start, |last| (last + 1).max(start))),
             Err(e) => {
-                problems.push(format!("Delta table {name}: {}", error_chain(&e)));
+                problems.push(format!("Delta table {name}: {}", ErrorChain(&e)));
                 None
             }
         }
     }
-}
-
-/// `outer: inner: innermost`, an error with its whole `source()` chain.
-pub fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }

@@ -8,30 +8,42 @@
 //!                                                                   └─► stream job (clean → Delta tables, exactly once)
 //! ```
 //!
-//! Modules follow the data, in pipeline order: `source` → `emulator` → `gateway` → `eventlog` →
-//! `sink` (into the `lake`) → `clean` (shared) → `batch` → `report` (run by hand or by `schedule`),
-//! and `eventlog` → `clean` → `stream`; `lag` and `observe` read how far the workers are (the
-//! gateway's status page, the workers' `/metrics`). Every stage is a library function; the `pinpipe`
-//! binary (`main.rs`, `cli.rs`) only parses flags, handles signals and calls them, so `demo`, the
-//! command line and the tests share one code path.
+//! Modules are listed below in pipeline order, a group per stage: what every stage shares (the
+//! data `contract`, `settings` and `config`, the `backoff` of retries), then `source` →
+//! `emulator` → `gateway` → `eventlog` → `sink` (into the `lake`) → `clean` (shared by both jobs)
+//! → `batch` → `report` (run by hand or by `schedule`), and `eventlog` → `clean` → `stream`;
+//! `lag` and `observe` read how far the workers are (the gateway's status page, the workers'
+//! `/metrics`); `demo` runs them all and `bench` measures them. Every stage is a library
+//! function; the `pinpipe` binary (`main.rs` and its `cli/`) only parses flags, handles signals
+//! and calls them, so `demo`, the command line and the tests share one code path.
 
-pub mod backoff;
-pub mod batch;
-pub mod bench;
-pub mod clean;
-pub mod cli;
+// What every stage shares.
+pub mod contract;
+pub mod settings;
 pub mod config;
-pub mod demo;
+pub mod backoff;
+
+// Source → emulator → ingest API → event log.
+pub mod source;
 pub mod emulator;
-pub mod eventlog;
 pub mod gateway;
-pub mod lag;
+pub mod eventlog;
+
+// The batch path: sink → lake → cleaning → batch job → report, on a schedule.
 pub mod lake;
-pub mod observe;
+pub mod sink;
+pub mod clean;
+pub mod batch;
 pub mod report;
 pub mod schedule;
-pub mod settings;
-pub mod sink;
-pub mod source;
+
+// The stream path: event log → cleaning → Delta tables.
 pub mod stream;
-pub mod table;
+
+// Watching it run.
+pub mod lag;
+pub mod observe;
+
+// All of it at once, and measured.
+pub mod demo;
+pub mod bench;

@@ -1,5 +1,7 @@
 //! The `pinpipe` binary: parses the command line and runs the stage it names (see `cli`).
 
+mod cli;
+
 /// mimalloc: the gateway and the batch job allocate many small buffers per record; it measured
 /// faster than the system allocator in `pinpipe bench ingest`.
 #[global_allocator]
@@ -7,5 +9,5 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    pinpipe::cli::main().await
+    cli::main().await
 }

@@ -46,6 +46,22 @@ fn trouble_index(t: Trouble) -> usize {
     }
 }
 
+/// An error and every cause behind it, `outer: inner: innermost`, for log lines and messages
+/// (one line, where `{:#}` of `anyhow` is not at hand).
+pub struct ErrorChain<'a>(pub &'a (dyn std::error::Error + 'static));
+
+impl std::fmt::Display for ErrorChain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut source = self.0.source();
+        while let Some(s) = source {
+            write!(f, ": {s}")?;
+            source = s.source();
+        }
+        Ok(())
+    }
+}
+
 /// Records a failed (or not attempted) lake write of this process and why; it is retried.
 pub fn lake_trouble(trouble: Trouble) {
     LAKE_FAILURES[trouble_index(trouble)].fetch_add(1, Ordering::Relaxed);
@@ -220,7 +236,7 @@ impl WorkerMetrics {
             Worker::Stream => {
                 family(&mut out, "table_version", "gauge", "Delta table version (commits minus one), per table.");
                 for table in Table::ALL {
-                    let name = format!("{}_{}_table", self.probe.id, table.name());
+                    let name = crate::contract::delta_table(&self.probe.id, table);
                     if !self.table_exists(&name).await {
                         continue;
                     }
@@ -228,7 +244,7 @@ impl WorkerMetrics {
                         Ok(p) => {
                             let _ = writeln!(out, "pinpipe_stream_table_version{{table=\"{name}\"}} {}", p.version());
                         }
-                        Err(e) => problems.push(format!("Delta table {name}: {}", crate::lag::error_chain(&e))),
+                        Err(e) => problems.push(format!("Delta table {name}: {}", ErrorChain(&e))),
                     }
                 }
             }
@@ -266,7 +282,7 @@ impl WorkerMetrics {
     }
 
     async fn table_exists(&self, name: &str) -> bool {
-        let dir = self.probe.lake.path(&format!("delta/{name}/_delta_log"));
+        let dir = self.probe.lake.path(&format!("{}/{name}/_delta_log", crate::contract::DELTA_DIR));
         matches!(self.probe.lake.store.list_with_delimiter(Some(&dir)).await, Ok(l) if !l.objects.is_empty())
     }
 }

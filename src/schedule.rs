@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::batch::{self, BatchConfig, BatchReport};
 use crate::lake::Lake;
+use crate::observe::ErrorChain;
 
 /// Daily at 00:00 UTC, in the 6-field form (seconds first) the `cron` crate reads.
 pub const DEFAULT_CRON: &str = "0 0 0 * * *";
@@ -128,7 +129,7 @@ pub async fn run(
         match &result {
             Ok(report) => {
                 summary.succeeded += 1;
-                let read: u64 = report.tables.iter().map(|t| t.read).sum();
+                let read: u64 = report.tables.iter().map(|t| t.records).sum();
                 tracing::info!(
                     run = number, seconds = took.as_secs_f64(), records = read, out = %report.out.display(),
                     "batch run finished"
@@ -136,10 +137,10 @@ pub async fn run(
             }
             Err(e) => {
                 summary.failed += 1;
-                tracing::warn!(run = number, error = %error_chain(e), "batch run failed; the next tick tries again");
+                tracing::warn!(run = number, error = %ErrorChain(e), "batch run failed; the next tick tries again");
             }
         }
-        let outcome = RunOutcome { number, tick, took, result: result.as_ref().map_err(|e| error_chain(e)) };
+        let outcome = RunOutcome { number, tick, took, result: result.as_ref().map_err(|e| ErrorChain(e).to_string()) };
         on_run(&outcome);
         let skipped = ticks_between(cron, tick, Utc::now());
         if skipped > 0 {
@@ -157,18 +158,6 @@ pub async fn run(
 /// Ticks strictly after `from` and not after `to` (capped, so a tiny interval cannot spin).
 fn ticks_between(cron: &Cron, from: DateTime<Utc>, to: DateTime<Utc>) -> u64 {
     cron.schedule.after(&from).take_while(|t| *t <= to).take(1_000_000).count() as u64
-}
-
-/// `outer: inner: innermost`, the whole `source()` chain of a batch error.
-fn error_chain(e: &batch::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }
 
 #[cfg(test)]

@@ -15,7 +15,7 @@ use datafusion::arrow::csv;
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-use pinpipe::batch::{self, BatchConfig, TableSummary};
+use pinpipe::batch::{self, BatchConfig, TableCounts};
 use pinpipe::clean::{self, Table};
 use pinpipe::lake::Lake;
 
@@ -160,10 +160,10 @@ async fn golden_input_gives_the_hand_derived_tables_and_answers() {
     }
 
     // The run summary.
-    let summary = |table, files, read, rejected: &[(&str, u64)], unreadable, kept| TableSummary {
+    let summary = |table, files, records, rejected: &[(&str, u64)], unreadable, kept| TableCounts {
         table,
         files,
-        read,
+        records,
         rejected: rejected.iter().map(|(r, n)| (r.to_string(), *n)).collect(),
         unreadable_follower_counts: unreadable,
         kept,
@@ -259,7 +259,7 @@ async fn an_empty_lake_gives_empty_tables_and_answers_with_headers() {
     let (schema, batches) = read_parquet(&cfg.out.join("geo.parquet"));
     assert_eq!(columns(&schema), columns(&clean::cleaned_schema(Table::Geo)));
     assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), 0);
-    assert!(report.tables.iter().all(|t| t.read == 0 && t.kept == 0));
+    assert!(report.tables.iter().all(|t| t.records == 0 && t.kept == 0));
 }
 
 /// Timing, not a check (run by hand): `PINPIPE_BATCH_POSTS` posts (default 200,000) sampled

@@ -196,3 +196,34 @@ fn out_of_range_values_in_the_config_file_are_one_line_errors_naming_the_key() {
         assert_eq!((code, stderr.as_str()), (Some(2), format!("{expected}\n").as_str()), "{toml}");
     }
 }
+
+#[test]
+fn emulate_exits_1_when_the_api_refuses_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap();
+    stdout(&pinpipe(&["seed", "--rows", "20", "--data", data]));
+    let listen = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().to_string();
+    let mut gateway = Command::new(env!("CARGO_BIN_EXE_pinpipe"))
+        .args(["gateway", "--listen", &listen, "--data", data])
+        .env("PINPIPE_API_KEY", "secret")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while std::net::TcpStream::connect(&listen).is_err() {
+        assert!(started.elapsed() < std::time::Duration::from_secs(30), "the gateway did not come up");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let api = format!("http://{listen}");
+    let out = Command::new(env!("CARGO_BIN_EXE_pinpipe"))
+        .args(["emulate", "--mode", "batch", "--count", "2", "--rate", "0", "--api", &api, "--data", data])
+        .env_remove("PINPIPE_API_KEY")
+        .output()
+        .unwrap();
+    let _ = gateway.kill();
+    let _ = gateway.wait();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(stderr.lines().last(), Some("error: 6 records were not accepted (see the warnings above)"), "{stderr}");
+}

@@ -97,7 +97,7 @@ async fn every_batch_run_writes_a_self_contained_report_of_every_answer() {
     // Metadata, counts and rejects.
     let meta = report::read_meta(&out).unwrap();
     assert_eq!(meta.answers, ANSWERS);
-    assert_eq!(meta.tables.iter().map(|t| t.table.as_str()).collect::<Vec<_>>(), ["pin", "geo", "user"]);
+    assert_eq!(meta.tables.iter().map(|t| t.table.name()).collect::<Vec<_>>(), ["pin", "geo", "user"]);
     assert!(page.contains(&format!("<dt>started</dt><dd>{}</dd>", meta.started_at)), "run metadata shown");
     for t in &meta.tables {
         let rejected: u64 = t.rejected.values().sum();

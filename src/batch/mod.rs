@@ -13,7 +13,6 @@ mod output;
 mod queries;
 mod read;
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -23,6 +22,7 @@ use datafusion::arrow::util::pretty::pretty_format_batches;
 use crate::clean::Table;
 use crate::lake::Lake;
 use crate::report;
+pub use crate::report::TableCounts;
 
 pub use output::rejects_schema;
 pub use queries::{Answer, QUERIES};
@@ -36,36 +36,13 @@ pub struct BatchConfig {
     pub out: PathBuf,
 }
 
-/// What the run found in one table.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TableSummary {
-    pub table: Table,
-    /// Sink files read.
-    pub files: usize,
-    /// Records read (non-blank lines).
-    pub read: u64,
-    /// Records rejected, by reason (the reasons of [`crate::clean::decode`]).
-    pub rejected: BTreeMap<String, u64>,
-    /// pin: follower counts present but not a number (NULL in the table; SPEC §6 counts them).
-    pub unreadable_follower_counts: u64,
-    /// Rows in the cleaned table: one per `ind`.
-    pub kept: u64,
-}
-
-impl TableSummary {
-    /// All rejected records of the table.
-    pub fn rejected_total(&self) -> u64 {
-        self.rejected.values().sum()
-    }
-}
-
 /// What a batch run found and answered.
 #[derive(Debug, Clone, Default)]
 pub struct BatchReport {
     /// The folder the results were written to.
     pub out: PathBuf,
     /// pin, geo, user.
-    pub tables: Vec<TableSummary>,
+    pub tables: Vec<TableCounts>,
     /// Q1–Q8 in SPEC order (`q1`, `q2`, `q3a`, `q3b`, `q4` … `q8`).
     pub answers: Vec<Answer>,
     /// Wall time per phase: `read` (list, fetch, decode, clean, dedupe), `queries`, `write`.
@@ -97,7 +74,7 @@ impl fmt::Display for BatchReport {
                 "{:<6} {:>7} {:>12} {:>10} {:>10}",
                 t.table.name(),
                 t.files,
-                t.read,
+                t.records,
                 t.rejected_total(),
                 t.kept
             )?;
@@ -196,12 +173,12 @@ pub async fn run(cfg: &BatchConfig, lake: &Lake) -> Result<BatchReport, Error> {
 
     let started = Instant::now();
     let data = [(Table::Pin, pin), (Table::Geo, geo), (Table::User, user)];
-    let tables: Vec<TableSummary> = data
+    let tables: Vec<TableCounts> = data
         .iter()
-        .map(|(table, d)| TableSummary {
+        .map(|(table, d)| TableCounts {
             table: *table,
-            files: d.files,
-            read: d.read,
+            files: d.files as u64,
+            records: d.read,
             rejected: d.rejected.clone(),
             unreadable_follower_counts: d.unreadable_follower_counts,
             kept: d.kept,
@@ -220,17 +197,7 @@ pub async fn run(cfg: &BatchConfig, lake: &Lake) -> Result<BatchReport, Error> {
             .iter()
             .map(|(name, d)| report::PhaseTime { name: name.to_string(), seconds: d.as_secs_f64() })
             .collect(),
-        tables: tables
-            .iter()
-            .map(|t| report::TableCounts {
-                table: t.table.name().to_string(),
-                files: t.files as u64,
-                records: t.read,
-                rejected: t.rejected.clone(),
-                unreadable_follower_counts: t.unreadable_follower_counts,
-                kept: t.kept,
-            })
-            .collect(),
+        tables: tables.clone(),
         answers: results.answers.iter().map(|a| a.name.to_string()).collect(),
         version: env!("CARGO_PKG_VERSION").to_string(),
     };

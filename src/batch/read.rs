@@ -206,7 +206,7 @@ impl KeptWriter {
 /// Reads, cleans and deduplicates every sink file of `<id>.<table>`, writing the kept rows with
 /// `writer` (closed at the end: the file is complete when this returns `Ok`).
 pub(super) async fn read_table(lake: &Lake, id: &str, table: Table, writer: TableWriter) -> Result<TableData, Error> {
-    let topic = format!("{id}.{}", table.name());
+    let topic = crate::contract::topic(id, table);
     let files = list(lake, &topic).await?;
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
     let file_count = files.len();

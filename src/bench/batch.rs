@@ -36,28 +36,21 @@ const BATCH_PHASE: &str = "batch (pinpipe)";
 const RSS_SAMPLE: Duration = Duration::from_millis(100);
 
 /// Options of `pinpipe bench batch`.
-#[derive(Debug, Clone, clap::Args)]
+#[derive(Debug, Clone)]
 pub struct BatchBenchOptions {
     /// Posts to generate (each is one record on each of the three topics).
-    #[arg(long, env = "PINPIPE_BENCH_ROWS", default_value_t = 1_000_000)]
     pub rows: u64,
     /// Random seed of the generator.
-    #[arg(long, default_value_t = 42)]
     pub seed: u64,
     /// Also send every K-th post a second time (the emulator samples with replacement); 0: never.
-    #[arg(long, default_value_t = 0)]
     pub repeat_every: u64,
     /// Also run the PySpark job on the same files and compare the answers.
-    #[arg(long)]
     pub spark: bool,
     /// The Python that has pyspark (and pyarrow, for the comparison).
-    #[arg(long, env = "PINPIPE_PYTHON", default_value = "/root/.cache/pinpipe-venv/bin/python")]
     pub python: PathBuf,
     /// The folder of `batch_job.py` and `compare.py`.
-    #[arg(long, env = "PINPIPE_SPARK_DIR", default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/bench/spark"))]
     pub spark_dir: PathBuf,
     /// Work in this folder and keep the log, lake and results (default: a temporary folder).
-    #[arg(long)]
     pub keep: Option<PathBuf>,
 }
 

@@ -22,19 +22,16 @@ use super::backend::{self, Backend, BenchLogs};
 use crate::eventlog::{ClientSettings, Namespace};
 
 /// Options of `pinpipe bench ingest`.
-#[derive(Debug, Clone, clap::Args)]
+#[derive(Debug, Clone)]
 pub struct IngestOptions {
     /// Seconds of load per case.
-    #[arg(long, env = "PINPIPE_BENCH_SECONDS", value_name = "DURATION", default_value = "5s", value_parser = crate::settings::BENCH_DURATION.parser())]
     pub seconds: Duration,
     /// Requests in flight at once (keep-alive connections); each level is a separate round.
-    #[arg(long, env = "PINPIPE_CONCURRENCY", value_delimiter = ',', default_values_t = [32, 64])]
     pub concurrency: Vec<usize>,
     /// The log the gateway appends to: `embedded` (a temporary folder), or a URL such as
     /// kafka://127.0.0.1:9092 or kinesis://us-east-1?endpoint=http://127.0.0.1:4567. A fresh
     /// topic (on Kinesis: a stream, fed through the Kinesis-proxy routes) is created there for
     /// the run and deleted after; the `[kafka]` settings of the config file apply.
-    #[arg(long, env = "PINPIPE_BENCH_BACKEND", default_value = "embedded", value_name = "embedded|URL")]
     pub backend: Backend,
 }
 
@@ -155,8 +152,8 @@ impl Route {
     /// The one log of pipeline `id` the run appends to.
     fn log_name(self, id: &str) -> String {
         match self {
-            Route::KafkaRest => format!("{id}.pin"),
-            Route::Kinesis => format!("streaming-{id}-pin"),
+            Route::KafkaRest => crate::contract::topic(id, crate::contract::Table::Pin),
+            Route::Kinesis => crate::contract::stream(id, crate::contract::Table::Pin),
         }
     }
 

@@ -33,23 +33,19 @@ use crate::lake::Lake;
 use crate::{lake, stream};
 
 /// Options of `pinpipe bench stream`.
-#[derive(Debug, Clone, clap::Args)]
+#[derive(Debug, Clone)]
 pub struct StreamBenchOptions {
     /// Fixed rates to measure, in records per second.
-    #[arg(long, env = "PINPIPE_BENCH_RATES", value_delimiter = ',', default_values_t = [1000, 5000])]
     pub rates: Vec<u32>,
     /// Seconds of load per round.
-    #[arg(long, env = "PINPIPE_BENCH_SECONDS", value_name = "DURATION", default_value = "10s", value_parser = crate::settings::BENCH_DURATION.parser())]
     pub seconds: Duration,
     /// Connections of the closed-loop round that finds the sustained maximum (0 skips it).
-    #[arg(long, env = "PINPIPE_CONCURRENCY", default_value_t = 64)]
     pub max_connections: usize,
     /// Where the streams live: `embedded` (a temporary folder), or a URL such as
     /// kinesis://us-east-1?endpoint=http://127.0.0.1:4567 (fresh streams are created there for
     /// the run and deleted after). Kinesis allows five GetRecords calls a second per shard, so
     /// the stream job's reads of a shard are at least 200 ms apart there: expect that much more
     /// latency.
-    #[arg(long, env = "PINPIPE_BENCH_BACKEND", default_value = "embedded", value_name = "embedded|URL")]
     pub backend: Backend,
 }
 
@@ -163,7 +159,7 @@ async fn measure(
     for name in Namespace::Streams.default_names(&logs.id) {
         logs.create(Namespace::Streams, &name).await?;
     }
-    let stream_name = format!("streaming-{}-pin", logs.id);
+    let stream_name = crate::contract::stream(&logs.id, Table::Pin);
     let lake = Lake::open(&format!("file://{}", logs.dir.path().join("lake").display()))?;
     let gw = logs.serve(stop.child_token()).await?;
     let url = format!("http://{gw}/streams/{stream_name}/record");

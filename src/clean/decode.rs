@@ -25,63 +25,10 @@ use datafusion::arrow::record_batch::RecordBatch;
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 
 use super::{Decoded, Error, Reject, Table, raw_schema};
+use crate::contract::{WireField, WireType as Kind};
 
-/// What a field must hold on the wire.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    /// `index`/`ind`: a JSON integer, required.
-    Key,
-    /// A JSON string (or null).
-    Text,
-    /// A JSON integer that fits 64 bits.
-    Int64,
-    /// A JSON integer that fits 32 bits (`age`).
-    Int32,
-    /// A JSON number.
-    Float64,
-    /// A string `YYYY-MM-DD HH:MM:SS` or `YYYY-MM-DDTHH:MM:SS`, required.
-    DateTime,
-}
-
-const PIN: &[(&str, Kind)] = &[
-    ("index", Kind::Key),
-    ("unique_id", Kind::Text),
-    ("title", Kind::Text),
-    ("description", Kind::Text),
-    ("poster_name", Kind::Text),
-    // Text in the source (SPEC §1): a JSON number here is the wrong type, like anywhere else.
-    ("follower_count", Kind::Text),
-    ("tag_list", Kind::Text),
-    ("is_image_or_video", Kind::Text),
-    ("image_src", Kind::Text),
-    ("downloaded", Kind::Int64),
-    ("save_location", Kind::Text),
-    ("category", Kind::Text),
-];
-const GEO: &[(&str, Kind)] = &[
-    ("ind", Kind::Key),
-    ("timestamp", Kind::DateTime),
-    ("latitude", Kind::Float64),
-    ("longitude", Kind::Float64),
-    ("country", Kind::Text),
-];
-const USER: &[(&str, Kind)] = &[
-    ("ind", Kind::Key),
-    ("first_name", Kind::Text),
-    ("last_name", Kind::Text),
-    ("age", Kind::Int32),
-    ("date_joined", Kind::DateTime),
-];
 /// The most fields a table has (pin's twelve).
 const MAX_FIELDS: usize = 12;
-
-fn fields(table: Table) -> &'static [(&'static str, Kind)] {
-    match table {
-        Table::Pin => PIN,
-        Table::Geo => GEO,
-        Table::User => USER,
-    }
-}
 
 /// One JSON value as far as the checks need it: scalars kept, arrays and objects only noted.
 #[derive(Debug)]
@@ -149,7 +96,7 @@ impl<'de> Visitor<'de> for ScalarVisitor {
 /// Maps a key of the record object to the position of the field it names (`None`: ignored),
 /// trying the position after the previous key's first: records mostly list the fields in order.
 struct KeySeed {
-    fields: &'static [(&'static str, Kind)],
+    fields: &'static [WireField],
     next: usize,
 }
 
@@ -168,10 +115,10 @@ impl<'de> Visitor<'de> for KeySeed {
         f.write_str("a field name")
     }
     fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
-        if self.fields.get(self.next).is_some_and(|(name, _)| *name == v) {
+        if self.fields.get(self.next).is_some_and(|f| f.name == v) {
             return Ok(Some(self.next));
         }
-        Ok(self.fields.iter().position(|(name, _)| *name == v))
+        Ok(self.fields.iter().position(|f| f.name == v))
     }
 }
 
@@ -182,7 +129,7 @@ type Slots<'a> = [Option<Scalar<'a>>; MAX_FIELDS];
 /// so a record that is not JSON further on is that first). Filled in place: the slots are reused
 /// from record to record.
 struct RecordSeed<'s, 'de> {
-    fields: &'static [(&'static str, Kind)],
+    fields: &'static [WireField],
     slots: &'s mut Slots<'de>,
 }
 
@@ -368,21 +315,21 @@ fn parse<'a>(table: Table, record: &'a [u8], slots: &mut Slots<'a>) -> Result<()
     // JSON is UTF-8 (RFC 8259): checked once for the whole record, not string by string.
     let text = std::str::from_utf8(record).map_err(|_| "not JSON".to_string())?;
     let mut de = serde_json::Deserializer::from_str(text);
-    let spec = fields(table);
+    let spec = table.fields();
     let duplicate = RecordSeed { fields: spec, slots }.deserialize(&mut de).map_err(|e| match e.classify() {
         serde_json::error::Category::Data => "not a JSON object".to_string(),
         _ => "not JSON".to_string(),
     })?;
     de.end().map_err(|_| "not JSON".to_string())?;
     match duplicate {
-        Some(i) => Err(format!("duplicate field `{}`", spec[i].0)),
+        Some(i) => Err(format!("duplicate field `{}`", spec[i].name)),
         None => Ok(()),
     }
 }
 
 pub(super) fn decode(table: Table, records: &[&[u8]]) -> Result<Decoded, Error> {
-    let spec = fields(table);
-    let mut columns: Vec<Column> = spec.iter().map(|(_, kind)| Column::new(*kind, records.len())).collect();
+    let spec = table.fields();
+    let mut columns: Vec<Column> = spec.iter().map(|f| Column::new(f.wire, records.len())).collect();
     let mut rows = Vec::with_capacity(records.len());
     let mut rejects = Vec::new();
     let mut reject = |index: usize, record: &[u8], reason: String| {
@@ -397,7 +344,7 @@ pub(super) fn decode(table: Table, records: &[&[u8]]) -> Result<Decoded, Error> 
         }
         let mut values: [Option<Value<'_>>; MAX_FIELDS] = Default::default();
         let mut failed = None;
-        for (i, (name, kind)) in spec.iter().enumerate() {
+        for (i, WireField { name, wire: kind }) in spec.iter().enumerate() {
             match check(name, *kind, slots[i].take()) {
                 Ok(value) => values[i] = Some(value),
                 Err(reason) => {

@@ -21,9 +21,10 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit}
 use datafusion::arrow::record_batch::RecordBatch;
 
 pub use decode::parse_datetime;
-pub use rules::{PLACEHOLDERS, SAVE_PREFIX, parse_follower_count, unreadable_follower_counts};
+pub use rules::{parse_follower_count, unreadable_follower_counts};
 
-pub use crate::table::Table;
+use crate::contract::WireType;
+pub use crate::contract::{PLACEHOLDERS, SAVE_PREFIX, Table};
 
 /// A record that cannot be cleaned, with why.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,36 +74,20 @@ fn text(name: &str) -> Field {
     Field::new(name, DataType::Utf8, true)
 }
 
+/// The decoded columns are the contract's fields, each typed by what it holds on the wire
+/// (a key or a datetime is required, so never NULL).
 static RAW: LazyLock<[SchemaRef; 3]> = LazyLock::new(|| {
-    let pin = Schema::new(vec![
-        Field::new("index", DataType::Int64, false),
-        text("unique_id"),
-        text("title"),
-        text("description"),
-        text("poster_name"),
-        text("follower_count"),
-        text("tag_list"),
-        text("is_image_or_video"),
-        text("image_src"),
-        Field::new("downloaded", DataType::Int64, true),
-        text("save_location"),
-        text("category"),
-    ]);
-    let geo = Schema::new(vec![
-        Field::new("ind", DataType::Int64, false),
-        Field::new("timestamp", TIMESTAMP, false),
-        Field::new("latitude", DataType::Float64, true),
-        Field::new("longitude", DataType::Float64, true),
-        text("country"),
-    ]);
-    let user = Schema::new(vec![
-        Field::new("ind", DataType::Int64, false),
-        text("first_name"),
-        text("last_name"),
-        Field::new("age", DataType::Int32, true),
-        Field::new("date_joined", TIMESTAMP, false),
-    ]);
-    [Arc::new(pin), Arc::new(geo), Arc::new(user)]
+    Table::ALL.map(|table| {
+        let fields = table.fields().iter().map(|f| match f.wire {
+            WireType::Key => Field::new(f.name, DataType::Int64, false),
+            WireType::Text => text(f.name),
+            WireType::Int64 => Field::new(f.name, DataType::Int64, true),
+            WireType::Int32 => Field::new(f.name, DataType::Int32, true),
+            WireType::Float64 => Field::new(f.name, DataType::Float64, true),
+            WireType::DateTime => Field::new(f.name, TIMESTAMP, false),
+        });
+        Arc::new(Schema::new(fields.collect::<Vec<_>>()))
+    })
 });
 
 /// Every cleaned column is nullable, as Spark and Delta readers see them; `ind` never holds a

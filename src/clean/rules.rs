@@ -5,7 +5,7 @@
 //! and the stream job (which appends every row to Delta). The rules, exactly:
 //! - in every text column an empty string becomes NULL; nothing is trimmed or rewritten;
 //! - each placeholder of SPEC §1 becomes NULL in its own column only, matched exactly
-//!   ([`PLACEHOLDERS`]);
+//!   ([`PLACEHOLDERS`], defined with the other names of the data in [`crate::contract`]);
 //! - `follower_count` is parsed by [`parse_follower_count`];
 //! - `save_location` loses a leading `Local save in ` (a value that is then empty is NULL);
 //! - pin's `index` is renamed `ind` and `downloaded` dropped; geo's latitude and longitude become
@@ -25,19 +25,7 @@ use datafusion::arrow::datatypes::{DataType, Field};
 use datafusion::arrow::record_batch::RecordBatch;
 
 use super::{Error, TIMESTAMP, Table, cleaned_schema};
-
-/// The "no data" placeholders of SPEC §1, per pin column; each is NULL in its column only.
-pub const PLACEHOLDERS: &[(&str, &[&str])] = &[
-    ("title", &["No Title Data Available"]),
-    ("description", &["No description available Story format", "No description available", "Untitled"]),
-    ("poster_name", &["User Info Error"]),
-    ("follower_count", &["User Info Error"]),
-    ("tag_list", &["N,o, ,T,a,g,s, ,A,v,a,i,l,a,b,l,e"]),
-    ("image_src", &["Image src error."]),
-];
-
-/// The prefix the source puts before every save path.
-pub const SAVE_PREFIX: &str = "Local save in ";
+use crate::contract::{PLACEHOLDERS, SAVE_PREFIX};
 
 /// Parses a follower count: ASCII whitespace trimmed, then digits with an optional fraction
 /// (`437`, `1.5`) and an optional `k` (×1,000) or `M` (×1,000,000) suffix, case-sensitive.

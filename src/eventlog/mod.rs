@@ -27,6 +27,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
+use crate::contract::{self, Table};
+
 /// Which family of logs an [`EventLog`] holds; the embedded backend keeps each in its own file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Namespace {
@@ -47,9 +49,14 @@ impl Namespace {
 
     /// The three log names of this namespace that every pipeline `id` uses (SPEC §4).
     pub fn default_names(self, id: &str) -> [String; 3] {
+        Table::ALL.map(|table| self.name_of(id, table))
+    }
+
+    /// The name of `table`'s log in this namespace for pipeline `id` ([`crate::contract`]).
+    pub fn name_of(self, id: &str, table: Table) -> String {
         match self {
-            Namespace::Topics => ["pin", "geo", "user"].map(|t| format!("{id}.{t}")),
-            Namespace::Streams => ["pin", "geo", "user"].map(|t| format!("streaming-{id}-{t}")),
+            Namespace::Topics => contract::topic(id, table),
+            Namespace::Streams => contract::stream(id, table),
         }
     }
 }

@@ -51,6 +51,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use crate::eventlog;
+use crate::observe::ErrorChain;
 
 /// The Kafka REST proxy's content type for replies.
 pub(crate) const KAFKA_CONTENT_TYPE: &str = "application/vnd.kafka.v2+json";
@@ -365,21 +366,6 @@ impl IntoResponse for ApiError {
 /// Serializes an error body; these structs of strings and numbers always serialize.
 fn json<T: Serialize>(body: &T) -> Vec<u8> {
     serde_json::to_vec(body).unwrap_or_else(|_| b"{}".to_vec())
-}
-
-/// Displays an error with its sources, `a: b: c`, for the log.
-struct ErrorChain<'a>(&'a (dyn std::error::Error + 'static));
-
-impl std::fmt::Display for ErrorChain<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}", self.0)?;
-        let mut source = self.0.source();
-        while let Some(s) = source {
-            write!(f, ": {s}")?;
-            source = s.source();
-        }
-        Ok(())
-    }
 }
 
 #[cfg(test)]

@@ -21,8 +21,9 @@ use serde::Serialize;
 
 use super::{AppState, reply, to_json};
 use crate::eventlog::{EventLog, Namespace};
-use crate::lag::{self, LagProbe, PartitionLag, error_chain};
+use crate::lag::{self, LagProbe, PartitionLag};
 use crate::lake::Lake;
+use crate::observe::ErrorChain;
 use crate::report::{self, RunMeta};
 
 /// Where the status page looks besides the logs: given by `pinpipe gateway`.
@@ -130,7 +131,7 @@ pub async fn collect(state: &AppState) -> Status {
         Some(results) if results.join(report::RUN_FILE).exists() => match report::read_meta(results) {
             Ok(meta) => Some(meta),
             Err(e) => {
-                problems.push(format!("last batch run: {}", error_chain(&e)));
+                problems.push(format!("last batch run: {}", ErrorChain(&e)));
                 None
             }
         },

@@ -160,7 +160,7 @@ fn counts_section(out: &mut String, meta: &RunMeta) {
             out,
             "<tr><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td>\
              <td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
-            escape(&t.table),
+            escape(t.table.name()),
             t.files,
             t.records,
             rejected,
@@ -176,7 +176,7 @@ fn rejects_section(out: &mut String, meta: &RunMeta) {
     let rows: Vec<(&str, &str, u64)> = meta
         .tables
         .iter()
-        .flat_map(|t| t.rejected.iter().map(move |(reason, n)| (t.table.as_str(), reason.as_str(), *n)))
+        .flat_map(|t| t.rejected.iter().map(move |(reason, n)| (t.table.name(), reason.as_str(), *n)))
         .collect();
     if rows.is_empty() {
         out.push_str("<p class=\"muted\">No record was rejected.</p>");
@@ -279,7 +279,7 @@ mod tests {
             duration_seconds: 1.25,
             phases: vec![PhaseTime { name: "read".into(), seconds: 1.0 }],
             tables: vec![TableCounts {
-                table: "pin".into(),
+                table: crate::contract::Table::Pin,
                 files: 2,
                 records: 10,
                 rejected: [("not JSON".to_string(), 1)].into(),

@@ -24,6 +24,8 @@ use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde::{Deserialize, Serialize};
 
+use crate::contract::Table;
+
 pub use html::{charted_answers, render};
 
 /// The run metadata file the batch job writes beside its answers.
@@ -64,22 +66,31 @@ pub struct PhaseTime {
     pub seconds: f64,
 }
 
-/// The input of one cleaned table: the pipeline counts the report shows.
+/// What the batch job made of one table's input: the counts its summary prints and the report
+/// shows (`run.json` holds them as they are).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TableCounts {
     /// `pin`, `geo` or `user`.
-    pub table: String,
+    pub table: Table,
     /// Sink files read.
     pub files: u64,
-    /// Records read.
+    /// Records read (non-blank lines).
     pub records: u64,
-    /// Records rejected, by reason.
+    /// Records rejected, by reason (the reasons of [`crate::clean::decode`]).
     pub rejected: BTreeMap<String, u64>,
-    /// pin: follower counts that were present but not a number (kept as NULL).
+    /// pin: follower counts that were present but not a number (NULL in the table; SPEC §6
+    /// counts them).
     pub unreadable_follower_counts: u64,
-    /// Rows kept (one per `ind`).
+    /// Rows kept in the cleaned table: one per `ind`.
     pub kept: u64,
+}
+
+impl TableCounts {
+    /// All rejected records of the table.
+    pub fn rejected_total(&self) -> u64 {
+        self.rejected.values().sum()
+    }
 }
 
 /// One answer as text cells: what the page shows and charts.

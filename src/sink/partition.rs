@@ -23,7 +23,7 @@ use super::{Error, layout, resume};
 use crate::backoff::Backoff;
 use crate::eventlog::{EventLog, Record};
 use crate::lake::{Lake, Trouble};
-use crate::observe;
+use crate::observe::{self, ErrorChain};
 
 /// How long a follower sleeps when the log has nothing new.
 const POLL: Duration = Duration::from_millis(75);
@@ -159,7 +159,7 @@ async fn resume_point(
             }
             Err(e) if e.is_lake_unavailable() => {
                 tracing::warn!(
-                    topic = %job.topic, partition = job.partition, attempt, error = %e, source = %source_of(&e),
+                    topic = %job.topic, partition = job.partition, attempt, error = %ErrorChain(&e),
                     "cannot find the resume point in the lake; retrying"
                 );
             }
@@ -448,13 +448,4 @@ async fn sleep_until(deadline: Option<Instant>) {
         Some(deadline) => tokio::time::sleep_until(deadline).await,
         None => std::future::pending().await,
     }
-}
-
-/// The innermost cause of an error, for one-line warnings.
-fn source_of(e: &dyn std::error::Error) -> String {
-    let mut cur = e;
-    while let Some(next) = cur.source() {
-        cur = next;
-    }
-    cur.to_string()
 }

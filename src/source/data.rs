@@ -2,24 +2,13 @@
 //! names, and the placeholder strings of the real data set.
 //!
 //! No external data is read: every word lives here, so a seed reproduces the same rows on every
-//! machine. The placeholders are the exact strings the original scraper wrote when a field was
-//! missing; the cleaning stage (SPEC §6) matches them byte for byte, so they are defined once here
-//! and re-exported for anyone who needs to recognise them. Feeds [`super::generator`] only.
+//! machine. The placeholders the generator writes (the exact strings the original scraper wrote
+//! when a field was missing) belong to the data contract, [`crate::contract`], which the cleaning
+//! stage reads too. Feeds [`super::generator`] only.
 
-/// `title` when the scraper found none.
-pub const NO_TITLE: &str = "No Title Data Available";
-/// `description` of story pins (`is_image_or_video` = [`MEDIA_STORY`]).
-pub const NO_DESCRIPTION_STORY: &str = "No description available Story format";
-/// `description` when the scraper found none.
-pub const NO_DESCRIPTION: &str = "No description available";
-/// Another "no description" marker of the real data.
-pub const UNTITLED: &str = "Untitled";
-/// `poster_name` and `follower_count` when the poster's profile could not be read.
-pub const USER_INFO_ERROR: &str = "User Info Error";
-/// `tag_list` when the pin had no tags: the scraper comma-joined the characters of a sentence.
-pub const NO_TAGS: &str = "N,o, ,T,a,g,s, ,A,v,a,i,l,a,b,l,e";
-/// `image_src` when the image URL could not be read (those rows have `downloaded = 0`).
-pub const IMAGE_SRC_ERROR: &str = "Image src error.";
+pub use crate::contract::{
+    IMAGE_SRC_ERROR, NO_DESCRIPTION, NO_DESCRIPTION_STORY, NO_TAGS, NO_TITLE, SAVE_PREFIX, UNTITLED, USER_INFO_ERROR,
+};
 /// `is_image_or_video` of an ordinary image pin.
 pub const MEDIA_IMAGE: &str = "image";
 /// `is_image_or_video` of a video pin.

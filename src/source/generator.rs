@@ -172,7 +172,7 @@ fn pin(index: i64, rng: &mut ChaCha8Rng) -> Pin {
         is_image_or_video: Some(media.to_owned()),
         image_src: Some(image_src),
         downloaded: Some(downloaded),
-        save_location: Some(format!("Local save in /data/{}", category.name)),
+        save_location: Some(format!("{}/data/{}", crate::contract::SAVE_PREFIX, category.name)),
         category: Some(category.name.to_owned()),
     }
 }

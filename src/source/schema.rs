@@ -6,7 +6,7 @@
 //! everywhere because it is a reserved word in MySQL (SQLite accepts backticks too). Used by
 //! [`super::Source`] only; nothing here touches a connection.
 
-pub use crate::table::Table;
+pub use crate::contract::Table;
 
 /// `SELECT COUNT(*)` of one source table.
 pub(super) fn count_sql(table: Table) -> &'static str {

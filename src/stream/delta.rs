@@ -127,7 +127,7 @@ impl DeltaSink {
 
     /// Opens `<lake>/delta/<name>`, creating it with `schema` if it does not exist yet.
     pub async fn open(lake: &Lake, name: &str, schema: SchemaRef, checkpoint_every: u64) -> Result<DeltaSink, Error> {
-        let url = lake.url_of(&format!("delta/{name}"));
+        let url = lake.url_of(&format!("{}/{name}", crate::contract::DELTA_DIR));
         let open_err = |source| Error::Open { url: url.clone(), source: Box::new(source) };
         if let Some(dir) = url.strip_prefix("file://") {
             // deltalake wants a local table's folder to exist before it opens it.

@@ -83,8 +83,9 @@ use datafusion::arrow::record_batch::RecordBatch;
 use tokio_util::sync::CancellationToken;
 
 use crate::backoff::Backoff;
-use crate::clean::{self, Table};
+use crate::clean;
 use crate::config::Worker;
+use crate::contract::{self, Table};
 use crate::eventlog::{EventLog, Record};
 use crate::lake::Lake;
 use delta::{CommitMeta, DeltaSink, Part};
@@ -280,9 +281,9 @@ pub struct Progress {
 impl Progress {
     /// Opens (creating if absent) the data table of `table` in `lake` for pipeline `id`.
     pub async fn open(lake: &Lake, id: &str, table: Table) -> Result<Progress, Error> {
-        let name = format!("{id}_{}_table", table.name());
+        let name = contract::delta_table(id, table);
         let sink = DeltaSink::open(lake, &name, clean::cleaned_schema(table), u64::MAX).await?;
-        Ok(Progress { sink, stream: format!("streaming-{id}-{}", table.name()) })
+        Ok(Progress { sink, stream: contract::stream(id, table) })
     }
 
     /// The table version as of the last [`Progress::visible`] (its commit count minus one; -1 if none).
@@ -311,7 +312,7 @@ pub async fn run(
         S3.call_once(|| deltalake::aws::register_handlers(None));
     }
     let checkpoint_every = cfg.checkpoint_every.max(1);
-    let rejects_table = format!("{}_rejects_table", cfg.id);
+    let rejects_table = contract::rejects_table(&cfg.id);
     let open = |name: String, schema| {
         let shutdown = &shutdown;
         async move { DeltaSink::open_waiting(lake, &name, schema, checkpoint_every, cfg.lake_timeout, shutdown).await }
@@ -323,8 +324,8 @@ pub async fn run(
     let rejects_meta = rejects.stored_meta().await?;
     let mut sources = Vec::with_capacity(3);
     for table in Table::ALL {
-        let stream = format!("streaming-{}-{}", cfg.id, table.name());
-        let name = format!("{}_{}_table", cfg.id, table.name());
+        let stream = contract::stream(&cfg.id, table);
+        let name = contract::delta_table(&cfg.id, table);
         let sink = match open(name.clone(), clean::cleaned_schema(table)).await {
             Err(Error::Interrupted { .. }) => return Ok(StreamReport { rejects_table, ..Default::default() }),
             other => other?,

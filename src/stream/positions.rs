@@ -13,19 +13,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-/// The `txn` app id under which a data table stores how far it holds `stream`'s `partition`:
-/// its version is the last offset whose cleaned row is in the table (kafka-delta-ingest's
-/// one-app-id-per-partition scheme).
-pub(crate) fn data_app_id(stream: &str, partition: u32) -> String {
-    format!("pinpipe-{stream}-{partition}")
-}
-
-/// The `txn` app id under which the rejects table stores how far it holds the rejects of
-/// `stream`'s `partition`: its version is the last offset of the micro-batch whose rejects were
-/// committed with it.
-pub(crate) fn rejects_app_id(stream: &str, partition: u32) -> String {
-    format!("pinpipe-rejects-{stream}-{partition}")
-}
+pub(crate) use crate::contract::{data_app_id, rejects_app_id};
 
 /// Where one partition of one stream stands: what the data table and the rejects table hold,
 /// and the next offset to read.
@@ -200,11 +188,5 @@ mod tests {
         assert!(same_log(Some("A"), Some("A")) && !same_log(Some("A"), Some("B")));
         assert!(same_log(None, Some("B")) && same_log(Some("A"), None));
         assert_eq!(identity_metadata([("s", None)]), None);
-    }
-
-    #[test]
-    fn app_ids_name_stream_and_partition() {
-        assert_eq!(data_app_id("streaming-p-pin", 3), "pinpipe-streaming-p-pin-3");
-        assert_eq!(rejects_app_id("streaming-p-geo", 0), "pinpipe-rejects-streaming-p-geo-0");
     }
 }

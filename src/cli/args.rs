@@ -1,0 +1,434 @@
+//! The command line's shape (SPEC §10): every subcommand, flag and environment variable, as clap
+//! definitions whose doc comments are the `--help` text.
+//!
+//! Global and backend flags are `global = true` (accepted before or after the subcommand) and
+//! every flag also reads `PINPIPE_<FLAG>`. Values are checked here, when parsed, against the
+//! ranges of [`pinpipe::settings`] (shared with `pinpipe.toml`); [`super::commands`] resolves them
+//! over the file and the defaults and runs the stage.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use pinpipe::bench::backend::Backend;
+use pinpipe::config::Worker;
+use pinpipe::{bench, emulator, schedule, settings, source};
+
+/// pinpipe — the Pinterest-style event pipeline (source → emulator → ingest API → event log →
+/// S3 sink → batch analytics, and → stream job → Delta tables) as one program.
+///
+/// Everything runs on embedded defaults under --data (SQLite source, embedded durable log,
+/// local lake); --source, --log, --streams and --lake point it at MySQL, Kafka, Kinesis and S3.
+///
+/// Quick start:
+///
+///   pinpipe demo                       # the whole pipeline in one process, with the answers
+///   pinpipe seed                       # 11,154 generated posts into data/source.db
+///   pinpipe gateway &                  # the ingest API on 127.0.0.1:8082 (status page at /)
+///   pinpipe emulate --mode batch --count 100 --rate 0
+///   pinpipe sink --drain && pinpipe batch
+///   pinpipe topics describe pinterest.pin
+#[derive(Debug, Parser)]
+#[command(name = "pinpipe", version, about, long_about, verbatim_doc_comment, max_term_width = 100)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Flags every subcommand accepts, before or after its name.
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// TOML config file (default: ./pinpipe.toml when it exists). Flags and PINPIPE_* variables win over it.
+    #[arg(long, global = true, env = "PINPIPE_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Folder for the embedded source, log, lake and results [default: ./data]
+    #[arg(long, global = true, env = "PINPIPE_DATA", value_name = "DIR")]
+    pub data: Option<PathBuf>,
+    /// Pipeline id used in topic, stream and table names [default: pinterest]
+    #[arg(long, global = true, env = "PINPIPE_ID")]
+    pub id: Option<String>,
+    /// Source database: sqlite://FILE or mysql://user:pass@host:port/db [default: sqlite://<data>/source.db]
+    #[arg(long, global = true, env = "PINPIPE_SOURCE", value_name = "URL")]
+    pub source: Option<String>,
+    /// Event log for the batch topics: embedded://DIR or kafka://HOST:PORT[,HOST:PORT][?setting=value…]
+    /// [default: embedded://<data>/log]
+    #[arg(long, global = true, env = "PINPIPE_LOG", value_name = "URL")]
+    pub log: Option<String>,
+    /// Event log for the streams: embedded://DIR or kinesis://REGION[?endpoint=URL]
+    /// [default: the --log URL when it is embedded, else embedded://<data>/log]
+    #[arg(long, global = true, env = "PINPIPE_STREAMS", value_name = "URL")]
+    pub streams: Option<String>,
+    /// The lake: file://DIR or s3://bucket/prefix [default: file://<data>/lake]
+    #[arg(long, global = true, env = "PINPIPE_LAKE", value_name = "URL")]
+    pub lake: Option<String>,
+    /// Log line format on stderr (filter with RUST_LOG, e.g. RUST_LOG=debug)
+    #[arg(long, global = true, env = "PINPIPE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+/// How diagnostic log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create the three source tables if absent and fill them with generated posts.
+    Seed(SeedArgs),
+    /// Send random source rows to the ingest API, like the course's posting emulator.
+    Emulate(EmulateArgs),
+    /// Serve the ingest API: Kafka REST proxy routes and Kinesis-proxy routes over the event log.
+    Gateway(GatewayArgs),
+    /// Administer the batch topics (the Kafka side of the event log).
+    Topics {
+        #[command(subcommand)]
+        action: AdminAction,
+    },
+    /// Administer the streams (the Kinesis side of the event log).
+    Streams {
+        #[command(subcommand)]
+        action: AdminAction,
+    },
+    /// Land the batch topics in the lake as JSON files (the Confluent S3 sink layout).
+    Sink(SinkArgs),
+    /// Clean the sink's files, answer the eight questions, and write the results.
+    Batch(BatchArgs),
+    /// Clean the streams into Delta tables under <lake>/delta, exactly once.
+    Stream(StreamArgs),
+    /// Run the batch job on a cron schedule (UTC; default daily at 00:00) until Ctrl-C or SIGTERM.
+    Schedule(ScheduleArgs),
+    /// Re-render the HTML report of the last batch run (<out>/report.html) from its results folder.
+    Report(ReportArgs),
+    /// Run every stage end to end in one process on the embedded defaults and show the counts.
+    Demo(DemoArgs),
+    /// Measure a stage against a baseline run in the same process.
+    Bench {
+        #[command(subcommand)]
+        what: BenchWhat,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct SeedArgs {
+    /// Posts to generate (rows per table).
+    #[arg(long, env = "PINPIPE_ROWS", default_value_t = source::DEFAULT_ROWS, value_parser = settings::ROWS.u64_parser())]
+    pub rows: u64,
+    /// Random seed: the same seed writes the same rows.
+    #[arg(long, env = "PINPIPE_SEED", default_value_t = source::DEFAULT_SEED)]
+    pub seed: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct SinkArgs {
+    /// Own only the partitions p with p % N == I, so N workers started as 0/N … N-1/N split the
+    /// partitions between them (each keeps its positions in the outputs) [default: 0/1, all]
+    #[arg(long, env = "PINPIPE_WORKER", value_name = "I/N", default_value = "0/1")]
+    pub worker: Worker,
+    /// Records per file (Confluent flush.size); 1 reproduces the course's one-record files
+    /// [default: 1000; 1 to 10,000,000; also `[sink] flush_size`]
+    #[arg(long, env = "PINPIPE_FLUSH_SIZE", value_name = "N", value_parser = settings::FLUSH_SIZE.usize_parser())]
+    pub flush_size: Option<usize>,
+    /// Longest a record waits before its file is written, e.g. 10s or 500ms
+    /// [default: 10s; 10ms to 1d; also `[sink] flush_interval`]
+    #[arg(long, env = "PINPIPE_FLUSH_INTERVAL", value_name = "DURATION", value_parser = settings::FLUSH_INTERVAL.parser())]
+    pub flush_interval: Option<Duration>,
+    /// Write out everything in the topics, then exit 0 (instead of following the log).
+    #[arg(long, env = "PINPIPE_DRAIN")]
+    pub drain: bool,
+    /// Serve Prometheus metrics (positions, lag, files, logged errors) at http://ADDR/metrics [default: off]
+    #[arg(long, env = "PINPIPE_METRICS_LISTEN", value_name = "ADDR")]
+    pub metrics_listen: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct BatchArgs {
+    /// Results folder [default: <data>/results]
+    #[arg(long, env = "PINPIPE_OUT", value_name = "DIR")]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ScheduleArgs {
+    /// When to run, in UTC: standard 5-field cron (`0 0 * * *`), or 6–7 fields with seconds first
+    /// (`*/30 * * * * *`). Weekday numbers are 1–7 from Sunday; names (MON-FRI) are clearer.
+    #[arg(long, env = "PINPIPE_CRON", default_value = schedule::DEFAULT_CRON, value_name = "EXPR")]
+    pub cron: String,
+    /// Results folder [default: <data>/results]
+    #[arg(long, env = "PINPIPE_OUT", value_name = "DIR")]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// Results folder of the batch run [default: <data>/results]
+    #[arg(long, env = "PINPIPE_OUT", value_name = "DIR")]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct StreamArgs {
+    /// Own only the partitions p with p % N == I, so N workers started as 0/N … N-1/N split the
+    /// partitions between them (each keeps its positions in the outputs) [default: 0/1, all]
+    #[arg(long, env = "PINPIPE_WORKER", value_name = "I/N", default_value = "0/1")]
+    pub worker: Worker,
+    /// Commit everything in the streams, then exit 0 (instead of following them).
+    #[arg(long, env = "PINPIPE_DRAIN")]
+    pub drain: bool,
+    /// Most records per micro-batch [default: 10000; 1 to 1,000,000; also `[stream] max_batch`]
+    #[arg(long, env = "PINPIPE_MAX_BATCH", value_name = "N", value_parser = settings::MAX_BATCH.usize_parser())]
+    pub max_batch: Option<usize>,
+    /// Longest a record waits before its micro-batch is committed, e.g. 1s or 250ms
+    /// [default: 1s; 10ms to 1h; also `[stream] max_latency`]
+    #[arg(long, env = "PINPIPE_MAX_LATENCY", value_name = "DURATION", value_parser = settings::MAX_LATENCY.parser())]
+    pub max_latency: Option<Duration>,
+    /// Write a Delta checkpoint every N commits of a table
+    /// [default: 100; 1 to 1,000,000; also `[stream] checkpoint_every`]
+    #[arg(long, env = "PINPIPE_CHECKPOINT_EVERY", value_name = "N", value_parser = settings::CHECKPOINT_EVERY.u64_parser())]
+    pub checkpoint_every: Option<u64>,
+    /// Give up (exit 2) when the lake has been full or unreachable this long, e.g. 30m
+    /// [default: as long as it takes; 10m with --drain; 1s to 30d; also `[stream] lake_timeout`]
+    #[arg(long, env = "PINPIPE_LAKE_TIMEOUT", value_name = "DURATION", value_parser = settings::LAKE_TIMEOUT.parser())]
+    pub lake_timeout: Option<Duration>,
+    /// Serve Prometheus metrics (positions, lag, table versions, logged errors) at http://ADDR/metrics [default: off]
+    #[arg(long, env = "PINPIPE_METRICS_LISTEN", value_name = "ADDR")]
+    pub metrics_listen: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Emulator iterations per mode (batch, then stream).
+    #[arg(long, env = "PINPIPE_COUNT", default_value_t = 1000)]
+    pub count: u64,
+    /// Posts to generate when the source is empty.
+    #[arg(long, env = "PINPIPE_ROWS", default_value_t = source::DEFAULT_ROWS, value_parser = settings::ROWS.u64_parser())]
+    pub rows: u64,
+    /// Seed for the generator and the emulator.
+    #[arg(long, env = "PINPIPE_SEED", default_value_t = source::DEFAULT_SEED)]
+    pub seed: u64,
+    /// Emulator requests in flight at once (1 to 10,000).
+    #[arg(long, env = "PINPIPE_CONCURRENCY", default_value_t = 16, value_parser = settings::CONCURRENCY.usize_parser())]
+    pub concurrency: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct EmulateArgs {
+    /// batch: POST /topics/<id>.{pin,geo,user}; stream: PUT /streams/streaming-<id>-{pin,geo,user}/record
+    #[arg(long, env = "PINPIPE_MODE", value_enum)]
+    pub mode: ModeArg,
+    /// Base URL of the gateway, stage path included (e.g. http://127.0.0.1:8082/dev) [default: http://127.0.0.1:8082]
+    #[arg(long, env = "PINPIPE_API", value_name = "URL")]
+    pub api: Option<String>,
+    /// API key sent as x-api-key. Prefer PINPIPE_API_KEY or `[emulator] api_key`: a flag shows
+    /// in `ps` to every user of the machine.
+    #[arg(long, env = "PINPIPE_API_KEY")]
+    pub api_key: Option<String>,
+    /// Iterations to run (each sends one post: three records).
+    #[arg(long, env = "PINPIPE_COUNT", conflicts_with = "forever", default_value_t = 100)]
+    pub count: u64,
+    /// Run until interrupted (Ctrl-C).
+    #[arg(long, env = "PINPIPE_FOREVER")]
+    pub forever: bool,
+    /// Iterations per second over all workers (0.001 to 1,000,000); 0 = as fast as the API
+    /// answers. Without it, each worker sleeps a random 0–2 s after every iteration, like the
+    /// original [also `[emulator] rate`]
+    #[arg(long, env = "PINPIPE_RATE", value_parser = settings::EMULATOR_RATE.parser())]
+    pub rate: Option<f64>,
+    /// Iterations in flight at once [default: 1; 1 to 10,000; also `[emulator] concurrency`]
+    #[arg(long, env = "PINPIPE_CONCURRENCY", value_name = "N", value_parser = settings::CONCURRENCY.usize_parser())]
+    pub concurrency: Option<usize>,
+    /// Random seed for the row choice.
+    #[arg(long, env = "PINPIPE_SEED", default_value_t = source::DEFAULT_SEED)]
+    pub seed: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct GatewayArgs {
+    /// Address to listen on [default: 127.0.0.1:8082]
+    #[arg(long, env = "PINPIPE_LISTEN", value_name = "ADDR")]
+    pub listen: Option<String>,
+    /// API Gateway stage prefix, e.g. /dev (routes become /dev/topics/…)
+    #[arg(long, env = "PINPIPE_BASE_PATH", value_name = "PATH")]
+    pub base_path: Option<String>,
+    /// Require x-api-key to be one of these (repeat the flag, or comma-separate in the variable).
+    /// Prefer PINPIPE_API_KEY or `[gateway] api_keys`: a flag shows in `ps` to every user.
+    #[arg(long = "api-key", env = "PINPIPE_API_KEY", value_delimiter = ',', value_name = "KEY")]
+    pub api_keys: Vec<String>,
+    /// Close a connection whose request head has not arrived whole this long after the accept
+    /// or the previous response [default: 10s; 100ms to 1h; also `[gateway] header_read_timeout`]
+    #[arg(long, env = "PINPIPE_HEADER_READ_TIMEOUT", value_name = "DURATION", value_parser = settings::HEADER_READ_TIMEOUT.parser())]
+    pub header_read_timeout: Option<Duration>,
+    /// Close a keep-alive connection idle this long [default: 5s; 100ms to 1h, at most the
+    /// header-read timeout; also `[gateway] idle_timeout`]
+    #[arg(long, env = "PINPIPE_IDLE_TIMEOUT", value_name = "DURATION", value_parser = settings::IDLE_TIMEOUT.parser())]
+    pub idle_timeout: Option<Duration>,
+    /// Answer 408 when a request body takes longer than this to arrive
+    /// [default: 30s; 100ms to 1h; also `[gateway] body_timeout`]
+    #[arg(long, env = "PINPIPE_BODY_TIMEOUT", value_name = "DURATION", value_parser = settings::BODY_TIMEOUT.parser())]
+    pub body_timeout: Option<Duration>,
+    /// Most connections open at once; past it, the connection idle longest is closed to make
+    /// room [default: the open-file limit less a reserve; also `[gateway] max_connections`]
+    #[arg(long, env = "PINPIPE_MAX_CONNECTIONS", value_name = "N", value_parser = settings::MAX_CONNECTIONS.usize_parser())]
+    pub max_connections: Option<usize>,
+    /// Results folder whose last batch run the status page (/) shows [default: <data>/results]
+    #[arg(long, env = "PINPIPE_OUT", value_name = "DIR")]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdminAction {
+    /// List all names.
+    List,
+    /// Create one.
+    Create {
+        name: String,
+        /// Partitions (Kafka) or shards (Kinesis).
+        #[arg(long, visible_alias = "shards", env = "PINPIPE_PARTITIONS", default_value_t = 1)]
+        partitions: u32,
+    },
+    /// Show partitions (shards) with their first and next offsets.
+    Describe { name: String },
+    /// Delete one with all its records.
+    Delete { name: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BenchWhat {
+    /// Requests per second through the gateway over loopback, beside a bare axum handler
+    ///
+    /// The gateway appends to a temporary embedded log, or to the log --backend names, in a
+    /// fresh topic created for the run and deleted after (on Kinesis: a fresh stream, through the
+    /// Kinesis-proxy routes). Examples:
+    ///
+    ///   pinpipe bench ingest --seconds 5
+    ///   pinpipe bench ingest --backend kafka://127.0.0.1:9092
+    ///   pinpipe bench ingest --backend 'kinesis://us-east-1?endpoint=http://127.0.0.1:4567'
+    #[command(verbatim_doc_comment)]
+    Ingest(IngestArgs),
+    /// Generate posts, land them through the sink, run the batch job (and PySpark with --spark).
+    Batch(BatchBenchArgs),
+    /// End-to-end latency from the gateway's 200 to the row visible in the Delta table
+    ///
+    /// The gateway, the streams and the stream job run in this process; the streams are a
+    /// temporary embedded log, or fresh streams on the backend --backend names. Examples:
+    ///
+    ///   pinpipe bench stream --rates 1000,5000 --seconds 10
+    ///   pinpipe bench stream --backend 'kinesis://us-east-1?endpoint=http://127.0.0.1:4567'
+    #[command(verbatim_doc_comment)]
+    Stream(StreamBenchArgs),
+}
+
+/// Which family of API routes the emulator posts to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ModeArg {
+    /// Kafka REST proxy routes: `POST /topics/<id>.pin` …
+    Batch,
+    /// Kinesis routes: `PUT /streams/streaming-<id>-pin/record` …
+    Stream,
+}
+
+impl From<ModeArg> for emulator::Mode {
+    fn from(m: ModeArg) -> Self {
+        match m {
+            ModeArg::Batch => emulator::Mode::Batch,
+            ModeArg::Stream => emulator::Mode::Stream,
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct IngestArgs {
+    /// Seconds of load per case.
+    #[arg(long, env = "PINPIPE_BENCH_SECONDS", value_name = "DURATION", default_value = "5s", value_parser = settings::BENCH_DURATION.parser())]
+    pub seconds: Duration,
+    /// Requests in flight at once (keep-alive connections); each level is a separate round.
+    #[arg(long, env = "PINPIPE_CONCURRENCY", value_delimiter = ',', default_values_t = [32, 64])]
+    pub concurrency: Vec<usize>,
+    /// The log the gateway appends to: `embedded` (a temporary folder), or a URL such as
+    /// kafka://127.0.0.1:9092 or kinesis://us-east-1?endpoint=http://127.0.0.1:4567. A fresh
+    /// topic (on Kinesis: a stream, fed through the Kinesis-proxy routes) is created there for
+    /// the run and deleted after; the `[kafka]` settings of the config file apply.
+    #[arg(long, env = "PINPIPE_BENCH_BACKEND", default_value = "embedded", value_name = "embedded|URL")]
+    pub backend: Backend,
+}
+
+impl From<IngestArgs> for bench::ingest::IngestOptions {
+    fn from(a: IngestArgs) -> Self {
+        bench::ingest::IngestOptions { seconds: a.seconds, concurrency: a.concurrency, backend: a.backend }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct StreamBenchArgs {
+    /// Fixed rates to measure, in records per second.
+    #[arg(long, env = "PINPIPE_BENCH_RATES", value_delimiter = ',', default_values_t = [1000, 5000])]
+    pub rates: Vec<u32>,
+    /// Seconds of load per round.
+    #[arg(long, env = "PINPIPE_BENCH_SECONDS", value_name = "DURATION", default_value = "10s", value_parser = settings::BENCH_DURATION.parser())]
+    pub seconds: Duration,
+    /// Connections of the closed-loop round that finds the sustained maximum (0 skips it).
+    #[arg(long, env = "PINPIPE_CONCURRENCY", default_value_t = 64)]
+    pub max_connections: usize,
+    /// Where the streams live: `embedded` (a temporary folder), or a URL such as
+    /// kinesis://us-east-1?endpoint=http://127.0.0.1:4567 (fresh streams are created there for
+    /// the run and deleted after). Kinesis allows five GetRecords calls a second per shard, so
+    /// the stream job's reads of a shard are at least 200 ms apart there: expect that much more
+    /// latency.
+    #[arg(long, env = "PINPIPE_BENCH_BACKEND", default_value = "embedded", value_name = "embedded|URL")]
+    pub backend: Backend,
+}
+
+impl From<StreamBenchArgs> for bench::stream::StreamBenchOptions {
+    fn from(a: StreamBenchArgs) -> Self {
+        bench::stream::StreamBenchOptions {
+            rates: a.rates,
+            seconds: a.seconds,
+            max_connections: a.max_connections,
+            backend: a.backend,
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct BatchBenchArgs {
+    /// Posts to generate (each is one record on each of the three topics).
+    #[arg(long, env = "PINPIPE_BENCH_ROWS", default_value_t = 1_000_000)]
+    pub rows: u64,
+    /// Random seed of the generator.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Also send every K-th post a second time (the emulator samples with replacement); 0: never.
+    #[arg(long, default_value_t = 0)]
+    pub repeat_every: u64,
+    /// Also run the PySpark job on the same files and compare the answers.
+    #[arg(long)]
+    pub spark: bool,
+    /// The Python that has pyspark (and pyarrow, for the comparison).
+    #[arg(long, env = "PINPIPE_PYTHON", default_value = "/root/.cache/pinpipe-venv/bin/python")]
+    pub python: PathBuf,
+    /// The folder of `batch_job.py` and `compare.py`.
+    #[arg(long, env = "PINPIPE_SPARK_DIR", default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/bench/spark"))]
+    pub spark_dir: PathBuf,
+    /// Work in this folder and keep the log, lake and results (default: a temporary folder).
+    #[arg(long)]
+    pub keep: Option<PathBuf>,
+}
+
+impl From<BatchBenchArgs> for bench::batch::BatchBenchOptions {
+    fn from(a: BatchBenchArgs) -> Self {
+        bench::batch::BatchBenchOptions {
+            rows: a.rows,
+            seed: a.seed,
+            repeat_every: a.repeat_every,
+            spark: a.spark,
+            python: a.python,
+            spark_dir: a.spark_dir,
+            keep: a.keep,
+        }
+    }
+}

@@ -1,0 +1,297 @@
+//! One function per subcommand: resolve its settings (flag, then environment — both read by
+//! clap —, then `pinpipe.toml`, then the stage's default), call the library stage it names,
+//! and print what it did. Errors are `anyhow` with context; [`super::main`] turns them into the
+//! exit code.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use pinpipe::config::{self, Config, FileConfig};
+use pinpipe::emulator::{self, EmulatorConfig, Pace};
+use pinpipe::eventlog::{self, EventLog, Namespace};
+use pinpipe::lake::Lake;
+use pinpipe::{batch, gateway, lag, observe, report, schedule, sink, source, stream};
+use tokio_util::sync::CancellationToken;
+
+use super::CheckFailed;
+use super::args::{
+    AdminAction, BatchArgs, EmulateArgs, GatewayArgs, ReportArgs, ScheduleArgs, SeedArgs, SinkArgs, StreamArgs,
+};
+use super::terminal::{progress_bar, shutdown_on_signal};
+
+/// Starts `/metrics` for `worker` on `listen`, if given; stop it with the returned token.
+pub(super) async fn start_metrics(
+    listen: Option<&str>,
+    worker: observe::Worker,
+    cfg: &Config,
+    log: Arc<dyn EventLog>,
+    lake: &Lake,
+    shutdown: &CancellationToken,
+) -> Result<Option<(CancellationToken, tokio::task::JoinHandle<Result<(), observe::Error>>)>> {
+    let Some(listen) = listen else { return Ok(None) };
+    let listener =
+        tokio::net::TcpListener::bind(listen).await.with_context(|| format!("binding --metrics-listen {listen}"))?;
+    let addr = listener.local_addr()?;
+    let probe = lag::LagProbe::new(cfg.id.clone(), lake.clone());
+    let metrics = observe::WorkerMetrics::new(worker, log, probe);
+    let stop = shutdown.child_token();
+    tracing::info!(%addr, "metrics at http://{addr}/metrics");
+    let server = tokio::spawn(observe::serve(listener, metrics, stop.clone()));
+    Ok(Some((stop, server)))
+}
+
+/// Stops a metrics server started by [`start_metrics`].
+pub(super) async fn stop_metrics(
+    server: Option<(CancellationToken, tokio::task::JoinHandle<Result<(), observe::Error>>)>,
+) -> Result<()> {
+    if let Some((stop, handle)) = server {
+        stop.cancel();
+        handle.await.context("the metrics server panicked")??;
+    }
+    Ok(())
+}
+
+pub(super) async fn seed(cfg: &Config, args: SeedArgs) -> Result<()> {
+    let started = Instant::now();
+    let src = source::Source::connect(&cfg.source).await.context("opening the source")?;
+    src.create_tables().await.context("creating the source tables")?;
+    let bar = progress_bar(Some(args.rows), "seed");
+    let on_progress = {
+        let bar = bar.clone();
+        move |done: u64| bar.set_position(done)
+    };
+    src.seed(args.rows, args.seed, &on_progress).await.context("seeding the source")?;
+    bar.finish_and_clear();
+    let total = src.row_count().await?;
+    println!(
+        "seeded {} posts (seed {}) into {} in {:.1}s; the source now holds {total} rows per table",
+        args.rows,
+        args.seed,
+        cfg.source,
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+pub(super) async fn emulate(cfg: &Config, file: &FileConfig, args: EmulateArgs) -> Result<()> {
+    let api =
+        args.api.or_else(|| file.emulator.api.clone()).unwrap_or_else(|| format!("http://{}", config::DEFAULT_LISTEN));
+    let count = (!args.forever).then_some(args.count);
+    let pace = args.rate.or(cfg.file.emulator_rate).map_or(Pace::Original, Pace::Rate);
+    let reader = source::Source::connect(&cfg.source).await.context("opening the source")?.reader().await?;
+    let ecfg = EmulatorConfig {
+        api: api.clone(),
+        api_key: args.api_key.or_else(|| file.emulator.api_key.clone()),
+        id: cfg.id.clone(),
+        mode: args.mode.into(),
+        count,
+        pace,
+        concurrency: args.concurrency.or(cfg.file.emulator_concurrency).unwrap_or(1),
+        seed: args.seed,
+        retry: emulator::Retry::default(),
+    };
+    let bar = progress_bar(count, "emulate");
+    let on_progress: Arc<dyn Fn(u64) + Send + Sync> = {
+        let bar = bar.clone();
+        Arc::new(move |done| bar.set_position(done))
+    };
+    let started = Instant::now();
+    let summary = emulator::run(ecfg, reader, shutdown_on_signal(), on_progress).await?;
+    bar.finish_and_clear();
+    println!(
+        "emulate {:?} → {api}: {} iterations in {:.1}s; sent {} records, failed {}, retries {}",
+        args.mode,
+        summary.iterations,
+        started.elapsed().as_secs_f64(),
+        summary.sent,
+        summary.failed,
+        summary.retries
+    );
+    if summary.failed > 0 {
+        return Err(
+            CheckFailed(format!("{} records were not accepted (see the warnings above)", summary.failed)).into()
+        );
+    }
+    Ok(())
+}
+
+/// Opens the topics and streams logs and makes sure the six default logs exist.
+pub async fn open_logs(cfg: &Config) -> Result<(Arc<dyn EventLog>, Arc<dyn EventLog>)> {
+    let topics = eventlog::open_with_defaults(&cfg.log, Namespace::Topics, &cfg.id, &cfg.clients)
+        .await
+        .context("opening the topics log")?;
+    let streams = eventlog::open_with_defaults(&cfg.streams, Namespace::Streams, &cfg.id, &cfg.clients)
+        .await
+        .context("opening the streams log")?;
+    Ok((topics, streams))
+}
+
+pub(super) async fn serve_gateway(cfg: &Config, file: &FileConfig, args: GatewayArgs) -> Result<()> {
+    let listen = args.listen.or_else(|| file.gateway.listen.clone()).unwrap_or_else(|| config::DEFAULT_LISTEN.into());
+    let base_path = args.base_path.or_else(|| file.gateway.base_path.clone());
+    let api_keys = if args.api_keys.is_empty() { file.gateway.api_keys.clone() } else { args.api_keys };
+    let (topics, streams) = open_logs(cfg).await?;
+    let defaults = gateway::GatewayConfig::default();
+    let f = &cfg.file;
+    let gcfg = gateway::GatewayConfig {
+        base_path,
+        api_keys,
+        header_read_timeout: args
+            .header_read_timeout
+            .or(f.gateway_header_read_timeout)
+            .unwrap_or(defaults.header_read_timeout),
+        idle_timeout: args.idle_timeout.or(f.gateway_idle_timeout).unwrap_or(defaults.idle_timeout),
+        body_timeout: args.body_timeout.or(f.gateway_body_timeout).unwrap_or(defaults.body_timeout),
+        max_connections: args.max_connections.or(f.gateway_max_connections),
+    };
+    let lake = Lake::open(&cfg.lake).context("opening the lake for the status page")?;
+    let results = args.out.unwrap_or_else(|| cfg.default_results());
+    let sources = gateway::status::Sources::new(cfg.id.clone(), Some(lake), Some(results));
+    let state = gateway::AppState::with_status(gcfg, topics, streams, sources)?;
+    let listener = tokio::net::TcpListener::bind(&listen).await.with_context(|| format!("binding {listen}"))?;
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, log = %eventlog::display_url(&cfg.log), streams = %eventlog::display_url(&cfg.streams), "gateway listening");
+    // The first line ends with the base URL: scripts and tests read it from there. One write, so
+    // a reader that stops after the first line cannot make the second fail.
+    println!("gateway listening on http://{addr}\nstatus page: http://{addr}/");
+    gateway::serve(listener, state, shutdown_on_signal()).await?;
+    Ok(())
+}
+
+pub(super) async fn admin(cfg: &Config, namespace: Namespace, action: AdminAction) -> Result<()> {
+    let url = match namespace {
+        Namespace::Topics => &cfg.log,
+        Namespace::Streams => &cfg.streams,
+    };
+    // Creating or deleting one log must not first create the defaults (a default topic just
+    // deleted would be back before it could be created again).
+    let log = match action {
+        AdminAction::Create { .. } | AdminAction::Delete { .. } => {
+            eventlog::open_with(url, namespace, &cfg.clients).await?
+        }
+        AdminAction::List | AdminAction::Describe { .. } => {
+            eventlog::open_with_defaults(url, namespace, &cfg.id, &cfg.clients).await?
+        }
+    };
+    let noun = namespace.noun();
+    match action {
+        AdminAction::List => {
+            for name in log.list().await? {
+                println!("{name}");
+            }
+        }
+        AdminAction::Create { name, partitions } => {
+            let info = log.create(&name, partitions).await?;
+            println!("created {noun} {} with {} partition(s)", info.name, info.partitions.len());
+        }
+        AdminAction::Describe { name } => {
+            let info = log.describe(&name).await?;
+            println!("{noun} {}: {} partition(s)", info.name, info.partitions.len());
+            println!("{:>9}  {:>12}  {:>12}  {:>10}", "partition", "first", "next", "records");
+            for p in info.partitions {
+                println!("{:>9}  {:>12}  {:>12}  {:>10}", p.partition, p.start, p.end, p.end - p.start);
+            }
+        }
+        AdminAction::Delete { name } => {
+            log.delete(&name).await?;
+            println!("deleted {noun} {name}");
+        }
+    }
+    Ok(())
+}
+
+pub(super) async fn run_sink(cfg: &Config, args: SinkArgs) -> Result<()> {
+    let log = eventlog::open_with_defaults(&cfg.log, Namespace::Topics, &cfg.id, &cfg.clients)
+        .await
+        .context("opening the topics log")?;
+    let lake = Lake::open(&cfg.lake)?;
+    let scfg = sink::SinkConfig {
+        id: cfg.id.clone(),
+        flush_size: args.flush_size.or(cfg.file.sink_flush_size).unwrap_or(sink::DEFAULT_FLUSH_SIZE),
+        flush_interval: args.flush_interval.or(cfg.file.sink_flush_interval).unwrap_or(sink::DEFAULT_FLUSH_INTERVAL),
+        drain: args.drain,
+        worker: args.worker,
+    };
+    tracing::info!(lake = %lake.url(), log = %eventlog::display_url(&cfg.log), "sink starting");
+    let shutdown = shutdown_on_signal();
+    let metrics =
+        start_metrics(args.metrics_listen.as_deref(), observe::Worker::Sink, cfg, log.clone(), &lake, &shutdown)
+            .await?;
+    let report = sink::run(&scfg, log, &lake, shutdown).await;
+    stop_metrics(metrics).await?;
+    let report = report?;
+    println!("{report}");
+    Ok(())
+}
+
+pub(super) async fn run_batch(cfg: &Config, args: BatchArgs) -> Result<()> {
+    let lake = Lake::open(&cfg.lake)?;
+    let bcfg = batch::BatchConfig { id: cfg.id.clone(), out: args.out.unwrap_or_else(|| cfg.default_results()) };
+    let report = batch::run(&bcfg, &lake).await?;
+    println!("{report}");
+    Ok(())
+}
+
+pub(super) async fn run_stream(cfg: &Config, args: StreamArgs) -> Result<()> {
+    let streams = eventlog::open_with_defaults(&cfg.streams, Namespace::Streams, &cfg.id, &cfg.clients)
+        .await
+        .context("opening the streams log")?;
+    let lake = Lake::open(&cfg.lake)?;
+    let scfg = stream::StreamConfig {
+        id: cfg.id.clone(),
+        max_batch_records: args.max_batch.or(cfg.file.stream_max_batch).unwrap_or(stream::DEFAULT_MAX_BATCH),
+        max_latency: args.max_latency.or(cfg.file.stream_max_latency).unwrap_or(stream::DEFAULT_MAX_LATENCY),
+        drain: args.drain,
+        checkpoint_every: args
+            .checkpoint_every
+            .or(cfg.file.stream_checkpoint_every)
+            .unwrap_or(stream::DEFAULT_CHECKPOINT_EVERY),
+        lake_timeout: args
+            .lake_timeout
+            .or(cfg.file.stream_lake_timeout)
+            .or(args.drain.then_some(stream::DEFAULT_DRAIN_LAKE_TIMEOUT)),
+        worker: args.worker,
+    };
+    tracing::info!(lake = %lake.url(), streams = %eventlog::display_url(&cfg.streams), "stream job starting");
+    let shutdown = shutdown_on_signal();
+    let metrics =
+        start_metrics(args.metrics_listen.as_deref(), observe::Worker::Stream, cfg, streams.clone(), &lake, &shutdown)
+            .await?;
+    let report = stream::run(&scfg, streams, &lake, shutdown).await;
+    stop_metrics(metrics).await?;
+    let report = report?;
+    println!("{report}");
+    Ok(())
+}
+
+pub(super) async fn run_schedule(cfg: &Config, args: ScheduleArgs) -> Result<()> {
+    let cron = schedule::Cron::parse(&args.cron)?;
+    let lake = Lake::open(&cfg.lake)?;
+    let bcfg = batch::BatchConfig { id: cfg.id.clone(), out: args.out.unwrap_or_else(|| cfg.default_results()) };
+    let on_run = |run: &schedule::RunOutcome<'_>| match &run.result {
+        Ok(report) => println!(
+            "run {} (tick {}): ok in {:.1}s, {} records read; results in {}",
+            run.number,
+            run.tick.to_rfc3339(),
+            run.took.as_secs_f64(),
+            report.tables.iter().map(|t| t.records).sum::<u64>(),
+            report.out.display()
+        ),
+        Err(e) => println!("run {} (tick {}): failed: {e}", run.number, run.tick.to_rfc3339()),
+    };
+    let summary = schedule::run(&cron, &bcfg, &lake, shutdown_on_signal(), &on_run).await?;
+    println!(
+        "schedule stopped: {} runs succeeded, {} failed, {} ticks skipped",
+        summary.succeeded, summary.failed, summary.skipped
+    );
+    Ok(())
+}
+
+/// `pinpipe report`: re-renders the last batch run's report from its results folder.
+pub(super) fn rerender_report(cfg: &Config, args: ReportArgs) -> Result<()> {
+    let out = args.out.unwrap_or_else(|| cfg.default_results());
+    let path = report::rerender(&out).with_context(|| format!("re-rendering the report in {}", out.display()))?;
+    println!("report: {}", path.display());
+    Ok(())
+}
