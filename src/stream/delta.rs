@@ -6,8 +6,9 @@
 //! re-reads the stored positions and commits only what the table still lacks; it may carry the
 //! log's native positions in its commit info), reading those back
 //! ([`DeltaSink::stored_meta`]) and checkpointing.
-//! Fed by the micro-batch loop in [`super`] with cleaned rows or rejects; feeds the lake under
-//! `<lake>/delta/<table>`, which any Delta reader can open.
+//! Opened by [`super::resume`] (and by [`super::progress`] to read positions back); fed by
+//! [`super::round`] with cleaned rows or rejects; feeds the lake under `<lake>/delta/<table>`,
+//! which any Delta reader can open.
 
 use std::collections::BTreeMap;
 

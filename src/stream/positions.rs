@@ -5,9 +5,10 @@
 //! start, by the native positions a data commit stores beside them (in its commit info, under
 //! [`NATIVE_KEY`]: Kinesis sequence numbers, which fit no `txn` version), and by the identity of
 //! the log each stream's positions belong to (under [`IDENTITY_KEY`]); feeds the micro-batch
-//! loop in [`super`] (what to read next, which records each table still needs, where the log can
-//! resume without re-reading). Nothing here touches storage: the rules are plain functions,
-//! tested below.
+//! loop in [`super`]: [`super::resume`] (where each partition resumes, where the log can go on
+//! without re-reading), [`super::gather`] (what to read next) and [`super::round`] (which records
+//! each table still needs). Nothing here touches storage: the rules are plain functions, tested
+//! below.
 
 use std::collections::BTreeMap;
 

@@ -1,9 +1,9 @@
 //! The rejects table's rows: records of the streams that cannot be cleaned, with where they sat
 //! in the log and why (`<id>_rejects_table`, one table for the three streams).
 //!
-//! Fed by [`crate::clean::decode`]'s [`crate::clean::Reject`]s of each micro-batch; feeds the
-//! rejects [`super::delta::DeltaSink`]. Nobody consumes it automatically: it is there so a bad
-//! record is never lost and can be looked at or replayed.
+//! Fed by [`crate::clean::decode`]'s [`crate::clean::Reject`]s of each micro-batch (through
+//! [`super::round`]); feeds the rejects [`super::delta::DeltaSink`]. Nobody consumes it
+//! automatically: it is there so a bad record is never lost and can be looked at or replayed.
 
 use std::sync::{Arc, LazyLock};
 
