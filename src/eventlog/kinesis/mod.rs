@@ -67,6 +67,7 @@ use self::client::Failure;
 use self::read::Cursor;
 use self::streams::Shard;
 use super::{Appended, Error, EventLog, LogInfo, Namespace, NewRecord, Record, Result};
+use crate::backoff::Backoff;
 
 /// How long one append may take, retries included, before it fails as unavailable (the gateway
 /// then answers 503).
@@ -75,6 +76,12 @@ pub const APPEND_DEADLINE: Duration = Duration::from_secs(10);
 pub const IDLE_PAUSE: Duration = Duration::from_millis(200);
 /// The least time between two `GetRecords` calls on one shard (Kinesis allows five a second).
 pub const MIN_CALL_GAP: Duration = Duration::from_millis(200);
+
+/// The waits between the attempts of this backend's retry loops (records `PutRecords` did not
+/// take, a new stream not yet ACTIVE): 50 ms, doubling up to 1 s.
+fn retry_backoff() -> Backoff {
+    Backoff::new(Duration::from_millis(50), Duration::from_secs(1))
+}
 
 /// Opens the log `url` names for `namespace`.
 pub async fn open(url: &str, namespace: Namespace) -> Result<Arc<dyn EventLog>> {

@@ -8,14 +8,14 @@
 //! failures to [`super::client`].
 
 use std::sync::atomic::Ordering;
-use std::time::Duration;
 
 use aws_sdk_kinesis::primitives::Blob;
 use aws_sdk_kinesis::types::PutRecordsRequestEntry;
+use tokio_util::sync::CancellationToken;
 
 use super::client::Failure;
 use super::streams::Shard;
-use super::{APPEND_DEADLINE, KinesisLog};
+use super::{APPEND_DEADLINE, KinesisLog, retry_backoff};
 use crate::eventlog::{Appended, Error, NewRecord, Result};
 
 /// Kinesis's limits on one `PutRecords` call.
@@ -135,7 +135,10 @@ impl KinesisLog {
         receipts: &mut [Option<Appended>],
     ) -> Result<()> {
         let mut pending: Vec<usize> = range.collect();
-        let mut backoff = Duration::from_millis(50);
+        let mut backoff = retry_backoff();
+        // Only APPEND_DEADLINE (which drops this future) ends the retries: no shutdown cuts the
+        // pauses short.
+        let no_shutdown = CancellationToken::new();
         loop {
             let call = self
                 .client
@@ -177,8 +180,7 @@ impl KinesisLog {
                 return Ok(());
             }
             pending = failed;
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(Duration::from_secs(1));
+            backoff.pause(&no_shutdown).await;
         }
     }
 }

@@ -12,9 +12,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aws_sdk_kinesis::types::StreamStatus;
+use tokio_util::sync::CancellationToken;
 
-use super::KinesisLog;
 use super::client::Failure;
+use super::{KinesisLog, retry_backoff};
 use crate::eventlog::{Error, EventLog, LogInfo, PartitionInfo, Result, validate_name};
 
 /// How long `create` waits for a new stream to become ACTIVE.
@@ -58,7 +59,9 @@ impl KinesisLog {
         }
         self.forget(name);
         let deadline = Instant::now() + CREATE_DEADLINE;
-        let mut wait = Duration::from_millis(50);
+        let mut backoff = retry_backoff();
+        // Only the deadline ends this wait: no shutdown cuts its pauses short.
+        let no_shutdown = CancellationToken::new();
         loop {
             let out = self.client.describe_stream_summary().stream_name(name).send().await;
             let status = match out {
@@ -83,8 +86,7 @@ impl KinesisLog {
                     ),
                 });
             }
-            tokio::time::sleep(wait).await;
-            wait = (wait * 2).min(Duration::from_secs(1));
+            backoff.pause(&no_shutdown).await;
         }
         self.describe(name).await
     }
