@@ -29,9 +29,10 @@
 //!
 //! # Appends
 //! `PutRecords` in chunks of at most 500 records and 5 MiB. A keyed record goes where Kinesis
-//! hashes its partition key (the key bytes, which must be 1–256 characters of UTF-8); a record
-//! naming a partition is sent with `ExplicitHashKey` = that shard's starting hash key; a record
-//! with neither is spread round robin the same way, with the partition key `-` (which it reads back as its key). Records that
+//! hashes its partition key (the key bytes, which must be 1–256 characters of UTF-8:
+//! [`is_valid_partition_key`], which the gateway checks too); a record naming a partition is sent
+//! with `ExplicitHashKey` = that shard's starting hash key; a record with neither is spread round
+//! robin the same way, with the partition key `-` (which it reads back as its key). Records that
 //! `PutRecords` reports failed (throttling, internal failure) are sent again with backoff, chunks
 //! in order, so the receipts come back in input order. An append gives up after [`APPEND_DEADLINE`]
 //! with [`Error::Unavailable`]; as with any Kinesis producer, records of a failed append (or of an
@@ -76,6 +77,16 @@ pub const APPEND_DEADLINE: Duration = Duration::from_secs(10);
 pub const IDLE_PAUSE: Duration = Duration::from_millis(200);
 /// The least time between two `GetRecords` calls on one shard (Kinesis allows five a second).
 pub const MIN_CALL_GAP: Duration = Duration::from_millis(200);
+/// Kinesis's limit on a partition key, in Unicode characters (see [`is_valid_partition_key`]).
+pub const MAX_KEY_CHARS: usize = 256;
+
+/// Whether Kinesis takes `key` as a partition key: 1 to [`MAX_KEY_CHARS`] Unicode characters.
+/// The one statement of the rule: the gateway's stream routes refuse other keys with Kinesis's
+/// own message, and an append here refuses them before calling Kinesis.
+pub fn is_valid_partition_key(key: &str) -> bool {
+    // A key of at most MAX_KEY_CHARS bytes has at most as many characters: count longer ones only.
+    !key.is_empty() && (key.len() <= MAX_KEY_CHARS || key.chars().count() <= MAX_KEY_CHARS)
+}
 
 /// The waits between the attempts of this backend's retry loops (records `PutRecords` did not
 /// take, a new stream not yet ACTIVE): 50 ms, doubling up to 1 s.
@@ -151,5 +162,21 @@ impl EventLog for KinesisLog {
 
     fn resume_hint(&self, name: &str, partition: u32, next: u64, after: &str) {
         self.hint_cursor(name, partition, next, after)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partition_keys_have_1_to_256_characters_not_bytes() {
+        assert!(!is_valid_partition_key(""));
+        assert!(is_valid_partition_key("k"));
+        assert!(is_valid_partition_key(&"k".repeat(MAX_KEY_CHARS)));
+        assert!(!is_valid_partition_key(&"k".repeat(MAX_KEY_CHARS + 1)));
+        // 256 characters of two bytes each: 512 bytes, still a valid key.
+        assert!(is_valid_partition_key(&"é".repeat(MAX_KEY_CHARS)));
+        assert!(!is_valid_partition_key(&"é".repeat(MAX_KEY_CHARS + 1)));
     }
 }

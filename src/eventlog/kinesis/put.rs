@@ -4,8 +4,8 @@
 //!
 //! Fed by the gateway's stream routes through [`super::KinesisLog`]; feeds Kinesis, and the
 //! receipts (shard, sequence number) back to the caller in input order. Checks partition keys
-//! against Kinesis's limits. Leaves the shard list to [`super::streams`] and the classification of
-//! failures to [`super::client`].
+//! against the rule of [`super::is_valid_partition_key`]. Leaves the shard list to
+//! [`super::streams`] and the classification of failures to [`super::client`].
 
 use std::sync::atomic::Ordering;
 
@@ -15,14 +15,12 @@ use tokio_util::sync::CancellationToken;
 
 use super::client::Failure;
 use super::streams::Shard;
-use super::{APPEND_DEADLINE, KinesisLog, retry_backoff};
+use super::{APPEND_DEADLINE, KinesisLog, MAX_KEY_CHARS, is_valid_partition_key, retry_backoff};
 use crate::eventlog::{Appended, Error, NewRecord, Result};
 
 /// Kinesis's limits on one `PutRecords` call.
 const MAX_PUT_RECORDS: usize = 500;
 const MAX_PUT_BYTES: usize = 5 * 1024 * 1024;
-/// Kinesis's limit on a partition key, in characters.
-const MAX_KEY_CHARS: usize = 256;
 /// The partition key of a record appended without one.
 const KEYLESS_PARTITION_KEY: &str = "-";
 
@@ -58,8 +56,8 @@ impl KinesisLog {
                     Some(k) => {
                         let key = std::str::from_utf8(k)
                             .map_err(|_| refused(format!("record {i}: the partition key (the key) is not UTF-8")))?;
-                        let chars = key.chars().count();
-                        if chars == 0 || chars > MAX_KEY_CHARS {
+                        if !is_valid_partition_key(key) {
+                            let chars = key.chars().count();
                             return Err(refused(format!(
                                 "record {i}: the partition key (the key) has {chars} characters, \
                                  Kinesis takes 1 to {MAX_KEY_CHARS}"
