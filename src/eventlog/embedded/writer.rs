@@ -8,7 +8,7 @@
 //! Fed by [`super::EmbeddedLog`] through an mpsc channel; feeds each committed group's answers to
 //! the fsync thread ([`super::sync`]), which answers the callers once the WAL is on disk. A failed
 //! commit is answered here, at once. Leaves the file's schema and connection settings to
-//! [`super::schema`] and the rowid layout to [`super::rowid`].
+//! [`super::schema`] and the rowid layout to [`super::rowid`](mod@super::rowid).
 
 use std::collections::HashMap;
 use std::path::PathBuf;

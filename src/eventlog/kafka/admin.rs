@@ -4,7 +4,8 @@
 //! Fed by `pinpipe topics`, [`crate::eventlog::ensure_defaults`] and the sink (`describe`) through
 //! [`super::KafkaLog`]; feeds [`super::produce`] and [`super::read`] the partition count of a
 //! topic (cached for [`METADATA_TTL`]). Leaves the admin and metadata clients' configuration to
-//! [`super::client`], and a partition's extent to the consumers of [`super::read`].
+//! [`super::client`](mod@super::client), and a partition's extent to the consumers of
+//! [`super::read`].
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -31,15 +31,15 @@
 //! for (up to a short deadline); past it a read takes only what the consumer has already fetched,
 //! so a follower at the end gets an empty answer within milliseconds. Some brokers (Tansu 0.6)
 //! report the last batch's base offset + 1 as the high watermark; `describe` and a read that jumps
-//! past the watermark fetch that last batch to find the true end ([`read::probe_end`]), which on Kafka
-//! costs one fetch and changes nothing. No consumer-group offsets are committed: positions live
-//! in the outputs.
+//! past the watermark fetch that last batch to find the true end ([`read::probe_end`]), which on
+//! Kafka costs one fetch and changes nothing. No consumer-group offsets are committed: positions
+//! live in the outputs.
 //!
 //! The files: [`settings`] parses the URL and merges the settings, [`iam`] makes MSK IAM tokens,
-//! [`client`] builds the librdkafka clients from both; [`admin`] creates, lists, describes and
-//! deletes topics and knows their partition counts; [`produce`] appends; [`read`] reads. This file
-//! holds [`KafkaLog`], the caches its parts share, and the [`EventLog`] impl that hands each call
-//! to its part.
+//! [`client`](mod@client) builds the librdkafka clients from both; [`admin`] creates, lists,
+//! describes and deletes topics and knows their partition counts; [`produce`] appends; [`read`]
+//! reads. This file holds [`KafkaLog`], the caches its parts share, and the [`EventLog`] impl that
+//! hands each call to its part.
 
 mod admin;
 mod client;

@@ -4,8 +4,8 @@
 //! Fed by the gateway's appends through [`super::KafkaLog`]; feeds the cluster. Checks explicit
 //! partitions against the partition count of [`super::admin`] first (never auto-creating a topic).
 //! Replaces the producer after a fatal error or a fenced producer id; leaves its configuration to
-//! [`super::client`]. What a failed multi-record append may have stored is in the module doc of
-//! [`super`].
+//! [`super::client`](mod@super::client). What a failed multi-record append may have stored is in
+//! the module doc of [`super`].
 
 use std::sync::Arc;
 use std::time::Duration;

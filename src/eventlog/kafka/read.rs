@@ -2,10 +2,10 @@
 //! watermarks that say how far to wait, and [`probe_end`] for brokers whose high watermark is the
 //! last batch's base offset + 1.
 //!
-//! Fed by the sink's and the stream job's reads through [`super::KafkaLog`], and by `describe`
-//! ([`super::admin`]), which asks the same consumers for each partition's extent. Leaves the
-//! consumers' configuration to [`super::client`] and the topic's partition count to
-//! [`super::admin`]. No consumer-group offsets are committed: positions live in the outputs.
+//! Fed by the sink's reads through [`super::KafkaLog`], and by `describe` ([`super::admin`]),
+//! which asks the same consumers for each partition's extent. Leaves the consumers' configuration
+//! to [`super::client`](mod@super::client) and the topic's partition count to [`super::admin`].
+//! No consumer-group offsets are committed: positions live in the outputs.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
