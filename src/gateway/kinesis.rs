@@ -21,6 +21,7 @@ use serde_json::value::RawValue;
 use super::body::{MAX_DEPTH, Object, compact_json_with_depth, parse_object, read_body};
 use super::error::{ACCOUNT, Error, KinesisError};
 use super::{AppState, path_name, reply, to_json};
+use crate::eventlog::kinesis::{MAX_KEY_CHARS, is_valid_partition_key};
 use crate::eventlog::{self, Appended, LogInfo, Namespace, NewRecord, Position};
 
 /// Media types a Kinesis-style route accepts.
@@ -31,9 +32,6 @@ pub const MAX_RECORD_BYTES: usize = 1024 * 1024;
 
 /// Kinesis's limit on records per `PutRecords` call.
 pub const MAX_RECORDS: usize = 500;
-
-/// Kinesis's limit on a partition key, in Unicode characters.
-const MAX_KEY_CHARS: usize = 256;
 
 #[derive(Deserialize)]
 struct PutRecordRequest<'a> {
@@ -121,7 +119,7 @@ fn check_stream_name(path: &str, body: Option<&str>) -> Result<(), Error> {
 /// Checks the partition key and the data's nesting (shape checks, before the stream is looked
 /// up) and compacts the data. The record's size is checked later, in [`append`].
 fn new_record(index: usize, data: &RawValue, key: &str) -> Result<NewRecord, Error> {
-    if key.is_empty() || (key.len() > MAX_KEY_CHARS && key.chars().count() > MAX_KEY_CHARS) {
+    if !is_valid_partition_key(key) {
         return Err(Error::InvalidRequest(format!(
             "1 validation error detected: Value at 'records.{}.member.partitionKey' failed to satisfy \
              constraint: Member must have length between 1 and {MAX_KEY_CHARS}",
