@@ -11,11 +11,11 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 use crate::batch::{self, BatchConfig, BatchReport};
-use crate::config::Config;
 use crate::emulator::{self, EmulatorConfig, Mode, Pace, Summary};
 use crate::eventlog::{self, EventLog, Namespace};
 use crate::gateway;
 use crate::lake::{self, Lake};
+use crate::settings::Settings;
 use crate::sink::{self, SinkConfig, SinkReport};
 use crate::source::{self, Source};
 use crate::stream::{self, StreamConfig, StreamReport};
@@ -105,7 +105,7 @@ pub enum Error {
 
 /// Runs the demo; `phase(p, total)` is called when a phase starts, `step(done)` as it advances.
 pub async fn run(
-    cfg: &Config,
+    cfg: &Settings,
     opts: &DemoOptions,
     shutdown: CancellationToken,
     phase: &(dyn Fn(Phase, u64) + Send + Sync),
@@ -138,14 +138,11 @@ pub async fn run(
         phase(Phase::Emulate(mode), opts.count);
         let ecfg = EmulatorConfig {
             api: api.clone(),
-            api_key: None,
-            id: cfg.id.clone(),
-            mode,
             count: Some(opts.count),
             pace: Pace::Rate(0.0),
             concurrency: opts.concurrency,
             seed: opts.seed,
-            retry: emulator::Retry::default(),
+            ..EmulatorConfig::new(&cfg.id, mode)
         };
         summaries.push(emulator::run(ecfg, reader.clone(), shutdown.child_token(), Arc::clone(&step)).await?);
     }
@@ -161,27 +158,11 @@ pub async fn run(
 
     let lake = Lake::open(&cfg.lake)?;
     phase(Phase::Sink, 0);
-    let sink_cfg = SinkConfig {
-        id: cfg.id.clone(),
-        flush_size: sink::DEFAULT_FLUSH_SIZE,
-        flush_interval: sink::DEFAULT_FLUSH_INTERVAL,
-        drain: true,
-        worker: crate::config::Worker::ALL,
-    };
-    let sink = sink::run(&sink_cfg, topics, &lake, shutdown.child_token()).await?;
+    let sink = sink::run(&SinkConfig::new(&cfg.id, true), topics, &lake, shutdown.child_token()).await?;
     phase(Phase::Stream, 0);
-    let stream_cfg = StreamConfig {
-        id: cfg.id.clone(),
-        max_batch_records: stream::DEFAULT_MAX_BATCH,
-        max_latency: stream::DEFAULT_MAX_LATENCY,
-        drain: true,
-        checkpoint_every: stream::DEFAULT_CHECKPOINT_EVERY,
-        lake_timeout: Some(stream::DEFAULT_DRAIN_LAKE_TIMEOUT),
-        worker: crate::config::Worker::ALL,
-    };
-    let stream_job = stream::run(&stream_cfg, streams, &lake, shutdown.child_token()).await?;
+    let stream_job = stream::run(&StreamConfig::new(&cfg.id, true), streams, &lake, shutdown.child_token()).await?;
     phase(Phase::Batch, 0);
-    let batch_job = batch::run(&BatchConfig { id: cfg.id.clone(), out: cfg.default_results() }, &lake).await?;
+    let batch_job = batch::run(&BatchConfig { id: cfg.id.clone(), out: cfg.results(None) }, &lake).await?;
     Ok(DemoReport { seeded, batch: summaries[0], stream: summaries[1], landed, sink, stream_job, batch_job })
 }
 

@@ -78,6 +78,24 @@ pub struct EmulatorConfig {
     pub retry: Retry,
 }
 
+impl EmulatorConfig {
+    /// The defaults for pipeline `id` in `mode`: the gateway at its default address, no API key,
+    /// 100 iterations at the original's pace, one in flight, seed 42.
+    pub fn new(id: &str, mode: Mode) -> EmulatorConfig {
+        EmulatorConfig {
+            api: format!("http://{}", crate::gateway::DEFAULT_LISTEN),
+            api_key: None,
+            id: id.to_string(),
+            mode,
+            count: Some(100),
+            pace: Pace::Original,
+            concurrency: 1,
+            seed: crate::source::DEFAULT_SEED,
+            retry: Retry::default(),
+        }
+    }
+}
+
 /// What a run did, in records (three per iteration).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Summary {
@@ -140,7 +158,7 @@ pub async fn run(
         return Err(Error::NoConcurrency);
     }
     if let Pace::Rate(rate) = cfg.pace {
-        crate::settings::EMULATOR_RATE.check(rate).map_err(Error::BadRate)?;
+        crate::settings::values::EMULATOR_RATE.check(rate).map_err(Error::BadRate)?;
     }
     let rows = reader.rows();
     if rows == 0 {

@@ -1,7 +1,7 @@
 //! The lake: where the sink lands its JSON objects and the stream job its Delta tables — a local
 //! folder (`file://DIR`) or S3 and S3-compatible stores (`s3://bucket/prefix`).
 //!
-//! Owns turning the `--lake` URL into an `object_store` handle plus the key prefix everything is
+//! Owns turning the `--lake` URL ([`LakeUrl`]) into an `object_store` handle plus the key prefix everything is
 //! written under. S3 settings come from the usual AWS variables (`AWS_ACCESS_KEY_ID`,
 //! `AWS_SECRET_ACCESS_KEY`, `AWS_REGION`, `AWS_ENDPOINT_URL` for S3-compatible servers,
 //! `AWS_ALLOW_HTTP`); an `http://` endpoint is allowed automatically. The sink, the batch job
@@ -26,11 +26,11 @@ use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
 
+use crate::settings::LakeUrl;
+
 /// Errors opening the lake.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("unsupported lake URL `{0}` (expected file://DIR or s3://bucket/prefix)")]
-    UnsupportedUrl(String),
     #[error("cannot create the lake folder {path}")]
     CreateDir {
         path: PathBuf,
@@ -129,34 +129,12 @@ pub struct Lake {
 
 impl Lake {
     /// Opens `file://DIR` (creating the folder) or `s3://bucket/prefix`.
-    pub fn open(url: &str) -> Result<Lake, Error> {
-        let url = url.trim_end_matches('/').to_string();
-        if let Some(dir) = url.strip_prefix("file://") {
-            if dir.is_empty() {
-                return Err(Error::UnsupportedUrl(url));
-            }
-            let dir = PathBuf::from(dir);
-            std::fs::create_dir_all(&dir).map_err(|source| Error::CreateDir { path: dir.clone(), source })?;
-            let dir = dir.canonicalize().map_err(|source| Error::CreateDir { path: dir.clone(), source })?;
-            let store = LocalFileSystem::new_with_prefix(&dir)
-                .map_err(|source| Error::Store { url: url.clone(), source })?
-                .with_automatic_cleanup(true);
-            let url = format!("file://{}", dir.display());
-            return Ok(Lake {
-                store: Arc::new(store),
-                root: Path::default(),
-                url,
-                storage_options: HashMap::new(),
-                local: Some(dir),
-            });
-        }
-        let Some(rest) = url.strip_prefix("s3://") else {
-            return Err(Error::UnsupportedUrl(url));
+    pub fn open(url: &LakeUrl) -> Result<Lake, Error> {
+        let (bucket, prefix) = match url {
+            LakeUrl::File(dir) => return Self::open_local(dir),
+            LakeUrl::S3 { bucket, prefix } => (bucket, prefix),
         };
-        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
-        if bucket.is_empty() {
-            return Err(Error::UnsupportedUrl(url));
-        }
+        let url = url.to_string();
         let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket);
         let mut storage_options = HashMap::new();
         for (key, value) in std::env::vars() {
@@ -177,7 +155,24 @@ impl Lake {
             storage_options.insert("AWS_REGION".into(), "us-east-1".into());
         }
         let store = builder.build().map_err(|source| Error::Store { url: url.clone(), source })?;
-        Ok(Lake { store: Arc::new(store), root: Path::from(prefix), url, storage_options, local: None })
+        Ok(Lake { store: Arc::new(store), root: Path::from(prefix.as_str()), url, storage_options, local: None })
+    }
+
+    /// Opens a local lake in `dir`, creating the folder.
+    fn open_local(dir: &std::path::Path) -> Result<Lake, Error> {
+        std::fs::create_dir_all(dir).map_err(|source| Error::CreateDir { path: dir.to_path_buf(), source })?;
+        let dir = dir.canonicalize().map_err(|source| Error::CreateDir { path: dir.to_path_buf(), source })?;
+        let url = format!("file://{}", dir.display());
+        let store = LocalFileSystem::new_with_prefix(&dir)
+            .map_err(|source| Error::Store { url: url.clone(), source })?
+            .with_automatic_cleanup(true);
+        Ok(Lake {
+            store: Arc::new(store),
+            root: Path::default(),
+            url,
+            storage_options: HashMap::new(),
+            local: Some(dir),
+        })
     }
 
     /// Bytes free for this process under a local lake's folder; `None` for object stores (or
@@ -272,15 +267,15 @@ mod tests {
     #[test]
     fn a_local_lake_knows_its_free_space() {
         let dir = tempfile::tempdir().unwrap();
-        let lake = Lake::open(&format!("file://{}", dir.path().display())).unwrap();
+        let lake = Lake::open(&LakeUrl::File(dir.path().to_path_buf())).unwrap();
         assert!(lake.free_bytes().is_some_and(|b| b > 0));
-        assert_eq!(Lake::open("s3://b/p").unwrap().free_bytes(), None);
+        assert_eq!(Lake::open(&"s3://b/p".parse().unwrap()).unwrap().free_bytes(), None);
     }
 
     #[tokio::test]
     async fn a_local_lake_writes_under_its_folder() {
         let dir = tempfile::tempdir().unwrap();
-        let lake = Lake::open(&format!("file://{}/lake", dir.path().display())).unwrap();
+        let lake = Lake::open(&LakeUrl::File(dir.path().join("lake"))).unwrap();
         lake.store.put(&lake.path("topics/a/x.json"), PutPayload::from_static(b"{}\n")).await.unwrap();
         assert_eq!(std::fs::read(dir.path().join("lake/topics/a/x.json")).unwrap(), b"{}\n");
         assert!(lake.url().starts_with("file:///"));
@@ -288,10 +283,9 @@ mod tests {
     }
 
     #[test]
-    fn s3_urls_keep_their_prefix_and_other_schemes_are_refused() {
-        let lake = Lake::open("s3://bucket/some/prefix").unwrap();
+    fn s3_urls_keep_their_prefix() {
+        let lake = Lake::open(&"s3://bucket/some/prefix".parse().unwrap()).unwrap();
         assert_eq!(lake.path("topics/t").as_ref(), "some/prefix/topics/t");
-        assert!(matches!(Lake::open("gs://b"), Err(Error::UnsupportedUrl(_))));
-        assert!(matches!(Lake::open("s3://"), Err(Error::UnsupportedUrl(_))));
+        assert_eq!(lake.url(), "s3://bucket/some/prefix");
     }
 }

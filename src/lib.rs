@@ -9,9 +9,9 @@
 //! ```
 //!
 //! Modules are listed below in pipeline order, a group per stage: what every stage shares (the
-//! data `contract`, `settings` and `config`, the `backoff` of retries), then `source` →
-//! `emulator` → `gateway` → `eventlog` → `sink` (into the `lake`) → `clean` (shared by both jobs)
-//! → `batch` → `report` (run by hand or by `schedule`), and `eventlog` → `clean` → `stream`;
+//! data `contract`; the `settings` from flags, environment and `pinpipe.toml`, parsed and checked
+//! once; the `backoff` of retries), then `source` → `emulator` → `gateway` → `eventlog` → `sink`
+//! (into the `lake`) → `clean` (shared by both jobs) → `batch` → `report` (run by hand or by `schedule`), and `eventlog` → `clean` → `stream`;
 //! `lag` and `observe` read how far the workers are (the gateway's status page, the workers'
 //! `/metrics`); `demo` runs them all and `bench` measures them. Every stage is a library
 //! function; the `pinpipe` binary (`main.rs` and its `cli/`) only parses flags, handles signals
@@ -20,7 +20,6 @@
 // What every stage shares.
 pub mod contract;
 pub mod settings;
-pub mod config;
 pub mod backoff;
 
 // Source → emulator → ingest API → event log.

@@ -27,7 +27,7 @@ fn golden() -> PathBuf {
 fn golden_lake() -> (tempfile::TempDir, Lake, BatchConfig) {
     let dir = tempfile::tempdir().unwrap();
     common::copy_dir(&golden().join("topics"), &dir.path().join("lake/topics"));
-    let lake = Lake::open(&format!("file://{}", dir.path().join("lake").display())).unwrap();
+    let lake = Lake::open(&format!("file://{}", dir.path().join("lake").display()).parse().unwrap()).unwrap();
     let cfg = BatchConfig { id: "pinterest".into(), out: dir.path().join("results") };
     (dir, lake, cfg)
 }
@@ -251,7 +251,7 @@ async fn a_failed_run_leaves_the_previous_results_intact() {
 #[tokio::test]
 async fn an_empty_lake_gives_empty_tables_and_answers_with_headers() {
     let dir = tempfile::tempdir().unwrap();
-    let lake = Lake::open(&format!("file://{}", dir.path().join("lake").display())).unwrap();
+    let lake = Lake::open(&format!("file://{}", dir.path().join("lake").display()).parse().unwrap()).unwrap();
     let cfg = BatchConfig { id: "pinterest".into(), out: dir.path().join("out") };
     let report = batch::run(&cfg, &lake).await.unwrap();
     assert_eq!(listing(&cfg.out), spec_files());
@@ -271,7 +271,7 @@ async fn timing_of_a_batch_run_over_many_posts() {
     let posts: u64 = std::env::var("PINPIPE_BATCH_POSTS").ok().and_then(|v| v.parse().ok()).unwrap_or(200_000);
     let rows: u64 = std::env::var("PINPIPE_BATCH_ROWS").ok().and_then(|v| v.parse().ok()).unwrap_or(11_154);
     let dir = tempfile::tempdir().unwrap();
-    let lake = Lake::open(&format!("file://{}", dir.path().join("lake").display())).unwrap();
+    let lake = Lake::open(&format!("file://{}", dir.path().join("lake").display()).parse().unwrap()).unwrap();
     let generator = pinpipe::source::generator::Generator::new(rows, 42);
     let started = std::time::Instant::now();
     let flush: u64 = std::env::var("PINPIPE_BATCH_FLUSH").ok().and_then(|v| v.parse().ok()).unwrap_or(10_000).max(1);

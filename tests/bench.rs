@@ -92,7 +92,7 @@ async fn ingest_bench_on_kafka_names_the_broker_and_deletes_its_fresh_topic() {
         "POST /topics/",
         "gateway + kafka log",
     );
-    let topics = eventlog::open(&url, Namespace::Topics).await.unwrap();
+    let topics = eventlog::open(&url.parse().unwrap(), Namespace::Topics).await.unwrap();
     assert!(!topics.list().await.unwrap().contains(&topic), "{topic} was left on the broker");
 }
 
@@ -111,7 +111,7 @@ async fn ingest_bench_on_kinesis_drives_the_stream_routes_and_deletes_its_stream
         "gateway + kinesis log",
     );
     assert!(report.lines().next().unwrap().ends_with("/record (1 record), /records (100)"), "{report}");
-    let streams = eventlog::open(&url, Namespace::Streams).await.unwrap();
+    let streams = eventlog::open(&url.parse().unwrap(), Namespace::Streams).await.unwrap();
     assert!(!streams.list().await.unwrap().contains(&stream), "{stream} was left on the endpoint");
 }
 
@@ -136,7 +136,7 @@ async fn stream_bench_on_kinesis_sees_every_record_in_the_delta_table_and_delete
         let records: u64 = r[2].parse().unwrap();
         assert!(records > 0 && ms(r[3]) > 0.0 && ms(r[5]) >= ms(r[4]) && ms(r[4]) >= ms(r[3]), "{report}");
     }
-    let streams = eventlog::open(&url, Namespace::Streams).await.unwrap();
+    let streams = eventlog::open(&url.parse().unwrap(), Namespace::Streams).await.unwrap();
     let left = streams.list().await.unwrap();
     let id = stream.strip_prefix("streaming-").and_then(|s| s.strip_suffix("-pin")).expect(&report);
     assert!(!left.iter().any(|s| s.contains(id)), "streams of {id} were left on the endpoint: {left:?}");

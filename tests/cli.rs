@@ -169,32 +169,92 @@ fn out_of_range_values_are_one_line_errors_naming_the_flag() {
 }
 
 #[test]
-fn out_of_range_values_in_the_config_file_are_one_line_errors_naming_the_key() {
+fn mistakes_in_the_config_file_are_one_line_errors_naming_the_line_and_key() {
     let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("pinpipe.toml");
+    let path = config.display();
     for (toml, expected) in [
         (
-            "[stream]\ncheckpoint_every = 0\n",
-            "error: invalid value for `stream.checkpoint_every`: 0 is out of range: use a whole number from 1 to 1000000",
+            "[stream]\ncheckpoint_every = 0\n".to_string(),
+            format!("error: invalid config file {path}, line 2, `stream.checkpoint_every`: 0 is out of range: use a whole number from 1 to 1000000"),
         ),
         (
-            "[sink]\nflush_interval = \"99999999999999999999h\"\n",
-            "error: invalid value for `sink.flush_interval`: `99999999999999999999h` is too long a duration",
+            "id = \"x\"\n[sink]\nflush_interval = \"99999999999999999999h\"\n".to_string(),
+            format!("error: invalid config file {path}, line 3, `sink.flush_interval`: `99999999999999999999h` is too long a duration"),
         ),
         (
-            "[emulator]\nrate = 1e-20\n",
-            "error: invalid value for `emulator.rate`: 1e-20 is out of range: use 0 (no limit) or a number from 0.001 to 1000000 per second",
+            "[emulator]\nrate = 1e-20\n".to_string(),
+            format!("error: invalid config file {path}, line 2, `emulator.rate`: 1e-20 is out of range: use 0 (no limit) or a number from 0.001 to 1000000 per second"),
         ),
         (
-            "[gateway]\nidle_timeout = \"20s\"\n",
-            "error: invalid gateway configuration: the idle timeout (20s) may not exceed the header-read timeout (10s): an idle connection is also waiting for its next request's header",
+            "[batch]\nout = \"/r\"\nwhen = \"daily\"\n".to_string(),
+            format!("error: invalid config file {path}, line 3, `batch.when`: unknown field `when`, expected `out` or `cron`"),
+        ),
+        (
+            "lake = \"gs://bucket\"\n".to_string(),
+            format!("error: invalid config file {path}, line 1, `lake`: `gs://bucket` is not a supported lake (expected file://DIR or s3://bucket/prefix)"),
+        ),
+        (
+            "[gateway]\nidle_timeout = \"20s\"\n".to_string(),
+            "error: invalid gateway configuration: the idle timeout (20s) may not exceed the header-read timeout (10s): an idle connection is also waiting for its next request's header".to_string(),
         ),
     ] {
-        let config = dir.path().join("pinpipe.toml");
-        std::fs::write(&config, toml).unwrap();
+        std::fs::write(&config, &toml).unwrap();
         let (code, stderr) =
             failure(&["--config", config.to_str().unwrap(), "gateway", "--listen", "127.0.0.1:0"], &[]);
         assert_eq!((code, stderr.as_str()), (Some(2), format!("{expected}\n").as_str()), "{toml}");
     }
+    // A bad URL on the command line is the same one line, naming the flag.
+    let (code, stderr) = failure(&["topics", "list", "--log", "kafka://broker"], &[]);
+    assert_eq!(
+        (code, stderr.as_str()),
+        (
+            Some(2),
+            "error: invalid value 'kafka://broker' for '--log <URL>': `kafka://broker` has a broker address `broker` that is not HOST:PORT\n"
+        )
+    );
+}
+
+/// Starts `pinpipe gateway` with `args` and `env` and returns the address it says it listens on.
+fn gateway_address(args: &[&str], env: &[(&str, &str)]) -> String {
+    use std::io::BufRead;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pinpipe"))
+        .arg("gateway")
+        .args(args)
+        .env_remove("PINPIPE_LISTEN")
+        .envs(env.iter().copied())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut first).unwrap();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    first.trim().rsplit("http://").next().unwrap().to_string()
+}
+
+#[test]
+fn a_stage_setting_comes_from_the_flag_then_the_variable_then_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let free = || std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().to_string();
+    let (in_file, in_env, in_flag) = (free(), free(), free());
+    let config = dir.path().join("pinpipe.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "data = {:?}\n[log]\nurl = \"embedded://{}\"\n[gateway]\nlisten = \"{in_file}\"\n",
+            dir.path(),
+            dir.path().join("elsewhere").display()
+        ),
+    )
+    .unwrap();
+    let config = config.to_str().unwrap();
+    assert_eq!(gateway_address(&["--config", config], &[]), in_file);
+    assert_eq!(gateway_address(&["--config", config], &[("PINPIPE_LISTEN", &in_env)]), in_env);
+    assert_eq!(gateway_address(&["--config", config, "--listen", &in_flag], &[("PINPIPE_LISTEN", &in_env)]), in_flag);
+    // The `[log]` table's URL is where the topics and (an embedded log's) streams are.
+    assert!(dir.path().join("elsewhere").is_dir() && !dir.path().join("log").exists());
 }
 
 #[test]

@@ -20,7 +20,7 @@ struct Backend {
 async fn embedded() -> Option<Backend> {
     let dir = tempfile::tempdir().expect("tempdir");
     let url = format!("embedded://{}", dir.path().join("log").display());
-    let log = eventlog::open(&url, Namespace::Topics).await.expect("open the embedded log");
+    let log = eventlog::open(&url.parse().unwrap(), Namespace::Topics).await.expect("open the embedded log");
     Some(Backend { log, _dir: Some(dir) })
 }
 
@@ -30,7 +30,8 @@ async fn kafka() -> Option<Backend> {
         return None;
     };
     let url = format!("kafka://{addr}");
-    let log = eventlog::open(&url, Namespace::Topics).await.unwrap_or_else(|e| panic!("open {url}: {e:#}"));
+    let log =
+        eventlog::open(&url.parse().unwrap(), Namespace::Topics).await.unwrap_or_else(|e| panic!("open {url}: {e:#}"));
     Some(Backend { log, _dir: None })
 }
 
@@ -40,7 +41,8 @@ async fn kinesis() -> Option<Backend> {
         return None;
     };
     let url = format!("kinesis://us-east-1?endpoint={endpoint}");
-    let log = eventlog::open(&url, Namespace::Streams).await.unwrap_or_else(|e| panic!("open {url}: {e:#}"));
+    let log =
+        eventlog::open(&url.parse().unwrap(), Namespace::Streams).await.unwrap_or_else(|e| panic!("open {url}: {e:#}"));
     Some(Backend { log, _dir: None })
 }
 

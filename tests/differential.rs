@@ -146,9 +146,10 @@ fn records() -> [Vec<Vec<u8>>; 3] {
 async fn pinpipe_batch_answers_equal_the_independent_spark_job() {
     let Some(python) = python() else { return };
     let dir = tempfile::tempdir().expect("temp dir");
-    let log = eventlog::open(&format!("embedded://{}", dir.path().join("log").display()), Namespace::Topics)
-        .await
-        .expect("open log");
+    let log =
+        eventlog::open(&format!("embedded://{}", dir.path().join("log").display()).parse().unwrap(), Namespace::Topics)
+            .await
+            .expect("open log");
     eventlog::ensure_defaults(&*log, ID).await.expect("default topics");
     let [pins, geos, users] = records();
     append_values(&*log, &format!("{ID}.pin"), pins).await.expect("append pins");
@@ -156,7 +157,7 @@ async fn pinpipe_batch_answers_equal_the_independent_spark_job() {
     append_values(&*log, &format!("{ID}.user"), users).await.expect("append users");
 
     let lake_dir = dir.path().join("lake");
-    let lake = Lake::open(&format!("file://{}", lake_dir.display())).expect("lake");
+    let lake = Lake::open(&format!("file://{}", lake_dir.display()).parse().unwrap()).expect("lake");
     land(log, &lake).await.expect("sink");
 
     let ours = dir.path().join("ours");

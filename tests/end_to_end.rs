@@ -17,7 +17,9 @@ const SEED: u64 = 7;
 
 async fn run_mode(mode: Mode) {
     let dir = tempfile::tempdir().unwrap();
-    let source = Source::connect(&format!("sqlite://{}", dir.path().join("source.db").display())).await.unwrap();
+    let source = Source::connect(&format!("sqlite://{}", dir.path().join("source.db").display()).parse().unwrap())
+        .await
+        .unwrap();
     source.create_tables().await.unwrap();
     source.seed(ROWS, 42, &|_| {}).await.unwrap();
     let (topics, streams) = common::open_logs(dir.path(), "pinterest").await;

@@ -141,7 +141,7 @@ async fn another_process_reads_and_administers_while_a_gateway_appends() {
     assert!(text.lines().any(|l| l.split_whitespace().collect::<Vec<_>>() == ["0", "0", "20", "20"]), "{text}");
     // And this process reads them by position while the gateway still runs.
     let url = format!("embedded://{}", dir.path().join("log").display());
-    let streams = eventlog::open(&url, Namespace::Streams).await.unwrap();
+    let streams = eventlog::open(&url.parse().unwrap(), Namespace::Streams).await.unwrap();
     let read = streams.read("streaming-pinterest-geo", 0, 5, 100).await.unwrap();
     let expected: Vec<String> = (5..20).map(|i| format!(r#"{{"ind":{i}}}"#)).collect();
     assert_eq!(common::values(&read), expected);

@@ -39,8 +39,8 @@ struct Env {
 async fn env_with(config: GatewayConfig) -> Env {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("embedded://{}", dir.path().display());
-    let topics = eventlog::open(&url, Namespace::Topics).await.unwrap();
-    let streams = eventlog::open(&url, Namespace::Streams).await.unwrap();
+    let topics = eventlog::open(&url.parse().unwrap(), Namespace::Topics).await.unwrap();
+    let streams = eventlog::open(&url.parse().unwrap(), Namespace::Streams).await.unwrap();
     eventlog::ensure_defaults(&*topics, "pinterest").await.unwrap();
     eventlog::ensure_defaults(&*streams, "pinterest").await.unwrap();
     let state = AppState::new(config, topics.clone(), streams.clone()).unwrap();

@@ -536,8 +536,8 @@ fn blocking_request(addr: SocketAddr, request: &str) -> String {
 async fn settings_the_gateway_cannot_honour_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("embedded://{}", dir.path().display());
-    let topics = eventlog::open(&url, Namespace::Topics).await.unwrap();
-    let streams = eventlog::open(&url, Namespace::Streams).await.unwrap();
+    let topics = eventlog::open(&url.parse().unwrap(), Namespace::Topics).await.unwrap();
+    let streams = eventlog::open(&url.parse().unwrap(), Namespace::Streams).await.unwrap();
     let config = GatewayConfig {
         header_read_timeout: Duration::from_secs(2),
         idle_timeout: Duration::from_secs(3),

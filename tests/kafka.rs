@@ -102,13 +102,13 @@ fn fresh_id(what: &str) -> String {
 
 async fn kafka_log(addr: &str) -> Arc<dyn EventLog> {
     let url = format!("kafka://{addr}");
-    eventlog::open(&url, Namespace::Topics).await.unwrap_or_else(|e| panic!("open {url}: {e}"))
+    eventlog::open(&url.parse().unwrap(), Namespace::Topics).await.unwrap_or_else(|e| panic!("open {url}: {e}"))
 }
 
 /// A gateway whose topics are on Kafka (`streams` on an embedded log under `dir`).
 async fn gateway_on(topics: Arc<dyn EventLog>, dir: &Path) -> std::net::SocketAddr {
     let url = format!("embedded://{}", dir.join("log").display());
-    let streams = eventlog::open(&url, Namespace::Streams).await.unwrap();
+    let streams = eventlog::open(&url.parse().unwrap(), Namespace::Streams).await.unwrap();
     let (addr, _stop) = common::spawn_gateway(GatewayConfig::default(), topics, streams).await;
     addr
 }
@@ -312,7 +312,7 @@ async fn the_sink_writes_the_same_files_from_kafka_as_from_the_embedded_log() {
     let kafka = kafka_log(&broker).await;
     eventlog::ensure_defaults(&*kafka, &id).await.unwrap();
     let embedded_url = format!("embedded://{}", dir.path().join("log").display());
-    let embedded = eventlog::open(&embedded_url, Namespace::Topics).await.unwrap();
+    let embedded = eventlog::open(&embedded_url.parse().unwrap(), Namespace::Topics).await.unwrap();
     eventlog::ensure_defaults(&*embedded, &id).await.unwrap();
     for (topic, n) in [("pin", 1234), ("geo", 250), ("user", 7)] {
         let rows = rows(topic, n);

@@ -42,7 +42,7 @@ fn kinesis_url(endpoint: &str) -> String {
 
 async fn kinesis(endpoint: &str) -> Arc<dyn EventLog> {
     let url = kinesis_url(endpoint);
-    eventlog::open(&url, Namespace::Streams).await.unwrap_or_else(|e| panic!("open {url}: {e:#}"))
+    eventlog::open(&url.parse().unwrap(), Namespace::Streams).await.unwrap_or_else(|e| panic!("open {url}: {e:#}"))
 }
 
 /// A pipeline id no other test uses (Kinesis stream names allow 128 characters).
@@ -100,7 +100,7 @@ fn compact(v: &str) -> String {
 /// An embedded topics log (the gateway wants one) in `dir`.
 async fn embedded_topics(dir: &std::path::Path) -> Arc<dyn EventLog> {
     let url = format!("embedded://{}", dir.join("log").display());
-    eventlog::open(&url, Namespace::Topics).await.expect("open topics")
+    eventlog::open(&url.parse().unwrap(), Namespace::Topics).await.expect("open topics")
 }
 
 async fn put(client: &reqwest::Client, url: &str, body: String) -> (reqwest::StatusCode, Value) {
@@ -267,9 +267,12 @@ async fn stream_job_on_kinesis_into_delta_on_s3_equals_the_embedded_run_and_surv
     // The same streams on Kinesis and in the embedded log: pin with two shards, the others one.
     let dir = tempfile::tempdir().expect("tempdir");
     let kin = kinesis(&endpoint).await;
-    let emb = eventlog::open(&format!("embedded://{}", dir.path().join("log").display()), Namespace::Streams)
-        .await
-        .expect("open embedded streams");
+    let emb = eventlog::open(
+        &format!("embedded://{}", dir.path().join("log").display()).parse().unwrap(),
+        Namespace::Streams,
+    )
+    .await
+    .expect("open embedded streams");
     for log in [&kin, &emb] {
         log.create(&stream_name(&id, Table::Pin), 2).await.expect("create the pin stream");
         eventlog::ensure_defaults(&**log, &id).await.expect("default streams");
@@ -322,7 +325,8 @@ async fn stream_job_on_kinesis_into_delta_on_s3_equals_the_embedded_run_and_surv
     assert!(!stderr.contains("TRIM_HORIZON"), "the restarted job re-read a shard instead of resuming:\n{stderr}");
 
     // The reference: the embedded streams through the same job into a local lake.
-    let local = Lake::open(&format!("file://{}", dir.path().join("reference").display())).expect("lake");
+    let local =
+        Lake::open(&format!("file://{}", dir.path().join("reference").display()).parse().unwrap()).expect("lake");
     let cfg = StreamConfig {
         id: id.clone(),
         max_batch_records: 70,
@@ -330,7 +334,7 @@ async fn stream_job_on_kinesis_into_delta_on_s3_equals_the_embedded_run_and_surv
         drain: true,
         checkpoint_every: 10,
         lake_timeout: None,
-        worker: pinpipe::config::Worker::ALL,
+        worker: pinpipe::settings::Worker::ALL,
     };
     stream::run(&cfg, emb.clone(), &local, CancellationToken::new()).await.expect("reference run");
     let local_base = local.url_of("delta");
@@ -412,7 +416,7 @@ async fn a_frozen_kinesis_gets_503_and_the_stream_job_waits_then_holds_every_ack
     eventlog::ensure_defaults(&*gateway_log, &id).await.expect("default streams");
     let job_log = kinesis(&kinesalite.endpoint).await;
     let dir = tempfile::tempdir().expect("tempdir");
-    let lake = Lake::open(&format!("file://{}", dir.path().join("lake").display())).expect("lake");
+    let lake = Lake::open(&format!("file://{}", dir.path().join("lake").display()).parse().unwrap()).expect("lake");
     let cfg = StreamConfig {
         id: id.clone(),
         max_batch_records: 100,
@@ -420,7 +424,7 @@ async fn a_frozen_kinesis_gets_503_and_the_stream_job_waits_then_holds_every_ack
         drain: false,
         checkpoint_every: 10,
         lake_timeout: None,
-        worker: pinpipe::config::Worker::ALL,
+        worker: pinpipe::settings::Worker::ALL,
     };
     let stop = CancellationToken::new();
     let job = tokio::spawn({

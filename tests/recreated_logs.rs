@@ -13,9 +13,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use pinpipe::clean::Table;
-use pinpipe::config::Worker;
 use pinpipe::eventlog::{self, EventLog, Namespace, NewRecord};
 use pinpipe::lake::Lake;
+use pinpipe::settings::Worker;
 use pinpipe::sink::{self, layout};
 use pinpipe::stream::{self, StreamConfig};
 use tokio_util::sync::CancellationToken;
@@ -139,7 +139,9 @@ async fn a_recreated_topic_and_stream_land_their_new_records_once_and_keep_the_o
     let all: Vec<String> = old.iter().chain(&new).cloned().collect();
     assert_eq!(lines, sorted(all.clone()), "every record of both logs once");
     let topics =
-        eventlog::open(&format!("embedded://{}", data.join("log").display()), Namespace::Topics).await.unwrap();
+        eventlog::open(&format!("embedded://{}", data.join("log").display()).parse().unwrap(), Namespace::Topics)
+            .await
+            .unwrap();
     let info = topics.describe("pinterest.pin").await.unwrap();
     assert_eq!(marker, serde_json::json!({"incarnation": info.incarnation.unwrap(), "since": 10}));
     assert_eq!(info.partitions[0].start, 10, "the new topic numbers on after the old one");
@@ -171,12 +173,13 @@ async fn append(log: &dyn EventLog, name: &str, values: &[String]) {
 async fn a_recreated_kinesis_stream_is_read_from_its_start() {
     let Some(endpoint) = kinesis_endpoint() else { return };
     let id = format!("r{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
-    let streams = eventlog::open(&format!("kinesis://us-east-1?endpoint={endpoint}"), Namespace::Streams)
-        .await
-        .expect("open kinesis");
+    let streams =
+        eventlog::open(&format!("kinesis://us-east-1?endpoint={endpoint}").parse().unwrap(), Namespace::Streams)
+            .await
+            .expect("open kinesis");
     eventlog::ensure_defaults(&*streams, &id).await.expect("default streams");
     let dir = tempfile::tempdir().unwrap();
-    let lake = Lake::open(&format!("file://{}", dir.path().join("lake").display())).unwrap();
+    let lake = Lake::open(&format!("file://{}", dir.path().join("lake").display()).parse().unwrap()).unwrap();
     let cfg = StreamConfig {
         id: id.clone(),
         max_batch_records: 10_000,
@@ -235,7 +238,8 @@ fn pinpipe_kafka(broker: &str, id: &str, dir: &Path, args: &[&str]) -> Output {
 
 /// Appends `values` to `topic` from a client of its own, closed after.
 async fn append_kafka(broker: &str, topic: &str, values: &[String]) {
-    let topics = eventlog::open(&format!("kafka://{broker}"), Namespace::Topics).await.expect("open kafka");
+    let topics =
+        eventlog::open(&format!("kafka://{broker}").parse().unwrap(), Namespace::Topics).await.expect("open kafka");
     append(&*topics, topic, values).await;
 }
 

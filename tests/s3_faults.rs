@@ -23,9 +23,9 @@ use futures::TryStreamExt;
 use object_store::ObjectStore;
 use object_store::aws::{AmazonS3, AmazonS3Builder};
 use pinpipe::clean::Table;
-use pinpipe::config::Worker;
 use pinpipe::eventlog::{self, Namespace, NewRecord};
 use pinpipe::lake::Lake;
+use pinpipe::settings::Worker;
 use pinpipe::sink::{self, SinkConfig};
 use tokio_util::sync::CancellationToken;
 
@@ -244,7 +244,7 @@ async fn a_frozen_s3_server_stalls_the_sink_which_then_writes_the_objects_of_an_
     let (bucket, store) = moto.bucket("pinpipe-sink-fault").await;
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let log = eventlog::open(&format!("embedded://{}", data.join("log").display()), Namespace::Topics)
+    let log = eventlog::open(&format!("embedded://{}", data.join("log").display()).parse().unwrap(), Namespace::Topics)
         .await
         .expect("open log");
     eventlog::ensure_defaults(&*log, ID).await.expect("default topics");
@@ -298,7 +298,7 @@ async fn a_frozen_s3_server_stalls_the_sink_which_then_writes_the_objects_of_an_
     assert!(stderr.contains("kind Timeout"), "no request of the sink timed out during the freeze");
 
     // The uninterrupted run: the same log drained into a local folder.
-    let reference = Lake::open(&format!("file://{}", dir.path().join("reference").display())).unwrap();
+    let reference = Lake::open(&format!("file://{}", dir.path().join("reference").display()).parse().unwrap()).unwrap();
     let cfg = SinkConfig {
         id: ID.into(),
         flush_size: FLUSH_SIZE,
@@ -331,9 +331,10 @@ async fn a_frozen_s3_server_stalls_the_stream_job_which_then_commits_every_recor
     let (bucket, store) = moto.bucket("pinpipe-stream-fault").await;
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let streams = eventlog::open(&format!("embedded://{}", data.join("log").display()), Namespace::Streams)
-        .await
-        .expect("open streams");
+    let streams =
+        eventlog::open(&format!("embedded://{}", data.join("log").display()).parse().unwrap(), Namespace::Streams)
+            .await
+            .expect("open streams");
     eventlog::ensure_defaults(&*streams, ID).await.expect("default streams");
 
     let lake = format!("s3://{bucket}/lake");

@@ -10,9 +10,9 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use pinpipe::config::Worker;
 use pinpipe::eventlog::{self, EventLog, Namespace, NewRecord};
 use pinpipe::lake::Lake;
+use pinpipe::settings::Worker;
 use pinpipe::sink::{self, SinkConfig, SinkReport, TopicCounts, layout};
 use tokio_util::sync::CancellationToken;
 
@@ -20,7 +20,7 @@ const ID: &str = "pinterest";
 
 /// The embedded topics log under `dir` with the three default topics of `id`.
 async fn open_log(dir: &Path, id: &str) -> Arc<dyn EventLog> {
-    let log = eventlog::open(&format!("embedded://{}", dir.join("log").display()), Namespace::Topics)
+    let log = eventlog::open(&format!("embedded://{}", dir.join("log").display()).parse().unwrap(), Namespace::Topics)
         .await
         .expect("open log");
     eventlog::ensure_defaults(&*log, id).await.expect("default topics");
@@ -28,7 +28,7 @@ async fn open_log(dir: &Path, id: &str) -> Arc<dyn EventLog> {
 }
 
 fn open_lake(dir: &Path) -> Lake {
-    Lake::open(&format!("file://{}", dir.display())).expect("open lake")
+    Lake::open(&format!("file://{}", dir.display()).parse().unwrap()).expect("open lake")
 }
 
 /// A compact one-line JSON value, distinct per topic and index, padded to about `pad` bytes.
@@ -166,7 +166,9 @@ async fn flush_size_one_writes_one_file_per_record() {
 async fn every_partition_of_a_multi_partition_topic_is_written() {
     let dir = tempfile::tempdir().unwrap();
     let log =
-        eventlog::open(&format!("embedded://{}", dir.path().join("log").display()), Namespace::Topics).await.unwrap();
+        eventlog::open(&format!("embedded://{}", dir.path().join("log").display()).parse().unwrap(), Namespace::Topics)
+            .await
+            .unwrap();
     log.create(&topic("pin"), 3).await.unwrap();
     eventlog::ensure_defaults(&*log, ID).await.unwrap();
     let pin = values("pin", 0..3100);
@@ -324,7 +326,9 @@ async fn a_put_that_fails_is_retried_until_the_lake_is_back() {
 async fn a_missing_topic_is_an_error_naming_it() {
     let dir = tempfile::tempdir().unwrap();
     let log =
-        eventlog::open(&format!("embedded://{}", dir.path().join("log").display()), Namespace::Topics).await.unwrap();
+        eventlog::open(&format!("embedded://{}", dir.path().join("log").display()).parse().unwrap(), Namespace::Topics)
+            .await
+            .unwrap();
     log.create("other.pin", 1).await.unwrap();
     let lake = open_lake(&dir.path().join("lake"));
     let cfg = SinkConfig {
@@ -491,9 +495,10 @@ async fn sink_throughput() {
 async fn two_workers_split_the_partitions_and_write_what_one_sink_writes() {
     let dir = tempfile::tempdir().unwrap();
     let id = "split";
-    let log = eventlog::open(&format!("embedded://{}", dir.path().join("log").display()), Namespace::Topics)
-        .await
-        .expect("open log");
+    let log =
+        eventlog::open(&format!("embedded://{}", dir.path().join("log").display()).parse().unwrap(), Namespace::Topics)
+            .await
+            .expect("open log");
     for t in ["pin", "geo", "user"] {
         let name = format!("{id}.{t}");
         log.create(&name, 4).await.expect("create a 4-partition topic");

@@ -12,6 +12,7 @@ use std::panic::AssertUnwindSafe;
 use std::sync::Mutex;
 
 use futures::FutureExt;
+use pinpipe::settings::SourceUrl;
 use pinpipe::source::{self, COUNTRIES, Error, Generator, Post, Source, data, generate};
 use sqlx::AssertSqlSafe;
 
@@ -248,7 +249,7 @@ async fn reader_reports_empty_tables(source: Source) {
 async fn sqlite() -> (tempfile::TempDir, Source) {
     let dir = tempfile::tempdir().expect("tempdir");
     let url = format!("sqlite://{}/nested/folder/source.db", dir.path().display());
-    let source = Source::connect(&url).await.expect("connect creates the file and its folders");
+    let source = Source::connect(&url.parse().unwrap()).await.expect("connect creates the file and its folders");
     (dir, source)
 }
 
@@ -299,17 +300,20 @@ async fn sqlite_file_holds_datetimes_as_text_and_coordinates_as_real() {
     assert_eq!(Some(row.5), expected.pin.title);
 }
 
-#[tokio::test]
-async fn connect_rejects_other_schemes_without_showing_the_password() {
-    let err = Source::connect("postgres://me:hunter2@db/pins").await.expect_err("postgres is not a source");
-    assert!(matches!(err, Error::UnsupportedUrl { .. }));
-    assert!(!err.to_string().contains("hunter2"), "{err}");
-    assert!(err.to_string().contains("me:***@db"), "{err}");
+#[test]
+fn other_schemes_are_refused_without_showing_the_password() {
+    let err = "postgres://me:hunter2@db/pins".parse::<SourceUrl>().expect_err("postgres is not a source");
+    assert_eq!(
+        err.to_string(),
+        "`postgres://me:***@db/pins` is not a supported source (expected sqlite://FILE or mysql://user:pass@host:port/db)"
+    );
 }
 
 #[tokio::test]
 async fn connect_failures_do_not_show_the_password() {
-    let err = Source::connect("mysql://me:hunter2@127.0.0.1:1/pins").await.expect_err("nothing listens on port 1");
+    let err = Source::connect(&"mysql://me:hunter2@127.0.0.1:1/pins".parse().unwrap())
+        .await
+        .expect_err("nothing listens on port 1");
     let mut chain = err.to_string();
     let mut cause: Option<&dyn std::error::Error> = std::error::Error::source(&err);
     while let Some(e) = cause {
@@ -341,7 +345,7 @@ where
     let mut url = url::Url::parse(&base).expect("PINPIPE_TEST_MYSQL_URL is a URL");
     url.set_path(&name);
     let outcome = AssertUnwindSafe(async {
-        let source = Source::connect(url.as_str()).await.expect("connect to the test database");
+        let source = Source::connect(&url.as_str().parse().unwrap()).await.expect("connect to the test database");
         test(source, url.to_string()).await;
     })
     .catch_unwind()

@@ -31,7 +31,9 @@ struct Pipeline {
 /// one request was refused; one batch run wrote its results.
 async fn pipeline() -> Pipeline {
     let dir = tempfile::tempdir().unwrap();
-    let source = Source::connect(&format!("sqlite://{}", dir.path().join("source.db").display())).await.unwrap();
+    let source = Source::connect(&format!("sqlite://{}", dir.path().join("source.db").display()).parse().unwrap())
+        .await
+        .unwrap();
     source.create_tables().await.unwrap();
     source.seed(20, 42, &|_| {}).await.unwrap();
     let reader = source.reader().await.unwrap();
@@ -40,7 +42,7 @@ async fn pipeline() -> Pipeline {
         posts.push(reader.post_at(i).await.unwrap());
     }
     let (topics, streams) = common::open_logs(dir.path(), "pinterest").await;
-    let lake = Lake::open(&format!("file://{}", dir.path().join("lake").display())).unwrap();
+    let lake = Lake::open(&format!("file://{}", dir.path().join("lake").display()).parse().unwrap()).unwrap();
     let results = dir.path().join("results");
     let sources = status::Sources::new("pinterest", Some(lake.clone()), Some(results.clone()));
     let state =
@@ -78,7 +80,7 @@ async fn pipeline() -> Pipeline {
         flush_size: 2,
         flush_interval: Duration::from_secs(10),
         drain: true,
-        worker: pinpipe::config::Worker::ALL,
+        worker: pinpipe::settings::Worker::ALL,
     };
     sink::run(&sink_cfg, topics.clone(), &lake, CancellationToken::new()).await.unwrap();
     let stream_cfg = StreamConfig {
@@ -88,7 +90,7 @@ async fn pipeline() -> Pipeline {
         drain: true,
         checkpoint_every: 100,
         lake_timeout: None,
-        worker: pinpipe::config::Worker::ALL,
+        worker: pinpipe::settings::Worker::ALL,
     };
     stream::run(&stream_cfg, Arc::clone(&streams), &lake, CancellationToken::new()).await.unwrap();
     batch::run(&BatchConfig { id: "pinterest".into(), out: results.clone() }, &lake).await.unwrap();

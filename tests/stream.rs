@@ -19,9 +19,9 @@ use datafusion::prelude::SessionContext;
 use deltalake::kernel::StructType;
 use deltalake::kernel::engine::arrow_conversion::TryIntoKernel as _;
 use pinpipe::clean::{self, Table};
-use pinpipe::config::Worker;
 use pinpipe::eventlog::{self, EventLog, Namespace, NewRecord};
 use pinpipe::lake::Lake;
+use pinpipe::settings::Worker;
 use pinpipe::stream::{self, StreamConfig, StreamReport};
 use rand::{Rng, SeedableRng};
 use tokio_util::sync::CancellationToken;
@@ -39,9 +39,9 @@ struct Pipeline {
 async fn pipeline() -> Pipeline {
     let dir = tempfile::tempdir().expect("tempdir");
     let url = format!("embedded://{}", dir.path().join("log").display());
-    let streams = eventlog::open(&url, Namespace::Streams).await.expect("open streams");
+    let streams = eventlog::open(&url.parse().unwrap(), Namespace::Streams).await.expect("open streams");
     eventlog::ensure_defaults(&*streams, ID).await.expect("default streams");
-    let lake = Lake::open(&format!("file://{}", dir.path().join("lake").display())).expect("lake");
+    let lake = Lake::open(&format!("file://{}", dir.path().join("lake").display()).parse().unwrap()).expect("lake");
     Pipeline { dir, streams, lake }
 }
 
@@ -488,7 +488,7 @@ async fn the_batch_job_and_the_stream_job_clean_the_same_records_into_the_same_r
     let records = common::posts(0, 400);
     append_all(&*p.streams, &records).await;
     let url = format!("embedded://{}", p.dir.path().join("log").display());
-    let topics = eventlog::open(&url, Namespace::Topics).await.expect("open topics");
+    let topics = eventlog::open(&url.parse().unwrap(), Namespace::Topics).await.expect("open topics");
     eventlog::ensure_defaults(&*topics, ID).await.expect("default topics");
     for (&table, values) in &records {
         let values = values.iter().map(|v| NewRecord::value(v.as_bytes())).collect();
@@ -523,11 +523,11 @@ async fn the_batch_job_and_the_stream_job_clean_the_same_records_into_the_same_r
 async fn two_workers_split_the_partitions_and_commit_every_record_once() {
     let dir = tempfile::tempdir().expect("tempdir");
     let url = format!("embedded://{}", dir.path().join("log").display());
-    let streams = eventlog::open(&url, Namespace::Streams).await.expect("open streams");
+    let streams = eventlog::open(&url.parse().unwrap(), Namespace::Streams).await.expect("open streams");
     for table in Table::ALL {
         streams.create(&stream_name(table), 3).await.expect("a 3-shard stream");
     }
-    let lake = Lake::open(&format!("file://{}", dir.path().join("lake").display())).expect("lake");
+    let lake = Lake::open(&format!("file://{}", dir.path().join("lake").display()).parse().unwrap()).expect("lake");
     let records = common::posts(0, 400);
     append_all(&*streams, &records).await;
     let cfg = |worker: &str| StreamConfig { worker: worker.parse().expect("worker"), ..drain_config() };

@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::eventlog::{self, ClientSettings, EventLog, Namespace};
 use crate::gateway;
+use crate::settings::{LogUrl, UrlError};
 
 /// Errors setting up or starting a benchmark's logs and gateway.
 #[derive(Debug, thiserror::Error)]
@@ -45,7 +46,7 @@ pub enum Backend {
     Embedded,
     /// An event log URL: `kafka://HOST:PORT[?…]`, `kinesis://REGION[?endpoint=URL]` or
     /// `embedded://DIR`.
-    Url(String),
+    Url(LogUrl),
 }
 
 impl Backend {
@@ -53,7 +54,7 @@ impl Backend {
     pub fn kind(&self) -> &str {
         match self {
             Backend::Embedded => "embedded",
-            Backend::Url(url) => url.split_once("://").map_or(url.as_str(), |(scheme, _)| scheme),
+            Backend::Url(url) => url.kind(),
         }
     }
 }
@@ -62,14 +63,9 @@ impl std::str::FromStr for Backend {
     type Err = String;
 
     fn from_str(text: &str) -> Result<Backend, String> {
-        let text = text.trim();
-        match text.split_once("://") {
-            _ if text == "embedded" => Ok(Backend::Embedded),
-            Some(("embedded" | "kafka" | "kinesis", rest)) if !rest.is_empty() => Ok(Backend::Url(text.to_string())),
-            _ => Err(format!(
-                "`{}` is not a backend: expected embedded, embedded://DIR, kafka://HOST:PORT or kinesis://REGION",
-                eventlog::display_url(text)
-            )),
+        match text.trim() {
+            "embedded" => Ok(Backend::Embedded),
+            url => url.parse().map(Backend::Url).map_err(|e: UrlError| e.to_string()),
         }
     }
 }
@@ -79,7 +75,7 @@ impl std::fmt::Display for Backend {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Backend::Embedded => f.write_str("embedded"),
-            Backend::Url(url) => f.write_str(&eventlog::display_url(url)),
+            Backend::Url(url) => write!(f, "{url}"),
         }
     }
 }
@@ -102,7 +98,7 @@ impl BenchLogs {
     /// Opens `backend` for `measured` and a temporary embedded log for the other namespace.
     pub async fn open(backend: &Backend, measured: Namespace, settings: &ClientSettings) -> Result<BenchLogs, Error> {
         let dir = tempfile::Builder::new().prefix("pinpipe-bench-").tempdir()?;
-        let temporary = format!("embedded://{}", dir.path().join("log").display());
+        let temporary = LogUrl::Embedded(dir.path().join("log"));
         let url_of = |namespace: Namespace| match backend {
             Backend::Url(url) if namespace == measured => url.clone(),
             _ => temporary.clone(),
@@ -112,7 +108,7 @@ impl BenchLogs {
             async move {
                 eventlog::open_with(&url, namespace, settings).await.map_err(|source| Error::Open {
                     namespace: namespace.noun(),
-                    url: eventlog::display_url(&url),
+                    url: url.to_string(),
                     source,
                 })
             }
@@ -177,7 +173,7 @@ mod tests {
         let kinesis: Backend = "kinesis://us-east-1?endpoint=http://127.0.0.1:4567".parse().unwrap();
         assert_eq!(kinesis.kind(), "kinesis");
         let err = "mysql://db".parse::<Backend>().unwrap_err();
-        assert!(err.contains("`mysql://db` is not a backend"), "{err}");
+        assert!(err.starts_with("`mysql://db` is not a supported event log"), "{err}");
         assert!("kafka://".parse::<Backend>().is_err());
     }
 }

@@ -21,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 use crate::batch::{self, BatchConfig};
 use crate::eventlog::{self, EventLog, Namespace, NewRecord};
 use crate::lake::{self, Lake};
+use crate::settings::{LakeUrl, LogUrl};
 use crate::sink::{self, SinkConfig};
 use crate::source::generator::Generator;
 
@@ -207,7 +208,7 @@ pub async fn run(opts: &BatchBenchOptions) -> Result<BatchBenchReport, Error> {
     // A kept folder from an earlier run would add its records to this run's.
     remove_if_present(&log_dir)?;
     remove_if_present(&dir.join("lake"))?;
-    let log = eventlog::open(&format!("embedded://{}", log_dir.display()), Namespace::Topics).await?;
+    let log = eventlog::open(&LogUrl::Embedded(log_dir.clone()), Namespace::Topics).await?;
     eventlog::ensure_defaults(&*log, ID).await?;
     let (records, phase) = measured("load log (generate+append)", async {
         let generator = Generator::new(opts.rows, opts.seed);
@@ -239,7 +240,7 @@ pub async fn run(opts: &BatchBenchOptions) -> Result<BatchBenchReport, Error> {
     phases.push(phase);
 
     let lake_dir = dir.join("lake");
-    let lake = Lake::open(&format!("file://{}", lake_dir.display()))?;
+    let lake = Lake::open(&LakeUrl::File(lake_dir.clone()))?;
     let (sunk, phase) = measured("sink (drain)", land(log, &lake)).await;
     sunk?;
     phases.push(phase);
@@ -281,13 +282,8 @@ pub async fn append_values(log: &dyn EventLog, topic: &str, values: Vec<Vec<u8>>
 
 /// Lands everything in the log's batch topics of the benchmark's id as sink files in `lake`.
 pub async fn land(log: Arc<dyn EventLog>, lake: &Lake) -> Result<sink::SinkReport, Error> {
-    let cfg = SinkConfig {
-        id: ID.to_string(),
-        flush_size: FLUSH_SIZE,
-        flush_interval: Duration::from_secs(3600),
-        drain: true,
-        worker: crate::config::Worker::ALL,
-    };
+    let cfg =
+        SinkConfig { flush_size: FLUSH_SIZE, flush_interval: Duration::from_secs(3600), ..SinkConfig::new(ID, true) };
     Ok(sink::run(&cfg, log, lake, CancellationToken::new()).await?)
 }
 

@@ -30,6 +30,7 @@ use super::backend::{self, Backend, BenchLogs};
 use crate::clean::Table;
 use crate::eventlog::{ClientSettings, Namespace};
 use crate::lake::Lake;
+use crate::settings::LakeUrl;
 use crate::{lake, stream};
 
 /// Options of `pinpipe bench stream`.
@@ -160,18 +161,11 @@ async fn measure(
         logs.create(Namespace::Streams, &name).await?;
     }
     let stream_name = crate::contract::stream(&logs.id, Table::Pin);
-    let lake = Lake::open(&format!("file://{}", logs.dir.path().join("lake").display()))?;
+    let lake = Lake::open(&LakeUrl::File(logs.dir.path().join("lake")))?;
     let gw = logs.serve(stop.child_token()).await?;
     let url = format!("http://{gw}/streams/{stream_name}/record");
-    let job_cfg = stream::StreamConfig {
-        id: logs.id.clone(),
-        max_batch_records: 10_000,
-        max_latency: Duration::from_secs(1),
-        drain: false,
-        checkpoint_every: 100,
-        lake_timeout: None,
-        worker: crate::config::Worker::ALL,
-    };
+    // The stream job's defaults: what the README's latency figures are for.
+    let job_cfg = stream::StreamConfig::new(&logs.id, false);
     let job_stop = stop.child_token();
     let job = {
         let (lake, streams, job_stop) = (lake.clone(), Arc::clone(&logs.streams), job_stop.clone());

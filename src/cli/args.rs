@@ -3,16 +3,21 @@
 //!
 //! Global and backend flags are `global = true` (accepted before or after the subcommand) and
 //! every flag also reads `PINPIPE_<FLAG>`. Values are checked here, when parsed, against the
-//! ranges of [`pinpipe::settings`] (shared with `pinpipe.toml`); [`super::commands`] resolves them
-//! over the file and the defaults and runs the stage.
+//! ranges of [`pinpipe::settings::values`] and the URL rules of [`pinpipe::settings::url`] (both
+//! shared with `pinpipe.toml`); each stage's flags become its settings section (`section()`),
+//! which [`super::commands`] lays over the file's and the stage's defaults.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use pinpipe::bench::backend::Backend;
-use pinpipe::config::Worker;
-use pinpipe::{bench, emulator, schedule, settings, source};
+use pinpipe::settings::values as range;
+use pinpipe::settings::{
+    BatchSection, EmulatorSection, GatewaySection, Globals, LakeUrl, LogUrl, SinkSection, SourceUrl, StreamSection,
+    Worker,
+};
+use pinpipe::{bench, emulator, source};
 
 /// pinpipe — the Pinterest-style event pipeline (source → emulator → ingest API → event log →
 /// S3 sink → batch analytics, and → stream job → Delta tables) as one program.
@@ -51,21 +56,35 @@ pub struct GlobalArgs {
     pub id: Option<String>,
     /// Source database: sqlite://FILE or mysql://user:pass@host:port/db [default: sqlite://<data>/source.db]
     #[arg(long, global = true, env = "PINPIPE_SOURCE", value_name = "URL")]
-    pub source: Option<String>,
+    pub source: Option<SourceUrl>,
     /// Event log for the batch topics: embedded://DIR or kafka://HOST:PORT[,HOST:PORT][?setting=value…]
     /// [default: embedded://<data>/log]
     #[arg(long, global = true, env = "PINPIPE_LOG", value_name = "URL")]
-    pub log: Option<String>,
+    pub log: Option<LogUrl>,
     /// Event log for the streams: embedded://DIR or kinesis://REGION[?endpoint=URL]
     /// [default: the --log URL when it is embedded, else embedded://<data>/log]
     #[arg(long, global = true, env = "PINPIPE_STREAMS", value_name = "URL")]
-    pub streams: Option<String>,
+    pub streams: Option<LogUrl>,
     /// The lake: file://DIR or s3://bucket/prefix [default: file://<data>/lake]
     #[arg(long, global = true, env = "PINPIPE_LAKE", value_name = "URL")]
-    pub lake: Option<String>,
+    pub lake: Option<LakeUrl>,
     /// Log line format on stderr (filter with RUST_LOG, e.g. RUST_LOG=debug)
     #[arg(long, global = true, env = "PINPIPE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+}
+
+impl GlobalArgs {
+    /// The global settings given as flags or variables.
+    pub fn globals(&self) -> Globals {
+        Globals {
+            data: self.data.clone(),
+            id: self.id.clone(),
+            source: self.source.clone(),
+            log: self.log.clone(),
+            streams: self.streams.clone(),
+            lake: self.lake.clone(),
+        }
+    }
 }
 
 /// How diagnostic log lines are written.
@@ -117,7 +136,7 @@ pub enum Command {
 #[derive(Debug, Args)]
 pub struct SeedArgs {
     /// Posts to generate (rows per table).
-    #[arg(long, env = "PINPIPE_ROWS", default_value_t = source::DEFAULT_ROWS, value_parser = settings::ROWS.u64_parser())]
+    #[arg(long, env = "PINPIPE_ROWS", default_value_t = source::DEFAULT_ROWS, value_parser = range::ROWS.u64_parser())]
     pub rows: u64,
     /// Random seed: the same seed writes the same rows.
     #[arg(long, env = "PINPIPE_SEED", default_value_t = source::DEFAULT_SEED)]
@@ -127,28 +146,42 @@ pub struct SeedArgs {
 #[derive(Debug, Args)]
 pub struct SinkArgs {
     /// Own only the partitions p with p % N == I, so N workers started as 0/N … N-1/N split the
-    /// partitions between them (each keeps its positions in the outputs) [default: 0/1, all]
-    #[arg(long, env = "PINPIPE_WORKER", value_name = "I/N", default_value = "0/1")]
-    pub worker: Worker,
+    /// partitions between them (each keeps its positions in the outputs)
+    /// [default: 0/1, all; also `[sink] worker`]
+    #[arg(long, env = "PINPIPE_WORKER", value_name = "I/N")]
+    pub worker: Option<Worker>,
     /// Records per file (Confluent flush.size); 1 reproduces the course's one-record files
     /// [default: 1000; 1 to 10,000,000; also `[sink] flush_size`]
-    #[arg(long, env = "PINPIPE_FLUSH_SIZE", value_name = "N", value_parser = settings::FLUSH_SIZE.usize_parser())]
+    #[arg(long, env = "PINPIPE_FLUSH_SIZE", value_name = "N", value_parser = range::FLUSH_SIZE.usize_parser())]
     pub flush_size: Option<usize>,
     /// Longest a record waits before its file is written, e.g. 10s or 500ms
     /// [default: 10s; 10ms to 1d; also `[sink] flush_interval`]
-    #[arg(long, env = "PINPIPE_FLUSH_INTERVAL", value_name = "DURATION", value_parser = settings::FLUSH_INTERVAL.parser())]
+    #[arg(long, env = "PINPIPE_FLUSH_INTERVAL", value_name = "DURATION", value_parser = range::FLUSH_INTERVAL.parser())]
     pub flush_interval: Option<Duration>,
     /// Write out everything in the topics, then exit 0 (instead of following the log).
     #[arg(long, env = "PINPIPE_DRAIN")]
     pub drain: bool,
-    /// Serve Prometheus metrics (positions, lag, files, logged errors) at http://ADDR/metrics [default: off]
+    /// Serve Prometheus metrics (positions, lag, files, logged errors) at http://ADDR/metrics
+    /// [default: off; also `[sink] metrics_listen`]
     #[arg(long, env = "PINPIPE_METRICS_LISTEN", value_name = "ADDR")]
     pub metrics_listen: Option<String>,
 }
 
+impl SinkArgs {
+    /// The `[sink]` settings these flags give.
+    pub fn section(&self) -> SinkSection {
+        SinkSection {
+            flush_size: self.flush_size,
+            flush_interval: self.flush_interval,
+            worker: self.worker,
+            metrics_listen: self.metrics_listen.clone(),
+        }
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct BatchArgs {
-    /// Results folder [default: <data>/results]
+    /// Results folder [default: <data>/results; also `[batch] out`]
     #[arg(long, env = "PINPIPE_OUT", value_name = "DIR")]
     pub out: Option<PathBuf>,
 }
@@ -156,17 +189,25 @@ pub struct BatchArgs {
 #[derive(Debug, Args)]
 pub struct ScheduleArgs {
     /// When to run, in UTC: standard 5-field cron (`0 0 * * *`), or 6–7 fields with seconds first
-    /// (`*/30 * * * * *`). Weekday numbers are 1–7 from Sunday; names (MON-FRI) are clearer.
-    #[arg(long, env = "PINPIPE_CRON", default_value = schedule::DEFAULT_CRON, value_name = "EXPR")]
-    pub cron: String,
-    /// Results folder [default: <data>/results]
+    /// (`*/30 * * * * *`). Weekday numbers are 1–7 from Sunday; names (MON-FRI) are clearer
+    /// [default: 0 0 0 * * *, daily at midnight; also `[batch] cron`]
+    #[arg(long, env = "PINPIPE_CRON", value_name = "EXPR")]
+    pub cron: Option<String>,
+    /// Results folder [default: <data>/results; also `[batch] out`]
     #[arg(long, env = "PINPIPE_OUT", value_name = "DIR")]
     pub out: Option<PathBuf>,
 }
 
+impl ScheduleArgs {
+    /// The `[batch]` settings these flags give.
+    pub fn section(&self) -> BatchSection {
+        BatchSection { out: self.out.clone(), cron: self.cron.clone() }
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct ReportArgs {
-    /// Results folder of the batch run [default: <data>/results]
+    /// Results folder of the batch run [default: <data>/results; also `[batch] out`]
     #[arg(long, env = "PINPIPE_OUT", value_name = "DIR")]
     pub out: Option<PathBuf>,
 }
@@ -174,30 +215,46 @@ pub struct ReportArgs {
 #[derive(Debug, Args)]
 pub struct StreamArgs {
     /// Own only the partitions p with p % N == I, so N workers started as 0/N … N-1/N split the
-    /// partitions between them (each keeps its positions in the outputs) [default: 0/1, all]
-    #[arg(long, env = "PINPIPE_WORKER", value_name = "I/N", default_value = "0/1")]
-    pub worker: Worker,
+    /// partitions between them (each keeps its positions in the outputs)
+    /// [default: 0/1, all; also `[stream] worker`]
+    #[arg(long, env = "PINPIPE_WORKER", value_name = "I/N")]
+    pub worker: Option<Worker>,
     /// Commit everything in the streams, then exit 0 (instead of following them).
     #[arg(long, env = "PINPIPE_DRAIN")]
     pub drain: bool,
     /// Most records per micro-batch [default: 10000; 1 to 1,000,000; also `[stream] max_batch`]
-    #[arg(long, env = "PINPIPE_MAX_BATCH", value_name = "N", value_parser = settings::MAX_BATCH.usize_parser())]
+    #[arg(long, env = "PINPIPE_MAX_BATCH", value_name = "N", value_parser = range::MAX_BATCH.usize_parser())]
     pub max_batch: Option<usize>,
     /// Longest a record waits before its micro-batch is committed, e.g. 1s or 250ms
     /// [default: 1s; 10ms to 1h; also `[stream] max_latency`]
-    #[arg(long, env = "PINPIPE_MAX_LATENCY", value_name = "DURATION", value_parser = settings::MAX_LATENCY.parser())]
+    #[arg(long, env = "PINPIPE_MAX_LATENCY", value_name = "DURATION", value_parser = range::MAX_LATENCY.parser())]
     pub max_latency: Option<Duration>,
     /// Write a Delta checkpoint every N commits of a table
     /// [default: 100; 1 to 1,000,000; also `[stream] checkpoint_every`]
-    #[arg(long, env = "PINPIPE_CHECKPOINT_EVERY", value_name = "N", value_parser = settings::CHECKPOINT_EVERY.u64_parser())]
+    #[arg(long, env = "PINPIPE_CHECKPOINT_EVERY", value_name = "N", value_parser = range::CHECKPOINT_EVERY.u64_parser())]
     pub checkpoint_every: Option<u64>,
     /// Give up (exit 2) when the lake has been full or unreachable this long, e.g. 30m
     /// [default: as long as it takes; 10m with --drain; 1s to 30d; also `[stream] lake_timeout`]
-    #[arg(long, env = "PINPIPE_LAKE_TIMEOUT", value_name = "DURATION", value_parser = settings::LAKE_TIMEOUT.parser())]
+    #[arg(long, env = "PINPIPE_LAKE_TIMEOUT", value_name = "DURATION", value_parser = range::LAKE_TIMEOUT.parser())]
     pub lake_timeout: Option<Duration>,
-    /// Serve Prometheus metrics (positions, lag, table versions, logged errors) at http://ADDR/metrics [default: off]
+    /// Serve Prometheus metrics (positions, lag, table versions, logged errors) at
+    /// http://ADDR/metrics [default: off; also `[stream] metrics_listen`]
     #[arg(long, env = "PINPIPE_METRICS_LISTEN", value_name = "ADDR")]
     pub metrics_listen: Option<String>,
+}
+
+impl StreamArgs {
+    /// The `[stream]` settings these flags give.
+    pub fn section(&self) -> StreamSection {
+        StreamSection {
+            max_batch: self.max_batch,
+            max_latency: self.max_latency,
+            checkpoint_every: self.checkpoint_every,
+            lake_timeout: self.lake_timeout,
+            worker: self.worker,
+            metrics_listen: self.metrics_listen.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -206,13 +263,13 @@ pub struct DemoArgs {
     #[arg(long, env = "PINPIPE_COUNT", default_value_t = 1000)]
     pub count: u64,
     /// Posts to generate when the source is empty.
-    #[arg(long, env = "PINPIPE_ROWS", default_value_t = source::DEFAULT_ROWS, value_parser = settings::ROWS.u64_parser())]
+    #[arg(long, env = "PINPIPE_ROWS", default_value_t = source::DEFAULT_ROWS, value_parser = range::ROWS.u64_parser())]
     pub rows: u64,
     /// Seed for the generator and the emulator.
     #[arg(long, env = "PINPIPE_SEED", default_value_t = source::DEFAULT_SEED)]
     pub seed: u64,
     /// Emulator requests in flight at once (1 to 10,000).
-    #[arg(long, env = "PINPIPE_CONCURRENCY", default_value_t = 16, value_parser = settings::CONCURRENCY.usize_parser())]
+    #[arg(long, env = "PINPIPE_CONCURRENCY", default_value_t = 16, value_parser = range::CONCURRENCY.usize_parser())]
     pub concurrency: usize,
 }
 
@@ -221,7 +278,8 @@ pub struct EmulateArgs {
     /// batch: POST /topics/<id>.{pin,geo,user}; stream: PUT /streams/streaming-<id>-{pin,geo,user}/record
     #[arg(long, env = "PINPIPE_MODE", value_enum)]
     pub mode: ModeArg,
-    /// Base URL of the gateway, stage path included (e.g. http://127.0.0.1:8082/dev) [default: http://127.0.0.1:8082]
+    /// Base URL of the gateway, stage path included (e.g. http://127.0.0.1:8082/dev)
+    /// [default: http://127.0.0.1:8082; also `[emulator] api`]
     #[arg(long, env = "PINPIPE_API", value_name = "URL")]
     pub api: Option<String>,
     /// API key sent as x-api-key. Prefer PINPIPE_API_KEY or `[emulator] api_key`: a flag shows
@@ -237,22 +295,36 @@ pub struct EmulateArgs {
     /// Iterations per second over all workers (0.001 to 1,000,000); 0 = as fast as the API
     /// answers. Without it, each worker sleeps a random 0–2 s after every iteration, like the
     /// original [also `[emulator] rate`]
-    #[arg(long, env = "PINPIPE_RATE", value_parser = settings::EMULATOR_RATE.parser())]
+    #[arg(long, env = "PINPIPE_RATE", value_parser = range::EMULATOR_RATE.parser())]
     pub rate: Option<f64>,
     /// Iterations in flight at once [default: 1; 1 to 10,000; also `[emulator] concurrency`]
-    #[arg(long, env = "PINPIPE_CONCURRENCY", value_name = "N", value_parser = settings::CONCURRENCY.usize_parser())]
+    #[arg(long, env = "PINPIPE_CONCURRENCY", value_name = "N", value_parser = range::CONCURRENCY.usize_parser())]
     pub concurrency: Option<usize>,
-    /// Random seed for the row choice.
-    #[arg(long, env = "PINPIPE_SEED", default_value_t = source::DEFAULT_SEED)]
-    pub seed: u64,
+    /// Random seed for the row choice: the same seed sends the same rows
+    /// [default: 42; also `[emulator] seed`]
+    #[arg(long, env = "PINPIPE_SEED")]
+    pub seed: Option<u64>,
+}
+
+impl EmulateArgs {
+    /// The `[emulator]` settings these flags give.
+    pub fn section(&self) -> EmulatorSection {
+        EmulatorSection {
+            api: self.api.clone(),
+            api_key: self.api_key.clone(),
+            rate: self.rate,
+            concurrency: self.concurrency,
+            seed: self.seed,
+        }
+    }
 }
 
 #[derive(Debug, Args)]
 pub struct GatewayArgs {
-    /// Address to listen on [default: 127.0.0.1:8082]
+    /// Address to listen on [default: 127.0.0.1:8082; also `[gateway] listen`]
     #[arg(long, env = "PINPIPE_LISTEN", value_name = "ADDR")]
     pub listen: Option<String>,
-    /// API Gateway stage prefix, e.g. /dev (routes become /dev/topics/…)
+    /// API Gateway stage prefix, e.g. /dev (routes become /dev/topics/…) [also `[gateway] base_path`]
     #[arg(long, env = "PINPIPE_BASE_PATH", value_name = "PATH")]
     pub base_path: Option<String>,
     /// Require x-api-key to be one of these (repeat the flag, or comma-separate in the variable).
@@ -261,23 +333,39 @@ pub struct GatewayArgs {
     pub api_keys: Vec<String>,
     /// Close a connection whose request head has not arrived whole this long after the accept
     /// or the previous response [default: 10s; 100ms to 1h; also `[gateway] header_read_timeout`]
-    #[arg(long, env = "PINPIPE_HEADER_READ_TIMEOUT", value_name = "DURATION", value_parser = settings::HEADER_READ_TIMEOUT.parser())]
+    #[arg(long, env = "PINPIPE_HEADER_READ_TIMEOUT", value_name = "DURATION", value_parser = range::HEADER_READ_TIMEOUT.parser())]
     pub header_read_timeout: Option<Duration>,
     /// Close a keep-alive connection idle this long [default: 5s; 100ms to 1h, at most the
     /// header-read timeout; also `[gateway] idle_timeout`]
-    #[arg(long, env = "PINPIPE_IDLE_TIMEOUT", value_name = "DURATION", value_parser = settings::IDLE_TIMEOUT.parser())]
+    #[arg(long, env = "PINPIPE_IDLE_TIMEOUT", value_name = "DURATION", value_parser = range::IDLE_TIMEOUT.parser())]
     pub idle_timeout: Option<Duration>,
     /// Answer 408 when a request body takes longer than this to arrive
     /// [default: 30s; 100ms to 1h; also `[gateway] body_timeout`]
-    #[arg(long, env = "PINPIPE_BODY_TIMEOUT", value_name = "DURATION", value_parser = settings::BODY_TIMEOUT.parser())]
+    #[arg(long, env = "PINPIPE_BODY_TIMEOUT", value_name = "DURATION", value_parser = range::BODY_TIMEOUT.parser())]
     pub body_timeout: Option<Duration>,
     /// Most connections open at once; past it, the connection idle longest is closed to make
     /// room [default: the open-file limit less a reserve; also `[gateway] max_connections`]
-    #[arg(long, env = "PINPIPE_MAX_CONNECTIONS", value_name = "N", value_parser = settings::MAX_CONNECTIONS.usize_parser())]
+    #[arg(long, env = "PINPIPE_MAX_CONNECTIONS", value_name = "N", value_parser = range::MAX_CONNECTIONS.usize_parser())]
     pub max_connections: Option<usize>,
-    /// Results folder whose last batch run the status page (/) shows [default: <data>/results]
+    /// Results folder whose last batch run the status page (/) shows
+    /// [default: <data>/results; also `[batch] out`]
     #[arg(long, env = "PINPIPE_OUT", value_name = "DIR")]
     pub out: Option<PathBuf>,
+}
+
+impl GatewayArgs {
+    /// The `[gateway]` settings these flags give.
+    pub fn section(&self) -> GatewaySection {
+        GatewaySection {
+            listen: self.listen.clone(),
+            base_path: self.base_path.clone(),
+            api_keys: (!self.api_keys.is_empty()).then(|| self.api_keys.clone()),
+            header_read_timeout: self.header_read_timeout,
+            idle_timeout: self.idle_timeout,
+            body_timeout: self.body_timeout,
+            max_connections: self.max_connections,
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -344,7 +432,7 @@ impl From<ModeArg> for emulator::Mode {
 #[derive(Debug, Args)]
 pub struct IngestArgs {
     /// Seconds of load per case.
-    #[arg(long, env = "PINPIPE_BENCH_SECONDS", value_name = "DURATION", default_value = "5s", value_parser = settings::BENCH_DURATION.parser())]
+    #[arg(long, env = "PINPIPE_BENCH_SECONDS", value_name = "DURATION", default_value = "5s", value_parser = range::BENCH_DURATION.parser())]
     pub seconds: Duration,
     /// Requests in flight at once (keep-alive connections); each level is a separate round.
     #[arg(long, env = "PINPIPE_CONCURRENCY", value_delimiter = ',', default_values_t = [32, 64])]
@@ -369,7 +457,7 @@ pub struct StreamBenchArgs {
     #[arg(long, env = "PINPIPE_BENCH_RATES", value_delimiter = ',', default_values_t = [1000, 5000])]
     pub rates: Vec<u32>,
     /// Seconds of load per round.
-    #[arg(long, env = "PINPIPE_BENCH_SECONDS", value_name = "DURATION", default_value = "10s", value_parser = settings::BENCH_DURATION.parser())]
+    #[arg(long, env = "PINPIPE_BENCH_SECONDS", value_name = "DURATION", default_value = "10s", value_parser = range::BENCH_DURATION.parser())]
     pub seconds: Duration,
     /// Connections of the closed-loop round that finds the sustained maximum (0 skips it).
     #[arg(long, env = "PINPIPE_CONCURRENCY", default_value_t = 64)]
@@ -400,7 +488,7 @@ pub struct BatchBenchArgs {
     #[arg(long, env = "PINPIPE_BENCH_ROWS", default_value_t = 1_000_000)]
     pub rows: u64,
     /// Random seed of the generator.
-    #[arg(long, default_value_t = 42)]
+    #[arg(long, default_value_t = source::DEFAULT_SEED)]
     pub seed: u64,
     /// Also send every K-th post a second time (the emulator samples with replacement); 0: never.
     #[arg(long, default_value_t = 0)]

@@ -1,16 +1,16 @@
-//! One function per subcommand: resolve its settings (flag, then environment — both read by
-//! clap —, then `pinpipe.toml`, then the stage's default), call the library stage it names,
-//! and print what it did. Errors are `anyhow` with context; [`super::main`] turns them into the
+//! One function per subcommand: resolve its settings (its flags and variables, read by clap into
+//! the stage's section, over the file's section, over the stage's defaults: see
+//! [`pinpipe::settings`]), call the library stage it names, and print what it did. Errors are `anyhow` with context; [`super::main`] turns them into the
 //! exit code.
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use pinpipe::config::{self, Config, FileConfig};
-use pinpipe::emulator::{self, EmulatorConfig, Pace};
+use pinpipe::emulator::{self, EmulatorConfig};
 use pinpipe::eventlog::{self, EventLog, Namespace};
 use pinpipe::lake::Lake;
+use pinpipe::settings::{LogUrl, Settings};
 use pinpipe::{batch, gateway, lag, observe, report, schedule, sink, source, stream};
 use tokio_util::sync::CancellationToken;
 
@@ -24,7 +24,7 @@ use super::terminal::{progress_bar, shutdown_on_signal};
 pub(super) async fn start_metrics(
     listen: Option<&str>,
     worker: observe::Worker,
-    cfg: &Config,
+    cfg: &Settings,
     log: Arc<dyn EventLog>,
     lake: &Lake,
     shutdown: &CancellationToken,
@@ -52,7 +52,7 @@ pub(super) async fn stop_metrics(
     Ok(())
 }
 
-pub(super) async fn seed(cfg: &Config, args: SeedArgs) -> Result<()> {
+pub(super) async fn seed(cfg: &Settings, args: SeedArgs) -> Result<()> {
     let started = Instant::now();
     let src = source::Source::connect(&cfg.source).await.context("opening the source")?;
     src.create_tables().await.context("creating the source tables")?;
@@ -74,23 +74,15 @@ pub(super) async fn seed(cfg: &Config, args: SeedArgs) -> Result<()> {
     Ok(())
 }
 
-pub(super) async fn emulate(cfg: &Config, file: &FileConfig, args: EmulateArgs) -> Result<()> {
-    let api =
-        args.api.or_else(|| file.emulator.api.clone()).unwrap_or_else(|| format!("http://{}", config::DEFAULT_LISTEN));
+pub(super) async fn emulate(cfg: &Settings, args: EmulateArgs) -> Result<()> {
     let count = (!args.forever).then_some(args.count);
-    let pace = args.rate.or(cfg.file.emulator_rate).map_or(Pace::Original, Pace::Rate);
+    let mode = args.mode.into();
+    let ecfg = args
+        .section()
+        .or(cfg.file.emulator.clone())
+        .apply(EmulatorConfig { count, ..EmulatorConfig::new(&cfg.id, mode) });
+    let api = ecfg.api.clone();
     let reader = source::Source::connect(&cfg.source).await.context("opening the source")?.reader().await?;
-    let ecfg = EmulatorConfig {
-        api: api.clone(),
-        api_key: args.api_key.or_else(|| file.emulator.api_key.clone()),
-        id: cfg.id.clone(),
-        mode: args.mode.into(),
-        count,
-        pace,
-        concurrency: args.concurrency.or(cfg.file.emulator_concurrency).unwrap_or(1),
-        seed: args.seed,
-        retry: emulator::Retry::default(),
-    };
     let bar = progress_bar(count, "emulate");
     let on_progress: Arc<dyn Fn(u64) + Send + Sync> = {
         let bar = bar.clone();
@@ -117,7 +109,7 @@ pub(super) async fn emulate(cfg: &Config, file: &FileConfig, args: EmulateArgs) 
 }
 
 /// Opens the topics and streams logs and makes sure the six default logs exist.
-pub async fn open_logs(cfg: &Config) -> Result<(Arc<dyn EventLog>, Arc<dyn EventLog>)> {
+pub async fn open_logs(cfg: &Settings) -> Result<(Arc<dyn EventLog>, Arc<dyn EventLog>)> {
     let topics = eventlog::open_with_defaults(&cfg.log, Namespace::Topics, &cfg.id, &cfg.clients)
         .await
         .context("opening the topics log")?;
@@ -127,31 +119,18 @@ pub async fn open_logs(cfg: &Config) -> Result<(Arc<dyn EventLog>, Arc<dyn Event
     Ok((topics, streams))
 }
 
-pub(super) async fn serve_gateway(cfg: &Config, file: &FileConfig, args: GatewayArgs) -> Result<()> {
-    let listen = args.listen.or_else(|| file.gateway.listen.clone()).unwrap_or_else(|| config::DEFAULT_LISTEN.into());
-    let base_path = args.base_path.or_else(|| file.gateway.base_path.clone());
-    let api_keys = if args.api_keys.is_empty() { file.gateway.api_keys.clone() } else { args.api_keys };
+pub(super) async fn serve_gateway(cfg: &Settings, args: GatewayArgs) -> Result<()> {
+    let section = args.section().or(cfg.file.gateway.clone());
+    let listen = section.listen.clone().unwrap_or_else(|| gateway::DEFAULT_LISTEN.into());
+    let gcfg = section.apply(gateway::GatewayConfig::default());
     let (topics, streams) = open_logs(cfg).await?;
-    let defaults = gateway::GatewayConfig::default();
-    let f = &cfg.file;
-    let gcfg = gateway::GatewayConfig {
-        base_path,
-        api_keys,
-        header_read_timeout: args
-            .header_read_timeout
-            .or(f.gateway_header_read_timeout)
-            .unwrap_or(defaults.header_read_timeout),
-        idle_timeout: args.idle_timeout.or(f.gateway_idle_timeout).unwrap_or(defaults.idle_timeout),
-        body_timeout: args.body_timeout.or(f.gateway_body_timeout).unwrap_or(defaults.body_timeout),
-        max_connections: args.max_connections.or(f.gateway_max_connections),
-    };
     let lake = Lake::open(&cfg.lake).context("opening the lake for the status page")?;
-    let results = args.out.unwrap_or_else(|| cfg.default_results());
+    let results = cfg.results(args.out);
     let sources = gateway::status::Sources::new(cfg.id.clone(), Some(lake), Some(results));
     let state = gateway::AppState::with_status(gcfg, topics, streams, sources)?;
     let listener = tokio::net::TcpListener::bind(&listen).await.with_context(|| format!("binding {listen}"))?;
     let addr = listener.local_addr()?;
-    tracing::info!(%addr, log = %eventlog::display_url(&cfg.log), streams = %eventlog::display_url(&cfg.streams), "gateway listening");
+    tracing::info!(%addr, log = %cfg.log, streams = %cfg.streams, "gateway listening");
     // The first line ends with the base URL: scripts and tests read it from there. One write, so
     // a reader that stops after the first line cannot make the second fail.
     println!("gateway listening on http://{addr}\nstatus page: http://{addr}/");
@@ -159,8 +138,8 @@ pub(super) async fn serve_gateway(cfg: &Config, file: &FileConfig, args: Gateway
     Ok(())
 }
 
-pub(super) async fn admin(cfg: &Config, namespace: Namespace, action: AdminAction) -> Result<()> {
-    let url = match namespace {
+pub(super) async fn admin(cfg: &Settings, namespace: Namespace, action: AdminAction) -> Result<()> {
+    let url: &LogUrl = match namespace {
         Namespace::Topics => &cfg.log,
         Namespace::Streams => &cfg.streams,
     };
@@ -201,22 +180,17 @@ pub(super) async fn admin(cfg: &Config, namespace: Namespace, action: AdminActio
     Ok(())
 }
 
-pub(super) async fn run_sink(cfg: &Config, args: SinkArgs) -> Result<()> {
+pub(super) async fn run_sink(cfg: &Settings, args: SinkArgs) -> Result<()> {
     let log = eventlog::open_with_defaults(&cfg.log, Namespace::Topics, &cfg.id, &cfg.clients)
         .await
         .context("opening the topics log")?;
     let lake = Lake::open(&cfg.lake)?;
-    let scfg = sink::SinkConfig {
-        id: cfg.id.clone(),
-        flush_size: args.flush_size.or(cfg.file.sink_flush_size).unwrap_or(sink::DEFAULT_FLUSH_SIZE),
-        flush_interval: args.flush_interval.or(cfg.file.sink_flush_interval).unwrap_or(sink::DEFAULT_FLUSH_INTERVAL),
-        drain: args.drain,
-        worker: args.worker,
-    };
-    tracing::info!(lake = %lake.url(), log = %eventlog::display_url(&cfg.log), "sink starting");
+    let section = args.section().or(cfg.file.sink.clone());
+    let scfg = section.apply(sink::SinkConfig::new(&cfg.id, args.drain));
+    tracing::info!(lake = %lake.url(), log = %cfg.log, "sink starting");
     let shutdown = shutdown_on_signal();
     let metrics =
-        start_metrics(args.metrics_listen.as_deref(), observe::Worker::Sink, cfg, log.clone(), &lake, &shutdown)
+        start_metrics(section.metrics_listen.as_deref(), observe::Worker::Sink, cfg, log.clone(), &lake, &shutdown)
             .await?;
     let report = sink::run(&scfg, log, &lake, shutdown).await;
     stop_metrics(metrics).await?;
@@ -225,39 +199,32 @@ pub(super) async fn run_sink(cfg: &Config, args: SinkArgs) -> Result<()> {
     Ok(())
 }
 
-pub(super) async fn run_batch(cfg: &Config, args: BatchArgs) -> Result<()> {
+pub(super) async fn run_batch(cfg: &Settings, args: BatchArgs) -> Result<()> {
     let lake = Lake::open(&cfg.lake)?;
-    let bcfg = batch::BatchConfig { id: cfg.id.clone(), out: args.out.unwrap_or_else(|| cfg.default_results()) };
+    let bcfg = batch::BatchConfig { id: cfg.id.clone(), out: cfg.results(args.out) };
     let report = batch::run(&bcfg, &lake).await?;
     println!("{report}");
     Ok(())
 }
 
-pub(super) async fn run_stream(cfg: &Config, args: StreamArgs) -> Result<()> {
+pub(super) async fn run_stream(cfg: &Settings, args: StreamArgs) -> Result<()> {
     let streams = eventlog::open_with_defaults(&cfg.streams, Namespace::Streams, &cfg.id, &cfg.clients)
         .await
         .context("opening the streams log")?;
     let lake = Lake::open(&cfg.lake)?;
-    let scfg = stream::StreamConfig {
-        id: cfg.id.clone(),
-        max_batch_records: args.max_batch.or(cfg.file.stream_max_batch).unwrap_or(stream::DEFAULT_MAX_BATCH),
-        max_latency: args.max_latency.or(cfg.file.stream_max_latency).unwrap_or(stream::DEFAULT_MAX_LATENCY),
-        drain: args.drain,
-        checkpoint_every: args
-            .checkpoint_every
-            .or(cfg.file.stream_checkpoint_every)
-            .unwrap_or(stream::DEFAULT_CHECKPOINT_EVERY),
-        lake_timeout: args
-            .lake_timeout
-            .or(cfg.file.stream_lake_timeout)
-            .or(args.drain.then_some(stream::DEFAULT_DRAIN_LAKE_TIMEOUT)),
-        worker: args.worker,
-    };
-    tracing::info!(lake = %lake.url(), streams = %eventlog::display_url(&cfg.streams), "stream job starting");
+    let section = args.section().or(cfg.file.stream.clone());
+    let scfg = section.apply(stream::StreamConfig::new(&cfg.id, args.drain));
+    tracing::info!(lake = %lake.url(), streams = %cfg.streams, "stream job starting");
     let shutdown = shutdown_on_signal();
-    let metrics =
-        start_metrics(args.metrics_listen.as_deref(), observe::Worker::Stream, cfg, streams.clone(), &lake, &shutdown)
-            .await?;
+    let metrics = start_metrics(
+        section.metrics_listen.as_deref(),
+        observe::Worker::Stream,
+        cfg,
+        streams.clone(),
+        &lake,
+        &shutdown,
+    )
+    .await?;
     let report = stream::run(&scfg, streams, &lake, shutdown).await;
     stop_metrics(metrics).await?;
     let report = report?;
@@ -265,10 +232,11 @@ pub(super) async fn run_stream(cfg: &Config, args: StreamArgs) -> Result<()> {
     Ok(())
 }
 
-pub(super) async fn run_schedule(cfg: &Config, args: ScheduleArgs) -> Result<()> {
-    let cron = schedule::Cron::parse(&args.cron)?;
+pub(super) async fn run_schedule(cfg: &Settings, args: ScheduleArgs) -> Result<()> {
+    let batch = args.section().or(cfg.file.batch.clone());
+    let cron = schedule::Cron::parse(batch.cron.as_deref().unwrap_or(schedule::DEFAULT_CRON))?;
     let lake = Lake::open(&cfg.lake)?;
-    let bcfg = batch::BatchConfig { id: cfg.id.clone(), out: args.out.unwrap_or_else(|| cfg.default_results()) };
+    let bcfg = batch::BatchConfig { id: cfg.id.clone(), out: cfg.results(batch.out) };
     let on_run = |run: &schedule::RunOutcome<'_>| match &run.result {
         Ok(report) => println!(
             "run {} (tick {}): ok in {:.1}s, {} records read; results in {}",
@@ -289,8 +257,8 @@ pub(super) async fn run_schedule(cfg: &Config, args: ScheduleArgs) -> Result<()>
 }
 
 /// `pinpipe report`: re-renders the last batch run's report from its results folder.
-pub(super) fn rerender_report(cfg: &Config, args: ReportArgs) -> Result<()> {
-    let out = args.out.unwrap_or_else(|| cfg.default_results());
+pub(super) fn rerender_report(cfg: &Settings, args: ReportArgs) -> Result<()> {
+    let out = cfg.results(args.out);
     let path = report::rerender(&out).with_context(|| format!("re-rendering the report in {}", out.display()))?;
     println!("report: {}", path.display());
     Ok(())

@@ -7,16 +7,16 @@ use std::time::Instant;
 
 use anyhow::Result;
 use indicatif::ProgressStyle;
-use pinpipe::config::Config;
-use pinpipe::eventlog::{self, Namespace};
+use pinpipe::eventlog::Namespace;
 use pinpipe::lake::Lake;
+use pinpipe::settings::Settings;
 use pinpipe::{demo, report};
 
 use super::CheckFailed;
 use super::args::DemoArgs;
 use super::terminal::{progress_bar, shutdown_on_signal};
 
-pub(super) async fn run_demo(cfg: &Config, args: DemoArgs) -> Result<()> {
+pub(super) async fn run_demo(cfg: &Settings, args: DemoArgs) -> Result<()> {
     let started = Instant::now();
     let opts = demo::DemoOptions { count: args.count, rows: args.rows, seed: args.seed, concurrency: args.concurrency };
     let bar = progress_bar(None, "");
@@ -79,8 +79,8 @@ pub(super) async fn run_demo(cfg: &Config, args: DemoArgs) -> Result<()> {
     let out = &report.batch_job.out;
     println!("where everything is:");
     println!("  source:  {}", cfg.source);
-    println!("  topics:  {} ({})", eventlog::display_url(&cfg.log), topics.join(", "));
-    println!("  streams: {} ({})", eventlog::display_url(&cfg.streams), streams.join(", "));
+    println!("  topics:  {} ({})", cfg.log, topics.join(", "));
+    println!("  streams: {} ({})", cfg.streams, streams.join(", "));
     println!("  lake:    {} (sink files)", lake.url_of("topics"));
     for table in report.stream_job.tables.iter().map(|t| &t.table).chain([&report.stream_job.rejects_table]) {
         println!("  delta:   {}", lake.url_of(&format!("{}/{table}", pinpipe::contract::DELTA_DIR)));

@@ -13,8 +13,8 @@ mod terminal;
 use anyhow::Result;
 use clap::Parser;
 use pinpipe::bench;
-use pinpipe::config::{Config, FileConfig, Overrides};
 use pinpipe::eventlog::Namespace;
+use pinpipe::settings::{FileConfig, Settings};
 
 use args::{BenchWhat, Cli, Command};
 
@@ -53,14 +53,11 @@ pub(crate) async fn main() -> std::process::ExitCode {
 
 async fn run(cli: Cli) -> Result<()> {
     let file = FileConfig::load(cli.global.config.as_deref())?;
-    let g = cli.global;
-    let overrides =
-        Overrides { data: g.data, id: g.id, source: g.source, log: g.log, streams: g.streams, lake: g.lake };
-    let cfg = Config::resolve(overrides, &file)?;
+    let cfg = Settings::resolve(cli.global.globals(), file)?;
     match cli.command {
         Command::Seed(args) => commands::seed(&cfg, args).await,
-        Command::Emulate(args) => commands::emulate(&cfg, &file, args).await,
-        Command::Gateway(args) => commands::serve_gateway(&cfg, &file, args).await,
+        Command::Emulate(args) => commands::emulate(&cfg, args).await,
+        Command::Gateway(args) => commands::serve_gateway(&cfg, args).await,
         Command::Topics { action } => commands::admin(&cfg, Namespace::Topics, action).await,
         Command::Streams { action } => commands::admin(&cfg, Namespace::Streams, action).await,
         Command::Sink(args) => commands::run_sink(&cfg, args).await,

@@ -28,6 +28,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use crate::contract::{self, Table};
+use crate::settings::LogUrl;
 
 /// Which family of logs an [`EventLog`] holds; the embedded backend keeps each in its own file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -196,9 +197,7 @@ pub enum Error {
     /// The embedded log's address space is used up (2^38 offsets per partition, 32,767 logs).
     #[error("{noun} `{name}` partition {partition} is full")]
     Full { noun: &'static str, name: String, partition: u32 },
-    #[error("unsupported event log URL `{0}` (expected embedded://DIR, kafka://HOST:PORT or kinesis://REGION)")]
-    UnsupportedUrl(String),
-    /// A URL of a known scheme with a bad part (no host, an unknown setting, …).
+    /// A URL the backend cannot work with (a bad setting, no region, streams on Kafka, …).
     #[error("invalid event log URL `{url}`: {reason}")]
     InvalidUrl { url: String, reason: String },
     /// A remote backend (Kafka broker, Kinesis endpoint) failed or could not be reached: nothing
@@ -287,35 +286,25 @@ impl std::fmt::Debug for ClientSettings {
     }
 }
 
-/// Opens the log named by `url` for `namespace`: `embedded://DIR`, `kafka://HOST:PORT[,…]` or
-/// `kinesis://REGION` (each backend's module documents the rest of its URL), with no settings
-/// beyond the URL's.
-pub async fn open(url: &str, namespace: Namespace) -> Result<Arc<dyn EventLog>> {
+/// Opens the log `url` names for `namespace` (each backend's module documents its URL), with no
+/// settings beyond the URL's.
+pub async fn open(url: &LogUrl, namespace: Namespace) -> Result<Arc<dyn EventLog>> {
     open_with(url, namespace, &ClientSettings::default()).await
 }
 
 /// [`open`] with the client settings of the configuration file.
-pub async fn open_with(url: &str, namespace: Namespace, settings: &ClientSettings) -> Result<Arc<dyn EventLog>> {
-    match url.split_once("://") {
-        Some(("embedded", dir)) if !dir.is_empty() => {
-            Ok(Arc::new(embedded::EmbeddedLog::open(dir.as_ref(), namespace).await?))
-        }
-        Some(("kafka", _)) => kafka::open(url, namespace, settings).await,
-        Some(("kinesis", _)) => kinesis::open(url, namespace).await,
-        _ => Err(Error::UnsupportedUrl(url.to_string())),
+pub async fn open_with(url: &LogUrl, namespace: Namespace, settings: &ClientSettings) -> Result<Arc<dyn EventLog>> {
+    match url {
+        LogUrl::Embedded(dir) => Ok(Arc::new(embedded::EmbeddedLog::open(dir, namespace).await?)),
+        LogUrl::Kafka(kafka) => kafka::open(kafka, namespace, settings).await,
+        LogUrl::Kinesis(kinesis) => kinesis::open(kinesis, namespace).await,
     }
-}
-
-/// `url` as it may be shown or logged: the values of secret settings (`sasl.password`, …) in a
-/// `kafka://` URL's query are replaced by `***`.
-pub fn display_url(url: &str) -> String {
-    kafka::redact_url(url)
 }
 
 /// Opens the log named by `url` and makes sure the three logs of pipeline `id` exist in it: what
 /// every stage does on start, so the six default topics and streams exist after the first one.
 pub async fn open_with_defaults(
-    url: &str,
+    url: &LogUrl,
     namespace: Namespace,
     id: &str,
     settings: &ClientSettings,

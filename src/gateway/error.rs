@@ -408,7 +408,7 @@ mod tests {
             (s, b.as_str()),
             (StatusCode::SERVICE_UNAVAILABLE, r#"{"error_code":50301,"message":"Service unavailable"}"#)
         );
-        let e = eventlog::Error::UnsupportedUrl("x://secret".into());
+        let e = eventlog::Error::InvalidUrl { url: "x://secret".into(), reason: "no".into() };
         let (s, ct, b) = reply(ApiError::kinesis(e)).await;
         assert_eq!(
             (s, ct.as_str(), b.as_str()),

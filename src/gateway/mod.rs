@@ -95,6 +95,9 @@ impl Default for GatewayConfig {
     }
 }
 
+/// The address `pinpipe gateway` listens on unless told otherwise (the Confluent REST proxy's
+/// usual port), and the emulator's default target.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8082";
 /// Default [`GatewayConfig::header_read_timeout`].
 pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default [`GatewayConfig::idle_timeout`].

@@ -27,17 +27,13 @@ use std::time::Duration;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::Worker;
 use crate::eventlog::{self, EventLog, Namespace};
 use crate::lake::Lake;
+use crate::settings::Worker;
 
-/// Default [`SinkConfig::flush_size`] (records per file).
-pub const DEFAULT_FLUSH_SIZE: usize = 1000;
-/// Default [`SinkConfig::flush_interval`].
-pub const DEFAULT_FLUSH_INTERVAL: Duration = Duration::from_secs(10);
-
-/// What `pinpipe sink` runs with.
-#[derive(Debug, Clone)]
+/// What `pinpipe sink` runs with ([`SinkConfig::new`] has the defaults; `[sink]` in
+/// `pinpipe.toml` and the flags change them through [`crate::settings::SinkSection`]).
+#[derive(Debug, Clone, PartialEq)]
 pub struct SinkConfig {
     /// Pipeline id: the sink consumes `<id>.pin`, `<id>.geo`, `<id>.user`.
     pub id: String,
@@ -50,6 +46,19 @@ pub struct SinkConfig {
     pub drain: bool,
     /// The share of the partitions this sink owns (`--worker I/N`); [`Worker::ALL`] by default.
     pub worker: Worker,
+}
+
+impl SinkConfig {
+    /// The defaults for pipeline `id`: files of 1000 records or 10 s, every partition.
+    pub fn new(id: &str, drain: bool) -> SinkConfig {
+        SinkConfig {
+            id: id.to_string(),
+            flush_size: 1000,
+            flush_interval: Duration::from_secs(10),
+            drain,
+            worker: Worker::ALL,
+        }
+    }
 }
 
 /// What a sink run did.

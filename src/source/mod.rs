@@ -32,6 +32,7 @@ use sqlx::QueryBuilder;
 use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
+use crate::settings::SourceUrl;
 use schema::{Dialect, INSERT_GEO, INSERT_PIN, INSERT_USER, MYSQL, SELECT_PIN, SQLITE};
 
 /// The random seed `pinpipe seed` uses when none is given.
@@ -106,8 +107,6 @@ pub struct User {
 /// Errors of the source database. URLs in messages never include a password.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("unsupported source URL `{url}`: {reason}")]
-    UnsupportedUrl { url: String, reason: &'static str },
     #[error("cannot create the folder {} for the SQLite source", path.display())]
     CreateDir {
         path: PathBuf,
@@ -207,47 +206,42 @@ impl Source {
     /// Connects to `sqlite://PATH` (relative or absolute; the file and its folder are created if
     /// missing, in WAL mode so readers never block the writer) or `mysql://user:pass@host:port/db`.
     /// Everything after `sqlite://` is the file path, as is.
-    pub async fn connect(url: &str) -> Result<Source, Error> {
-        let shown = redact(url);
-        let pool = if let Some(path) = url.strip_prefix("sqlite://") {
-            if path.is_empty() {
-                return Err(Error::UnsupportedUrl { url: shown, reason: "the SQLite file path is empty" });
-            }
-            let path = Path::new(path);
-            if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-                tokio::fs::create_dir_all(parent)
+    pub async fn connect(url: &SourceUrl) -> Result<Source, Error> {
+        let shown = url.to_string();
+        let pool = match url {
+            SourceUrl::Sqlite(path) => {
+                let path: &Path = path;
+                if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+                    tokio::fs::create_dir_all(parent)
+                        .await
+                        .map_err(|source| Error::CreateDir { path: parent.to_path_buf(), source })?;
+                }
+                let options = SqliteConnectOptions::new()
+                    .filename(path)
+                    .create_if_missing(true)
+                    .journal_mode(SqliteJournalMode::Wal)
+                    // With WAL, NORMAL cannot corrupt the file; it only may lose the last commits on
+                    // power loss, which re-running `seed` repairs.
+                    .synchronous(SqliteSynchronous::Normal)
+                    .busy_timeout(Duration::from_secs(30));
+                let pool = SqlitePoolOptions::new()
+                    .max_connections(4)
+                    .connect_with(options)
                     .await
-                    .map_err(|source| Error::CreateDir { path: parent.to_path_buf(), source })?;
+                    .map_err(|source| Error::Connect { url: shown.clone(), source })?;
+                Pool::Sqlite(pool)
             }
-            let options = SqliteConnectOptions::new()
-                .filename(path)
-                .create_if_missing(true)
-                .journal_mode(SqliteJournalMode::Wal)
-                // With WAL, NORMAL cannot corrupt the file; it only may lose the last commits on
-                // power loss, which re-running `seed` repairs.
-                .synchronous(SqliteSynchronous::Normal)
-                .busy_timeout(Duration::from_secs(30));
-            let pool = SqlitePoolOptions::new()
-                .max_connections(4)
-                .connect_with(options)
-                .await
-                .map_err(|source| Error::Connect { url: shown.clone(), source })?;
-            Pool::Sqlite(pool)
-        } else if url.starts_with("mysql://") {
-            let options =
-                MySqlConnectOptions::from_str(url).map_err(|source| Error::Connect { url: shown.clone(), source })?;
-            let pool = MySqlPoolOptions::new()
-                .max_connections(8)
-                .acquire_timeout(Duration::from_secs(10))
-                .connect_with(options)
-                .await
-                .map_err(|source| Error::Connect { url: shown.clone(), source })?;
-            Pool::MySql(pool)
-        } else {
-            return Err(Error::UnsupportedUrl {
-                url: shown,
-                reason: "expected sqlite://PATH or mysql://user:pass@host:port/db",
-            });
+            SourceUrl::Mysql(url) => {
+                let options = MySqlConnectOptions::from_str(url)
+                    .map_err(|source| Error::Connect { url: shown.clone(), source })?;
+                let pool = MySqlPoolOptions::new()
+                    .max_connections(8)
+                    .acquire_timeout(Duration::from_secs(10))
+                    .connect_with(options)
+                    .await
+                    .map_err(|source| Error::Connect { url: shown.clone(), source })?;
+                Pool::MySql(pool)
+            }
         };
         Ok(Source { pool, url: shown.into() })
     }
@@ -487,17 +481,6 @@ fn statements<T>(rows: Vec<T>) -> impl Iterator<Item = Vec<T>> {
     })
 }
 
-/// `url` with the password of its user-info part replaced by `***`, for messages and logs.
-fn redact(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
-    let authority_end = rest.find('/').unwrap_or(rest.len());
-    let Some(at) = rest[..authority_end].rfind('@') else { return url.to_owned() };
-    match rest[..at].split_once(':') {
-        Some((user, _password)) => format!("{scheme}://{user}:***{}", &rest[at..]),
-        None => url.to_owned(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -514,14 +497,6 @@ mod tests {
             send(&source.reader());
             send(&reader.post_at(0));
         };
-    }
-
-    #[test]
-    fn redact_hides_only_the_password() {
-        assert_eq!(redact("mysql://root:s3cr3t@db:3306/pins"), "mysql://root:***@db:3306/pins");
-        assert_eq!(redact("mysql://root@127.0.0.1:3306/test"), "mysql://root@127.0.0.1:3306/test");
-        assert_eq!(redact("sqlite:///tmp/a@b/source.db"), "sqlite:///tmp/a@b/source.db");
-        assert_eq!(redact("not a url"), "not a url");
     }
 
     #[test]

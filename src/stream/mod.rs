@@ -88,10 +88,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio_util::sync::CancellationToken;
 
 use crate::clean;
-use crate::config::Worker;
 use crate::contract::{self, Table};
 use crate::eventlog::{EventLog, Record};
 use crate::lake::Lake;
+use crate::settings::Worker;
 use delta::DeltaSink;
 use positions::Cursor;
 use round::commit_round;
@@ -99,18 +99,9 @@ use round::commit_round;
 pub use progress::Progress;
 pub use rejects::schema as rejects_schema;
 
-/// Default [`StreamConfig::max_batch_records`].
-pub const DEFAULT_MAX_BATCH: usize = 10_000;
-/// Default [`StreamConfig::max_latency`].
-pub const DEFAULT_MAX_LATENCY: Duration = Duration::from_secs(1);
-/// Default [`StreamConfig::lake_timeout`] of a draining job (`--drain`, `demo`): a job that
-/// follows the streams waits out the lake for as long as it takes.
-pub const DEFAULT_DRAIN_LAKE_TIMEOUT: Duration = Duration::from_secs(600);
-/// Default [`StreamConfig::checkpoint_every`].
-pub const DEFAULT_CHECKPOINT_EVERY: u64 = 100;
-
-/// What `pinpipe stream` runs with.
-#[derive(Debug, Clone)]
+/// What `pinpipe stream` runs with ([`StreamConfig::new`] has the defaults; `[stream]` in
+/// `pinpipe.toml` and the flags change them through [`crate::settings::StreamSection`]).
+#[derive(Debug, Clone, PartialEq)]
 pub struct StreamConfig {
     /// Pipeline id: reads `streaming-<id>-{pin,geo,user}`, writes `<id>_{pin,geo,user}_table`.
     pub id: String,
@@ -129,6 +120,23 @@ pub struct StreamConfig {
     /// default. Workers write the same tables: each partition's position is its own `txn` app id,
     /// and Delta appends from several writers commit one after another.
     pub worker: Worker,
+}
+
+impl StreamConfig {
+    /// The defaults for pipeline `id`: micro-batches of at most 10,000 records or 1 s, a
+    /// checkpoint every 100 commits, every partition; a job that follows the streams waits out
+    /// an unwritable lake for as long as it lasts, a draining one (`--drain`, `demo`) 10 minutes.
+    pub fn new(id: &str, drain: bool) -> StreamConfig {
+        StreamConfig {
+            id: id.to_string(),
+            max_batch_records: 10_000,
+            max_latency: Duration::from_secs(1),
+            drain,
+            checkpoint_every: 100,
+            lake_timeout: drain.then_some(Duration::from_secs(600)),
+            worker: Worker::ALL,
+        }
+    }
 }
 
 /// What one stream contributed during a run.

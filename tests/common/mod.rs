@@ -24,8 +24,8 @@ use tokio_util::sync::CancellationToken;
 /// The embedded topics and streams logs under `dir`, with the six default logs of `id`.
 pub async fn open_logs(dir: &Path, id: &str) -> (Arc<dyn EventLog>, Arc<dyn EventLog>) {
     let url = format!("embedded://{}", dir.join("log").display());
-    let topics = eventlog::open(&url, Namespace::Topics).await.expect("open topics log");
-    let streams = eventlog::open(&url, Namespace::Streams).await.expect("open streams log");
+    let topics = eventlog::open(&url.parse().unwrap(), Namespace::Topics).await.expect("open topics log");
+    let streams = eventlog::open(&url.parse().unwrap(), Namespace::Streams).await.expect("open streams log");
     eventlog::ensure_defaults(&*topics, id).await.expect("default topics");
     eventlog::ensure_defaults(&*streams, id).await.expect("default streams");
     (topics, streams)

@@ -35,7 +35,7 @@
 //! Kafka costs one fetch and changes nothing. No consumer-group offsets are committed: positions
 //! live in the outputs.
 //!
-//! The files: [`settings`] parses the URL and merges the settings, [`iam`] makes MSK IAM tokens,
+//! The files: [`settings`] merges the URL's settings with the table and our defaults, [`iam`] makes MSK IAM tokens,
 //! [`client`](mod@client) builds the librdkafka clients from both; [`admin`] creates, lists,
 //! describes and deletes topics and knows their partition counts; [`produce`] appends; [`read`]
 //! reads. This file holds [`KafkaLog`], the caches its parts share, and the [`EventLog`] impl that
@@ -60,9 +60,9 @@ use rdkafka::producer::FutureProducer;
 
 use self::client::{KafkaContext, client};
 use self::read::Reader;
-pub use self::settings::redact_url;
-use self::settings::{Settings, parse_url};
+use self::settings::Settings;
 use super::{Appended, ClientSettings, Error, EventLog, LogInfo, Namespace, NewRecord, Record, Result};
+use crate::settings::KafkaUrl;
 
 /// The name errors use for this backend.
 const BACKEND: &str = "Kafka";
@@ -89,10 +89,10 @@ pub struct KafkaLog {
 const TOKEN_REFRESH: Duration = Duration::from_secs(600);
 
 /// Opens the `kafka://` log `url` for `namespace` with the `[kafka]` settings of `settings`.
-pub async fn open(url: &str, namespace: Namespace, settings: &ClientSettings) -> Result<Arc<dyn EventLog>> {
+pub async fn open(url: &KafkaUrl, namespace: Namespace, settings: &ClientSettings) -> Result<Arc<dyn EventLog>> {
     if namespace != Namespace::Topics {
         return Err(Error::InvalidUrl {
-            url: redact_url(url),
+            url: url.to_string(),
             reason: "the Kafka backend holds topics only; streams go to embedded:// or kinesis://".into(),
         });
     }
@@ -101,26 +101,27 @@ pub async fn open(url: &str, namespace: Namespace, settings: &ClientSettings) ->
 
 impl KafkaLog {
     /// Connects to the cluster `url` names, with `table` (the `[kafka]` settings) under the URL's.
-    pub async fn open(url: &str, table: &BTreeMap<String, String>) -> Result<Self> {
-        let settings = parse_url(url, table)?;
+    pub async fn open(url: &KafkaUrl, table: &BTreeMap<String, String>) -> Result<Self> {
+        let settings = settings::resolve(url, table)?;
+        let url = url.to_string();
         let iam = match &settings.iam_region {
             Some(region) => Some(
                 iam::TokenSource::load(region)
                     .await
-                    .map_err(|reason| Error::InvalidUrl { url: redact_url(url), reason })?,
+                    .map_err(|reason| Error::InvalidUrl { url: url.clone(), reason })?,
             ),
             None => None,
         };
-        let producer: FutureProducer<KafkaContext> = client(&settings, &iam, true, url)?;
-        let admin: AdminClient<KafkaContext> = client(&settings, &iam, true, url)?;
-        let meta: BaseConsumer<KafkaContext> = client(&settings, &iam, false, url)?;
+        let producer: FutureProducer<KafkaContext> = client(&settings, &iam, true, &url)?;
+        let admin: AdminClient<KafkaContext> = client(&settings, &iam, true, &url)?;
+        let meta: BaseConsumer<KafkaContext> = client(&settings, &iam, false, &url)?;
         if let Some(source) = &iam {
             source.set_on(admin.inner()).await;
             source.set_on(meta.client()).await;
         }
         tracing::info!(brokers = %settings.brokers, iam = iam.is_some(), "Kafka event log opened");
         Ok(KafkaLog {
-            url: redact_url(url),
+            url,
             settings,
             iam,
             producer: RwLock::new(Arc::new(producer)),
@@ -214,7 +215,11 @@ mod tests {
 
     #[tokio::test]
     async fn an_unknown_setting_is_named() {
-        let err = KafkaLog::open("kafka://127.0.0.1:1?no.such.setting=1", &BTreeMap::new()).await.err().unwrap();
+        let url = KafkaUrl {
+            brokers: vec!["127.0.0.1:1".into()],
+            settings: BTreeMap::from([("no.such.setting".into(), "1".into())]),
+        };
+        let err = KafkaLog::open(&url, &BTreeMap::new()).await.err().unwrap();
         assert!(matches!(err, Error::InvalidUrl { .. }), "{err:?}");
         assert!(err.to_string().contains("no.such.setting"), "{err}");
     }

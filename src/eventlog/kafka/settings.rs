@@ -1,6 +1,7 @@
-//! The Kafka backend's settings: the `kafka://HOST:PORT[,HOST:PORT][?setting=value&…]` URL and the
-//! `[kafka]` table merged over our producer defaults, MSK IAM switched on by its own mechanism
-//! name, and secret values kept out of every message.
+//! The Kafka backend's settings: the `kafka://HOST:PORT[,HOST:PORT][?setting=value&…]` URL's
+//! settings ([`KafkaUrl`], parsed by the settings layer) and the `[kafka]` table merged over our
+//! producer defaults, MSK IAM switched on by its own mechanism name, and secret values kept out of
+//! every message.
 //!
 //! Fed by [`super::open`]; feeds every rdkafka client the backend builds.
 
@@ -8,6 +9,7 @@ use std::collections::BTreeMap;
 
 use super::iam;
 use crate::eventlog::{Error, Result};
+use crate::settings::KafkaUrl;
 
 /// Settings we set unless the user does; every other librdkafka default stays.
 pub(super) const DEFAULTS: &[(&str, &str)] = &[
@@ -43,13 +45,6 @@ pub(super) const PRODUCER_ONLY: &[&str] = &[
     "transactional.id",
 ];
 
-/// Setting keys whose values are secrets: never shown.
-pub(super) fn is_secret(key: &str) -> bool {
-    let key = key.to_ascii_lowercase();
-    ["password", "secret", "key.pem", "keystore", "token", "sasl.oauthbearer.config"].iter().any(|s| key.contains(s))
-        || key == "ssl.key.password"
-}
-
 /// The parsed URL and settings: what every client of one log is configured from.
 #[derive(Clone)]
 pub(super) struct Settings {
@@ -67,43 +62,22 @@ impl std::fmt::Debug for Settings {
     }
 }
 
-/// Parses `url` and merges its settings over `table` over [`DEFAULTS`].
-pub(super) fn parse_url(url: &str, table: &BTreeMap<String, String>) -> Result<Settings> {
-    let invalid = |reason: String| Error::InvalidUrl { url: redact_url(url), reason };
-    let rest = url.strip_prefix("kafka://").ok_or_else(|| Error::UnsupportedUrl(redact_url(url)))?;
-    let (hosts, query) = match rest.split_once('?') {
-        Some((h, q)) => (h, Some(q)),
-        None => (rest, None),
-    };
-    let hosts = hosts.trim_end_matches('/');
-    if hosts.is_empty() {
-        return Err(invalid("no broker address (expected kafka://HOST:PORT[,HOST:PORT])".into()));
-    }
-    for host in hosts.split(',') {
-        let ok = host.rsplit_once(':').is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok());
-        if !ok {
-            return Err(invalid(format!("broker address `{host}` is not HOST:PORT")));
-        }
-    }
+/// Merges the settings of `url` over `table` over [`DEFAULTS`].
+pub(super) fn resolve(url: &KafkaUrl, table: &BTreeMap<String, String>) -> Result<Settings> {
+    let invalid = |reason: String| Error::InvalidUrl { url: url.to_string(), reason };
+    let hosts = url.brokers.join(",");
     let mut pairs: BTreeMap<String, String> = DEFAULTS.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
     pairs.extend(table.iter().map(|(k, v)| (k.clone(), v.clone())));
-    if let Some(query) = query {
-        for (k, v) in url::form_urlencoded::parse(query.as_bytes()) {
-            if k.is_empty() {
-                return Err(invalid("a query pair has no setting name".into()));
-            }
-            pairs.insert(k.into_owned(), v.into_owned());
-        }
-    }
+    pairs.extend(url.settings.iter().map(|(k, v)| (k.clone(), v.clone())));
     if pairs.contains_key("bootstrap.servers") || pairs.contains_key("metadata.broker.list") {
         return Err(invalid("the brokers come from the URL's host list, not from `bootstrap.servers`".into()));
     }
-    pairs.insert("bootstrap.servers".into(), hosts.to_string());
+    pairs.insert("bootstrap.servers".into(), hosts.clone());
     let iam_region = if pairs.get("sasl.mechanism").is_some_and(|m| m.eq_ignore_ascii_case(iam::MECHANISM)) {
         pairs.insert("sasl.mechanism".into(), "OAUTHBEARER".into());
         pairs.entry("security.protocol".into()).or_insert_with(|| "SASL_SSL".into());
         let region = pairs.remove(iam::REGION_SETTING).or_else(|| std::env::var("AWS_REGION").ok());
-        let region = region.or_else(|| iam::region_from_brokers(hosts));
+        let region = region.or_else(|| iam::region_from_brokers(&hosts));
         Some(region.ok_or_else(|| {
             invalid(format!(
                 "sasl.mechanism={} needs a region: set `{}` or AWS_REGION",
@@ -114,30 +88,24 @@ pub(super) fn parse_url(url: &str, table: &BTreeMap<String, String>) -> Result<S
     } else {
         None
     };
-    Ok(Settings { brokers: hosts.to_string(), pairs, iam_region })
-}
-
-/// `url` with the values of secret query settings replaced, for messages and logs.
-pub fn redact_url(url: &str) -> String {
-    let Some((base, query)) = url.split_once('?') else { return url.to_string() };
-    let pairs: Vec<String> = query
-        .split('&')
-        .map(|pair| match pair.split_once('=') {
-            Some((k, _)) if is_secret(k) => format!("{k}=***"),
-            _ => pair.to_string(),
-        })
-        .collect();
-    format!("{base}?{}", pairs.join("&"))
+    Ok(Settings { brokers: hosts, pairs, iam_region })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn url(text: &str) -> KafkaUrl {
+        match text.parse() {
+            Ok(crate::settings::LogUrl::Kafka(url)) => url,
+            other => panic!("{text}: {other:?}"),
+        }
+    }
+
     #[test]
     fn urls_give_brokers_and_settings() {
         let table = BTreeMap::from([("client.id".to_string(), "from-table".to_string())]);
-        let s = parse_url("kafka://a:9092,b:9093?client.id=from-url&sasl.password=p%40ss", &table).unwrap();
+        let s = resolve(&url("kafka://a:9092,b:9093?client.id=from-url&sasl.password=p%40ss"), &table).unwrap();
         assert_eq!(s.brokers, "a:9092,b:9093");
         assert_eq!(s.pairs["bootstrap.servers"], "a:9092,b:9093");
         assert_eq!(s.pairs["client.id"], "from-url");
@@ -147,15 +115,8 @@ mod tests {
     }
 
     #[test]
-    fn bad_urls_name_what_is_wrong() {
-        let none = BTreeMap::new();
-        for (url, needle) in [
-            ("kafka://", "no broker"),
-            ("kafka://host", "`host` is not HOST:PORT"),
-            ("kafka://h:1?bootstrap.servers=x", "bootstrap.servers"),
-        ] {
-            let err = parse_url(url, &none).unwrap_err().to_string();
-            assert!(err.contains(needle), "{url}: {err}");
-        }
+    fn brokers_come_from_the_url_only() {
+        let err = resolve(&url("kafka://h:1?bootstrap.servers=x"), &BTreeMap::new()).unwrap_err().to_string();
+        assert!(err.contains("bootstrap.servers"), "{err}");
     }
 }

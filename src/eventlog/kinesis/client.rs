@@ -20,6 +20,7 @@ use aws_sdk_kinesis::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError
 
 use super::KinesisLog;
 use crate::eventlog::{Error, Namespace, Result};
+use crate::settings::{KinesisUrl, LogUrl};
 
 /// A failed Kinesis call, classified.
 pub(super) struct Failure {
@@ -77,30 +78,10 @@ impl Failure {
     }
 }
 
-/// The Kinesis URL's parts: the region (empty: from the AWS chain) and the endpoint override.
-fn parse_url(url: &str) -> Result<(Option<String>, Option<String>)> {
-    let invalid = |reason: &str| Error::InvalidUrl { url: url.to_string(), reason: reason.to_string() };
-    let rest = url.strip_prefix("kinesis://").ok_or_else(|| Error::UnsupportedUrl(url.to_string()))?;
-    let (region, query) = rest.split_once('?').unwrap_or((rest, ""));
-    let region = region.trim_end_matches('/');
-    if !region.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
-        return Err(invalid("the region may hold only letters, digits and `-`"));
-    }
-    let mut endpoint = None;
-    for (k, v) in url::form_urlencoded::parse(query.as_bytes()) {
-        match &*k {
-            "endpoint" if v.starts_with("http://") || v.starts_with("https://") => endpoint = Some(v.into_owned()),
-            "endpoint" => return Err(invalid("`endpoint` must be an http:// or https:// URL")),
-            other => return Err(invalid(&format!("unknown setting `{other}` (expected `endpoint`)"))),
-        }
-    }
-    Ok(((!region.is_empty()).then(|| region.to_string()), endpoint))
-}
-
 impl KinesisLog {
     /// Connects to Kinesis as `url` says (no call is made until the first operation).
-    pub async fn open(url: &str, namespace: Namespace) -> Result<KinesisLog> {
-        let (region, endpoint) = parse_url(url)?;
+    pub async fn open(url: &KinesisUrl, namespace: Namespace) -> Result<KinesisLog> {
+        let KinesisUrl { region, endpoint } = url.clone();
         let timeouts = TimeoutConfig::builder()
             .connect_timeout(Duration::from_secs(2))
             .operation_attempt_timeout(Duration::from_secs(4))
@@ -118,7 +99,7 @@ impl KinesisLog {
         let config = loader.load().await;
         if config.region().is_none() {
             return Err(Error::InvalidUrl {
-                url: url.to_string(),
+                url: LogUrl::Kinesis(url.clone()).to_string(),
                 reason: "no region: write kinesis://REGION or set AWS_REGION".to_string(),
             });
         }
@@ -129,23 +110,5 @@ impl KinesisLog {
             cursors: Mutex::new(HashMap::new()),
             round_robin: AtomicU64::new(0),
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn urls_name_a_region_and_an_endpoint() {
-        assert_eq!(parse_url("kinesis://us-east-1").unwrap(), (Some("us-east-1".into()), None));
-        assert_eq!(
-            parse_url("kinesis://eu-west-1?endpoint=http://127.0.0.1:4567").unwrap(),
-            (Some("eu-west-1".into()), Some("http://127.0.0.1:4567".into()))
-        );
-        assert_eq!(parse_url("kinesis://").unwrap(), (None, None));
-        assert!(matches!(parse_url("kinesis://us-east-1?shards=2"), Err(Error::InvalidUrl { .. })));
-        assert!(matches!(parse_url("kinesis://us-east-1?endpoint=localhost"), Err(Error::InvalidUrl { .. })));
-        assert!(matches!(parse_url("kinesis://us east"), Err(Error::InvalidUrl { .. })));
     }
 }

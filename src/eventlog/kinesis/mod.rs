@@ -69,6 +69,7 @@ use self::read::Cursor;
 use self::streams::Shard;
 use super::{Appended, Error, EventLog, LogInfo, Namespace, NewRecord, Record, Result};
 use crate::backoff::Backoff;
+use crate::settings::KinesisUrl;
 
 /// How long one append may take, retries included, before it fails as unavailable (the gateway
 /// then answers 503).
@@ -95,7 +96,7 @@ fn retry_backoff() -> Backoff {
 }
 
 /// Opens the log `url` names for `namespace`.
-pub async fn open(url: &str, namespace: Namespace) -> Result<Arc<dyn EventLog>> {
+pub async fn open(url: &KinesisUrl, namespace: Namespace) -> Result<Arc<dyn EventLog>> {
     Ok(Arc::new(KinesisLog::open(url, namespace).await?))
 }
 

@@ -1,11 +1,11 @@
 //! Setting values and their bounds, in one place for the command line, the `PINPIPE_*`
-//! environment and `pinpipe.toml`: durations (`10s`, `500ms`, `7d`), rates and counts, each
-//! parsed without overflow and checked against the range the setting allows.
+//! environment and `pinpipe.toml`: durations (`10s`, `500ms`, `7d`), rates, counts and worker
+//! shares, each parsed without overflow and checked against the range the setting allows.
 //!
 //! Fed by the CLI (clap value parsers built from the bounds below, so a flag and its variable
-//! fail the same way, naming the flag) and by [`crate::config`] (the same bounds for the file's
-//! keys, naming the key); feeds the stages the checked values. A value out of range is a
-//! one-line error saying what is allowed, never a panic later.
+//! fail the same way, naming the flag) and by [`super::sections`] (the same bounds for the file's
+//! keys); feeds the stages the checked values. A value out of range is a one-line error saying
+//! what is allowed, never a panic later.
 
 use std::fmt;
 use std::time::Duration;
@@ -209,6 +209,53 @@ pub const LAKE_TIMEOUT: DurationRange = DurationRange { min: secs(1), max: secs(
 /// `bench … --seconds`: how long a benchmark measures.
 pub const BENCH_DURATION: DurationRange = DurationRange { min: ms(100), max: DAY };
 
+/// Which share of the partitions one sink or stream worker owns. `--worker I/N` takes the
+/// partitions `p` with `p % N == I`, so N workers started as `0/N` … `N-1/N` split every topic or
+/// stream between them without overlap; each keeps its positions in the outputs, as one worker
+/// does, so workers can stop and start independently.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Worker {
+    pub index: u32,
+    pub count: u32,
+}
+
+impl Worker {
+    /// The only worker: every partition.
+    pub const ALL: Worker = Worker { index: 0, count: 1 };
+
+    /// True when this worker owns `partition`.
+    pub fn owns(&self, partition: u32) -> bool {
+        partition % self.count == self.index
+    }
+}
+
+impl Default for Worker {
+    fn default() -> Self {
+        Worker::ALL
+    }
+}
+
+impl std::fmt::Display for Worker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.index, self.count)
+    }
+}
+
+impl std::str::FromStr for Worker {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Worker, String> {
+        let bad = || format!("`{text}` is not a worker share I/N with 0 <= I < N, such as 0/2");
+        let (index, count) = text.trim().split_once('/').ok_or_else(bad)?;
+        let index: u32 = index.trim().parse().map_err(|_| bad())?;
+        let count: u32 = count.trim().parse().map_err(|_| bad())?;
+        if count == 0 || index >= count {
+            return Err(bad());
+        }
+        Ok(Worker { index, count })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -249,5 +296,18 @@ mod tests {
         assert!(EMULATOR_RATE.parse("NaN").unwrap_err().contains("out of range"));
         assert!(EMULATOR_RATE.parse("inf").unwrap_err().contains("out of range"));
         assert_eq!(MAX_BATCH.usize_parser()("1_000").unwrap(), 1000);
+    }
+
+    #[test]
+    fn worker_shares_split_partitions_without_overlap() {
+        let workers: Vec<Worker> = ["0/3", "1/3", "2/3"].iter().map(|w| w.parse().unwrap()).collect();
+        for p in 0..12 {
+            assert_eq!(workers.iter().filter(|w| w.owns(p)).count(), 1, "partition {p}");
+        }
+        assert!(Worker::ALL.owns(7));
+        for bad in ["", "1", "2/2", "0/0", "a/b", "-1/2"] {
+            assert!(bad.parse::<Worker>().is_err(), "{bad:?}");
+        }
+        assert_eq!("1/4".parse::<Worker>().unwrap().to_string(), "1/4");
     }
 }
