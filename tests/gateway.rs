@@ -5,17 +5,21 @@
 //! Most tests call `gateway::app` in-process (`tower::ServiceExt::oneshot`); the socket tests go
 //! through `gateway::serve` with reqwest and a hand-written chunked upload.
 
+mod common;
+
 use std::sync::Arc;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::http::{Method, Request, StatusCode, header};
 use http_body_util::BodyExt;
-use pinpipe::eventlog::{self, EventLog, Namespace};
-use pinpipe::gateway::{self, AppState, GatewayConfig};
+use pinpipe::eventlog::{EventLog, Namespace};
+use pinpipe::gateway::{self, GatewayConfig};
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tower::ServiceExt;
+
+use common::{GatewayEnv as Env, gateway_env as env_with};
 
 const KAFKA_JSON: &str = "application/vnd.kafka.json.v2+json";
 const PIN: &str = "pinterest.pin";
@@ -27,25 +31,6 @@ const PIN_VALUE: &str = r#"{"index": 7528, "unique_id": "fbe53c66-3442-4773-b19e
 
 /// A geo row as Python renders it: floats and a datetime string.
 const GEO_VALUE: &str = r#"{"ind": 7528, "timestamp": "2020-08-28 03:52:47", "latitude": -89.9787, "longitude": -173.293, "country": "Albania"}"#;
-
-struct Env {
-    _dir: tempfile::TempDir,
-    app: Router,
-    state: AppState,
-    topics: Arc<dyn EventLog>,
-    streams: Arc<dyn EventLog>,
-}
-
-async fn env_with(config: GatewayConfig) -> Env {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("embedded://{}", dir.path().display());
-    let topics = eventlog::open(&url.parse().unwrap(), Namespace::Topics).await.unwrap();
-    let streams = eventlog::open(&url.parse().unwrap(), Namespace::Streams).await.unwrap();
-    eventlog::ensure_defaults(&*topics, "pinterest").await.unwrap();
-    eventlog::ensure_defaults(&*streams, "pinterest").await.unwrap();
-    let state = AppState::new(config, topics.clone(), streams.clone()).unwrap();
-    Env { _dir: dir, app: gateway::app(state.clone()), state, topics, streams }
-}
 
 async fn env() -> Env {
     env_with(GatewayConfig::default()).await

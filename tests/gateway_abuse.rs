@@ -18,31 +18,18 @@ use axum::Router;
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode, header};
 use http_body_util::BodyExt;
-use pinpipe::eventlog::{self, EventLog, Namespace};
+use pinpipe::eventlog::{self, Namespace};
 use pinpipe::gateway::{self, AppState, GatewayConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
+use common::{GatewayEnv as Env, gateway_env as env_with};
+
 const KAFKA_JSON: &str = "application/vnd.kafka.json.v2+json";
 const PIN: &str = "pinterest.pin";
 const STREAM_PIN: &str = "streaming-pinterest-pin";
-
-struct Env {
-    _dir: tempfile::TempDir,
-    state: AppState,
-    app: Router,
-    topics: Arc<dyn EventLog>,
-    streams: Arc<dyn EventLog>,
-}
-
-async fn env_with(config: GatewayConfig) -> Env {
-    let dir = tempfile::tempdir().unwrap();
-    let (topics, streams) = common::open_logs(dir.path(), "pinterest").await;
-    let state = AppState::new(config, topics.clone(), streams.clone()).unwrap();
-    Env { _dir: dir, app: gateway::app(state.clone()), state, topics, streams }
-}
 
 /// A gateway with short timeouts and a small cap, serving on a loopback port.
 async fn serve(config: GatewayConfig) -> (Env, SocketAddr, CancellationToken) {

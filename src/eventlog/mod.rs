@@ -18,9 +18,9 @@
 //! ([`Record::native`]); a reader that stores that next to its offset can resume without
 //! re-reading the shard ([`EventLog::resume_hint`]).
 
-pub mod embedded;
-pub mod kafka;
-pub mod kinesis;
+mod embedded;
+mod kafka;
+pub(crate) mod kinesis;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

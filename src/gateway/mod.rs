@@ -32,12 +32,12 @@
 //! browser cannot send `x-api-key` (see [`status`]).
 
 pub mod body;
-pub mod connections;
-pub mod error;
-pub mod kafka_rest;
-pub mod kinesis;
+mod connections;
+mod error;
+mod kafka_rest;
+mod kinesis;
 mod layers;
-pub mod metrics;
+mod metrics;
 pub mod status;
 
 use std::sync::Arc;
@@ -99,11 +99,11 @@ impl Default for GatewayConfig {
 /// usual port), and the emulator's default target.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8082";
 /// Default [`GatewayConfig::header_read_timeout`].
-pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default [`GatewayConfig::idle_timeout`].
-pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(5);
+const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Default [`GatewayConfig::body_timeout`].
-pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(30);
+const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Everything a request needs; cheap to clone (one `Arc`).
 #[derive(Clone)]

@@ -30,9 +30,9 @@ pub use values::{Worker, display_duration, parse_duration};
 use crate::eventlog::ClientSettings;
 
 /// Default pipeline id: names the topics, streams and Delta tables.
-pub const DEFAULT_ID: &str = "pinterest";
+const DEFAULT_ID: &str = "pinterest";
 /// Default data folder: holds the embedded source, log, lake and results.
-pub const DEFAULT_DATA: &str = "./data";
+const DEFAULT_DATA: &str = "./data";
 
 /// Errors reading or checking the settings; each names the file, line and key, or the setting.
 #[derive(Debug, thiserror::Error)]

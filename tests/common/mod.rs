@@ -31,6 +31,24 @@ pub async fn open_logs(dir: &Path, id: &str) -> (Arc<dyn EventLog>, Arc<dyn Even
     (topics, streams)
 }
 
+/// A gateway's router over fresh embedded logs holding the six default logs of `pinterest`, for
+/// requests sent in-process (`tower::ServiceExt::oneshot`) or through a socket.
+pub struct GatewayEnv {
+    pub _dir: tempfile::TempDir,
+    pub state: gateway::AppState,
+    pub app: axum::Router,
+    pub topics: Arc<dyn EventLog>,
+    pub streams: Arc<dyn EventLog>,
+}
+
+/// A [`GatewayEnv`] with `config`.
+pub async fn gateway_env(config: gateway::GatewayConfig) -> GatewayEnv {
+    let dir = tempfile::tempdir().unwrap();
+    let (topics, streams) = open_logs(dir.path(), "pinterest").await;
+    let state = gateway::AppState::new(config, topics.clone(), streams.clone()).unwrap();
+    GatewayEnv { _dir: dir, app: gateway::app(state.clone()), state, topics, streams }
+}
+
 /// A gateway over `topics`/`streams` on a free loopback port; cancel the token to stop it.
 pub async fn spawn_gateway(
     config: gateway::GatewayConfig,

@@ -108,11 +108,6 @@ impl EmbeddedLog {
         })
     }
 
-    /// The SQLite file holding this log.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     async fn send<T>(&self, make: impl FnOnce(oneshot::Sender<Result<T>>) -> Command) -> Result<T> {
         let (reply, answer) = oneshot::channel();
         let sent = self.writer.lock().map_err(|_| Error::Closed)?.send(make(reply));

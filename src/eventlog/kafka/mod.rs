@@ -149,11 +149,6 @@ impl KafkaLog {
         }
     }
 
-    /// The brokers this log talks to.
-    pub fn brokers(&self) -> &str {
-        &self.settings.brokers
-    }
-
     /// Drops what this process knows of topic `name` (its partition count, its readers).
     fn forget(&self, name: &str) {
         if let Ok(mut cache) = self.partitions.lock() {
