@@ -58,8 +58,8 @@ impl Default for Retry {
     }
 }
 
-/// Everything one emulator run needs.
-#[derive(Debug, Clone)]
+/// Everything one emulator run needs. Its `Debug` never shows the API key.
+#[derive(Clone)]
 pub struct EmulatorConfig {
     /// Base URL of the gateway, stage path included (`http://127.0.0.1:8082/dev`).
     pub api: String,
@@ -76,6 +76,22 @@ pub struct EmulatorConfig {
     /// Picks the rows: the same seed sends the same rows.
     pub seed: u64,
     pub retry: Retry,
+}
+
+impl std::fmt::Debug for EmulatorConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmulatorConfig")
+            .field("api", &self.api)
+            .field("api_key", &self.api_key.as_ref().map(|_| "***"))
+            .field("id", &self.id)
+            .field("mode", &self.mode)
+            .field("count", &self.count)
+            .field("pace", &self.pace)
+            .field("concurrency", &self.concurrency)
+            .field("seed", &self.seed)
+            .field("retry", &self.retry)
+            .finish()
+    }
 }
 
 impl EmulatorConfig {

@@ -68,6 +68,10 @@ pub struct GlobalArgs {
     /// The lake: file://DIR or s3://bucket/prefix [default: file://<data>/lake]
     #[arg(long, global = true, env = "PINPIPE_LAKE", value_name = "URL")]
     pub lake: Option<LakeUrl>,
+    /// Print the settings the command would run with — after flags, PINPIPE_* variables, the
+    /// config file and the defaults — and exit without running it. Secrets show as ***.
+    #[arg(long, global = true)]
+    pub print_settings: bool,
     /// Log line format on stderr (filter with RUST_LOG, e.g. RUST_LOG=debug)
     #[arg(long, global = true, env = "PINPIPE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,

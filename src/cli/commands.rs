@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::CheckFailed;
 use super::args::{
-    AdminAction, BatchArgs, EmulateArgs, GatewayArgs, ReportArgs, ScheduleArgs, SeedArgs, SinkArgs, StreamArgs,
+    AdminAction, BatchArgs, Command, EmulateArgs, GatewayArgs, ReportArgs, ScheduleArgs, SeedArgs, SinkArgs, StreamArgs,
 };
 use super::terminal::{progress_bar, shutdown_on_signal};
 
@@ -74,14 +74,16 @@ pub(super) async fn seed(cfg: &Settings, args: SeedArgs) -> Result<()> {
     Ok(())
 }
 
-pub(super) async fn emulate(cfg: &Settings, args: EmulateArgs) -> Result<()> {
+/// What `emulate` runs with: its flags over `[emulator]` over the emulator's defaults.
+fn emulator_config(cfg: &Settings, args: &EmulateArgs) -> EmulatorConfig {
     let count = (!args.forever).then_some(args.count);
-    let mode = args.mode.into();
-    let ecfg = args
-        .section()
-        .or(cfg.file.emulator.clone())
-        .apply(EmulatorConfig { count, ..EmulatorConfig::new(&cfg.id, mode) });
-    let api = ecfg.api.clone();
+    let defaults = EmulatorConfig { count, ..EmulatorConfig::new(&cfg.id, args.mode.into()) };
+    args.section().or(cfg.file.emulator.clone()).apply(defaults)
+}
+
+pub(super) async fn emulate(cfg: &Settings, args: EmulateArgs) -> Result<()> {
+    let ecfg = emulator_config(cfg, &args);
+    let (api, count) = (ecfg.api.clone(), ecfg.count);
     let reader = source::Source::connect(&cfg.source).await.context("opening the source")?.reader().await?;
     let bar = progress_bar(count, "emulate");
     let on_progress: Arc<dyn Fn(u64) + Send + Sync> = {
@@ -119,10 +121,16 @@ pub async fn open_logs(cfg: &Settings) -> Result<(Arc<dyn EventLog>, Arc<dyn Eve
     Ok((topics, streams))
 }
 
-pub(super) async fn serve_gateway(cfg: &Settings, args: GatewayArgs) -> Result<()> {
+/// What `gateway` runs with: the address to listen on and the gateway's config, from its flags
+/// over `[gateway]` over the gateway's defaults.
+fn gateway_config(cfg: &Settings, args: &GatewayArgs) -> (String, gateway::GatewayConfig) {
     let section = args.section().or(cfg.file.gateway.clone());
     let listen = section.listen.clone().unwrap_or_else(|| gateway::DEFAULT_LISTEN.into());
-    let gcfg = section.apply(gateway::GatewayConfig::default());
+    (listen, section.apply(gateway::GatewayConfig::default()))
+}
+
+pub(super) async fn serve_gateway(cfg: &Settings, args: GatewayArgs) -> Result<()> {
+    let (listen, gcfg) = gateway_config(cfg, &args);
     let (topics, streams) = open_logs(cfg).await?;
     let lake = Lake::open(&cfg.lake).context("opening the lake for the status page")?;
     let results = cfg.results(args.out);
@@ -180,18 +188,23 @@ pub(super) async fn admin(cfg: &Settings, namespace: Namespace, action: AdminAct
     Ok(())
 }
 
+/// What `sink` runs with, and where it serves its metrics: its flags over `[sink]` over the
+/// sink's defaults.
+fn sink_config(cfg: &Settings, args: &SinkArgs) -> (sink::SinkConfig, Option<String>) {
+    let section = args.section().or(cfg.file.sink.clone());
+    (section.apply(sink::SinkConfig::new(&cfg.id, args.drain)), section.metrics_listen)
+}
+
 pub(super) async fn run_sink(cfg: &Settings, args: SinkArgs) -> Result<()> {
+    let (scfg, metrics_listen) = sink_config(cfg, &args);
     let log = eventlog::open_with_defaults(&cfg.log, Namespace::Topics, &cfg.id, &cfg.clients)
         .await
         .context("opening the topics log")?;
     let lake = Lake::open(&cfg.lake)?;
-    let section = args.section().or(cfg.file.sink.clone());
-    let scfg = section.apply(sink::SinkConfig::new(&cfg.id, args.drain));
     tracing::info!(lake = %lake.url(), log = %cfg.log, "sink starting");
     let shutdown = shutdown_on_signal();
     let metrics =
-        start_metrics(section.metrics_listen.as_deref(), observe::Worker::Sink, cfg, log.clone(), &lake, &shutdown)
-            .await?;
+        start_metrics(metrics_listen.as_deref(), observe::Worker::Sink, cfg, log.clone(), &lake, &shutdown).await?;
     let report = sink::run(&scfg, log, &lake, shutdown).await;
     stop_metrics(metrics).await?;
     let report = report?;
@@ -207,24 +220,24 @@ pub(super) async fn run_batch(cfg: &Settings, args: BatchArgs) -> Result<()> {
     Ok(())
 }
 
+/// What `stream` runs with, and where it serves its metrics: its flags over `[stream]` over the
+/// stream job's defaults.
+fn stream_config(cfg: &Settings, args: &StreamArgs) -> (stream::StreamConfig, Option<String>) {
+    let section = args.section().or(cfg.file.stream.clone());
+    (section.apply(stream::StreamConfig::new(&cfg.id, args.drain)), section.metrics_listen)
+}
+
 pub(super) async fn run_stream(cfg: &Settings, args: StreamArgs) -> Result<()> {
+    let (scfg, metrics_listen) = stream_config(cfg, &args);
     let streams = eventlog::open_with_defaults(&cfg.streams, Namespace::Streams, &cfg.id, &cfg.clients)
         .await
         .context("opening the streams log")?;
     let lake = Lake::open(&cfg.lake)?;
-    let section = args.section().or(cfg.file.stream.clone());
-    let scfg = section.apply(stream::StreamConfig::new(&cfg.id, args.drain));
     tracing::info!(lake = %lake.url(), streams = %cfg.streams, "stream job starting");
     let shutdown = shutdown_on_signal();
-    let metrics = start_metrics(
-        section.metrics_listen.as_deref(),
-        observe::Worker::Stream,
-        cfg,
-        streams.clone(),
-        &lake,
-        &shutdown,
-    )
-    .await?;
+    let metrics =
+        start_metrics(metrics_listen.as_deref(), observe::Worker::Stream, cfg, streams.clone(), &lake, &shutdown)
+            .await?;
     let report = stream::run(&scfg, streams, &lake, shutdown).await;
     stop_metrics(metrics).await?;
     let report = report?;
@@ -232,11 +245,18 @@ pub(super) async fn run_stream(cfg: &Settings, args: StreamArgs) -> Result<()> {
     Ok(())
 }
 
+/// What `schedule` runs with: the cron expression and the batch job's config, from its flags
+/// over `[batch]` over the defaults.
+fn schedule_config(cfg: &Settings, args: &ScheduleArgs) -> (String, batch::BatchConfig) {
+    let section = args.section().or(cfg.file.batch.clone());
+    let cron = section.cron.unwrap_or_else(|| schedule::DEFAULT_CRON.to_string());
+    (cron, batch::BatchConfig { id: cfg.id.clone(), out: cfg.results(section.out) })
+}
+
 pub(super) async fn run_schedule(cfg: &Settings, args: ScheduleArgs) -> Result<()> {
-    let batch = args.section().or(cfg.file.batch.clone());
-    let cron = schedule::Cron::parse(batch.cron.as_deref().unwrap_or(schedule::DEFAULT_CRON))?;
+    let (cron, bcfg) = schedule_config(cfg, &args);
+    let cron = schedule::Cron::parse(&cron)?;
     let lake = Lake::open(&cfg.lake)?;
-    let bcfg = batch::BatchConfig { id: cfg.id.clone(), out: cfg.results(batch.out) };
     let on_run = |run: &schedule::RunOutcome<'_>| match &run.result {
         Ok(report) => println!(
             "run {} (tick {}): ok in {:.1}s, {} records read; results in {}",
@@ -262,4 +282,33 @@ pub(super) fn rerender_report(cfg: &Settings, args: ReportArgs) -> Result<()> {
     let path = report::rerender(&out).with_context(|| format!("re-rendering the report in {}", out.display()))?;
     println!("report: {}", path.display());
     Ok(())
+}
+
+/// `--print-settings`: what `command` would run with (the global settings, then the stage's
+/// resolved config), printed instead of running it.
+pub(super) fn print_settings(cfg: &Settings, command: &Command) {
+    println!("{cfg}");
+    let stage = match command {
+        Command::Emulate(args) => format!("{:#?}", emulator_config(cfg, args)),
+        Command::Gateway(args) => {
+            let (listen, gcfg) = gateway_config(cfg, args);
+            format!("listen = {listen:?}\nresults = {:?}\n{gcfg:#?}", cfg.results(args.out.clone()))
+        }
+        Command::Sink(args) => {
+            let (scfg, metrics) = sink_config(cfg, args);
+            format!("metrics_listen = {metrics:?}\n{scfg:#?}")
+        }
+        Command::Stream(args) => {
+            let (scfg, metrics) = stream_config(cfg, args);
+            format!("metrics_listen = {metrics:?}\n{scfg:#?}")
+        }
+        Command::Batch(args) => format!("results = {:?}", cfg.results(args.out.clone())),
+        Command::Report(args) => format!("results = {:?}", cfg.results(args.out.clone())),
+        Command::Schedule(args) => {
+            let (cron, bcfg) = schedule_config(cfg, args);
+            format!("cron = {cron:?}\n{bcfg:#?}")
+        }
+        _ => return,
+    };
+    println!("{stage}");
 }

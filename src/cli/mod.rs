@@ -54,6 +54,10 @@ pub(crate) async fn main() -> std::process::ExitCode {
 async fn run(cli: Cli) -> Result<()> {
     let file = FileConfig::load(cli.global.config.as_deref())?;
     let cfg = Settings::resolve(cli.global.globals(), file)?;
+    if cli.global.print_settings {
+        commands::print_settings(&cfg, &cli.command);
+        return Ok(());
+    }
     match cli.command {
         Command::Seed(args) => commands::seed(&cfg, args).await,
         Command::Emulate(args) => commands::emulate(&cfg, args).await,

@@ -61,7 +61,8 @@ use metrics::Route;
 use crate::eventlog::{EventLog, Namespace};
 
 /// What the gateway is told by the CLI or the config file (`[gateway]` in `pinpipe.toml`).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Its `Debug` shows how many API keys there are, never their values.
+#[derive(Clone, PartialEq, Eq)]
 pub struct GatewayConfig {
     /// An API Gateway stage prefix such as `/dev`: the API routes then live only under it.
     /// `None`, `""` and `"/"` mean no prefix; a trailing `/` is ignored.
@@ -80,6 +81,19 @@ pub struct GatewayConfig {
     /// Most connections open at once; `None`: below the open-file limit
     /// ([`connections::default_max_connections`]).
     pub max_connections: Option<usize>,
+}
+
+impl std::fmt::Debug for GatewayConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GatewayConfig")
+            .field("base_path", &self.base_path)
+            .field("api_keys", &vec!["***"; self.api_keys.len()])
+            .field("header_read_timeout", &self.header_read_timeout)
+            .field("idle_timeout", &self.idle_timeout)
+            .field("body_timeout", &self.body_timeout)
+            .field("max_connections", &self.max_connections)
+            .finish()
+    }
 }
 
 impl Default for GatewayConfig {

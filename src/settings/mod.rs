@@ -114,6 +114,25 @@ impl Settings {
     }
 }
 
+impl std::fmt::Display for Settings {
+    /// The global settings as `key = value` lines, secrets shown as `***`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, "data = {:?}", self.data)?;
+        writeln!(f, "id = {:?}", self.id)?;
+        writeln!(f, "source = \"{}\"", self.source)?;
+        writeln!(f, "log = \"{}\"", self.log)?;
+        writeln!(f, "streams = \"{}\"", self.streams)?;
+        writeln!(f, "lake = \"{}\"", self.lake)?;
+        let kafka: Vec<String> = self
+            .clients
+            .kafka
+            .iter()
+            .map(|(k, v)| format!("{k:?} = {:?}", if url::is_secret(k) { "***" } else { v }))
+            .collect();
+        if kafka.is_empty() { write!(f, "kafka = {{}}") } else { write!(f, "kafka = {{ {} }}", kafka.join(", ")) }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
