@@ -231,7 +231,9 @@ pub fn space(dir: &std::path::Path) -> Option<Space> {
     if unsafe { libc::statvfs(path.as_ptr(), &mut stat) } != 0 {
         return None;
     }
+    #[allow(clippy::useless_conversion, reason = "the statvfs field types differ between platforms")]
     let unit = u64::try_from(stat.f_frsize).unwrap_or(0);
+    #[allow(clippy::useless_conversion, reason = "the statvfs field types differ between platforms")]
     let blocks = |n| u64::try_from(n).unwrap_or(0).saturating_mul(unit);
     Some(Space { free: blocks(stat.f_bavail), total: blocks(stat.f_blocks) })
 }

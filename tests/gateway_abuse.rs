@@ -180,7 +180,7 @@ async fn past_the_connection_cap_the_longest_idle_connection_makes_room() {
     let started = Instant::now();
     let answer = raw(addr, b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await;
     assert_eq!(status_and_body(&answer), ("HTTP/1.1 200 OK".to_string(), "ok".to_string()));
-    let body = format!(r#"{{"records":[{{"value":{{"a":1}}}}]}}"#);
+    let body = r#"{"records":[{"value":{"a":1}}]}"#;
     let produce = format!(
         "POST /topics/{PIN} HTTP/1.1\r\nHost: x\r\nContent-Type: {KAFKA_JSON}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
@@ -231,7 +231,9 @@ async fn bodies_of_the_wrong_form_bad_utf8_and_deep_nesting_are_refused_in_the_f
     let kafka = |code: u16, message: &str| format!(r#"{{"error_code":{code},"message":"{message}"}}"#);
     let kinesis = |kind: &str, message: &str| format!(r#"{{"__type":"{kind}","message":"{message}"}}"#);
     let not_utf8 = "malformed JSON: the request body is not UTF-8";
-    let cases: Vec<(Method, &str, &str, Vec<u8>, StatusCode, String)> = vec![
+    // (method, path, content type, body, expected status, expected body)
+    type Case<'a> = (Method, &'a str, &'a str, Vec<u8>, StatusCode, String);
+    let cases: Vec<Case> = vec![
         (
             Method::POST,
             &topic,

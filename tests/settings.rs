@@ -75,6 +75,7 @@ const SETTINGS: &[Setting] = &[
         ("PINPIPE_STREAMS", "kinesis://eu-west-1"),
     ),
     s(ADMIN, "", "lake = \"s3://bucket/p\"", &["--lake", "s3://bucket/p"], ("PINPIPE_LAKE", "s3://bucket/p")),
+    s(ADMIN, "", "log_format = \"json\"", &["--log-format", "json"], ("PINPIPE_LOG_FORMAT", "json")),
     s(
         GATEWAY,
         "gateway",
@@ -202,6 +203,7 @@ const BAD: &[Bad] = &[
     b(ADMIN, "", "log", "--log", "kafka://nohost", "\"kafka://nohost\""),
     b(ADMIN, "", "streams", "--streams", "kinesis://r?x=1", "\"kinesis://r?x=1\""),
     b(ADMIN, "", "lake", "--lake", "gs://b", "\"gs://b\""),
+    b(ADMIN, "", "log_format", "--log-format", "xml", "\"xml\""),
     b(GATEWAY, "gateway", "header_read_timeout", "--header-read-timeout", "2h", "\"2h\""),
     b(GATEWAY, "gateway", "idle_timeout", "--idle-timeout", "10ms", "\"10ms\""),
     b(GATEWAY, "gateway", "body_timeout", "--body-timeout", "ten", "\"ten\""),

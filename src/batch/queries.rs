@@ -94,7 +94,7 @@ fn spans(ctx: &SessionContext) -> Result<Vec<Span>, Error> {
     for (name, sql) in SHARED {
         let mut readers = (0..read.len()).filter(|&i| read[i].iter().any(|t| t == name));
         if let Some(first) = readers.next() {
-            spans.push(Span { name, sql, first, last: readers.last().unwrap_or(first) });
+            spans.push(Span { name, sql, first, last: readers.next_back().unwrap_or(first) });
         }
     }
     Ok(spans)

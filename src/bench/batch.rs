@@ -69,7 +69,7 @@ pub enum Error {
     #[error("opening the lake")]
     Lake(#[from] lake::Error),
     #[error("sink")]
-    Sink(#[from] sink::Error),
+    Sink(#[source] Box<sink::Error>),
     #[error("batch job")]
     Batch(#[from] batch::Error),
     #[error("serializing post {index}")]
@@ -80,6 +80,12 @@ pub enum Error {
     },
     #[error("{program} exited with {status}; its output ends with:\n{tail}")]
     Child { program: String, status: String, tail: String },
+}
+
+impl From<sink::Error> for Error {
+    fn from(e: sink::Error) -> Self {
+        Error::Sink(Box::new(e))
+    }
 }
 
 fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> Error {

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use pinpipe::bench::backend::Backend;
+use pinpipe::settings;
 use pinpipe::settings::values as range;
 use pinpipe::settings::{
     BatchSection, EmulatorSection, GatewaySection, Globals, LakeUrl, LogUrl, SinkSection, SourceUrl, StreamSection,
@@ -73,8 +74,9 @@ pub struct GlobalArgs {
     #[arg(long, global = true)]
     pub print_settings: bool,
     /// Log line format on stderr (filter with RUST_LOG, e.g. RUST_LOG=debug)
-    #[arg(long, global = true, env = "PINPIPE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
-    pub log_format: LogFormat,
+    /// [default: text; also `log_format`]
+    #[arg(long, global = true, env = "PINPIPE_LOG_FORMAT", value_enum)]
+    pub log_format: Option<LogFormat>,
 }
 
 impl GlobalArgs {
@@ -87,6 +89,10 @@ impl GlobalArgs {
             log: self.log.clone(),
             streams: self.streams.clone(),
             lake: self.lake.clone(),
+            log_format: self.log_format.map(|f| match f {
+                LogFormat::Text => settings::LogFormat::Text,
+                LogFormat::Json => settings::LogFormat::Json,
+            }),
         }
     }
 }

@@ -39,7 +39,6 @@ pub(crate) async fn main() -> std::process::ExitCode {
         }
         Err(e) => e.exit(),
     };
-    terminal::init_logging(cli.global.log_format);
     terminal::quiet_caught_upload_panics();
     terminal::raise_open_file_limit();
     match run(cli).await {
@@ -54,6 +53,7 @@ pub(crate) async fn main() -> std::process::ExitCode {
 async fn run(cli: Cli) -> Result<()> {
     let file = FileConfig::load(cli.global.config.as_deref())?;
     let cfg = Settings::resolve(cli.global.globals(), file)?;
+    terminal::init_logging(cfg.log_format);
     if cli.global.print_settings {
         commands::print_settings(&cfg, &cli.command);
         return Ok(());

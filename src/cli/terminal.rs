@@ -11,7 +11,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use pinpipe::observe;
 use tokio_util::sync::CancellationToken;
 
-use super::args::LogFormat;
+use pinpipe::settings::LogFormat;
 
 /// Log lines on stderr: text on a terminal (coloured) or elsewhere, JSON lines with
 /// `--log-format json`; filtered by `RUST_LOG`.

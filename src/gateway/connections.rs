@@ -80,6 +80,7 @@ pub fn open_file_limit() -> Option<u64> {
         let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
         // SAFETY: getrlimit only writes the struct it is given.
         let rc = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) };
+        #[allow(clippy::useless_conversion, reason = "rlim_t is not u64 on every Unix")]
         (rc == 0).then(|| u64::try_from(limit.rlim_cur).unwrap_or(u64::MAX))
     }
     #[cfg(not(unix))]
@@ -451,11 +452,12 @@ impl AsyncWrite for Interceptor {
         if this.swallow && this.rewrite.is_none() {
             return Poll::Ready(Ok(buf.len()));
         }
-        if this.rewrite.is_none() && !this.responding {
-            if let Some(bytes) = this.replacement(buf) {
-                this.rewrite = Some((bytes, 0));
-                this.swallow = true;
-            }
+        if this.rewrite.is_none()
+            && !this.responding
+            && let Some(bytes) = this.replacement(buf)
+        {
+            this.rewrite = Some((bytes, 0));
+            this.swallow = true;
         }
         this.responding = true;
         if let Some((bytes, written)) = &mut this.rewrite {

@@ -104,10 +104,10 @@ pub fn render(meta: &RunMeta, answers: &[AnswerTable]) -> String {
          <title>pinpipe batch report: {id}</title><style>{STYLE}</style></head><body><main>\n",
         id = escape(&meta.id),
     );
-    let _ = write!(
+    let _ = writeln!(
         out,
         "<h1>pinpipe batch report: {}</h1><p class=\"muted\">The last batch run over the lake's sink files: \
-         the answers to Q1–Q8, what was read and what was rejected.</p>\n",
+         the answers to Q1–Q8, what was read and what was rejected.</p>",
         escape(&meta.id)
     );
     out.push_str("<nav>");

@@ -11,9 +11,9 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use serde::de::{self, Deserializer};
 
-use super::Error;
 use super::sections::{BatchSection, EmulatorSection, GatewaySection, LogSection, SinkSection, StreamSection};
 use super::url::{LakeUrl, SourceUrl};
+use super::{Error, LogFormat};
 
 /// The contents of `pinpipe.toml`. Every key is optional.
 #[derive(Debug, Default, Clone, Deserialize)]
@@ -36,6 +36,8 @@ pub struct FileConfig {
     /// The lake: `file://DIR` or `s3://bucket/prefix` (default `file://<data>/lake`).
     #[serde(deserialize_with = "lake_url")]
     pub lake: Option<LakeUrl>,
+    /// Log line format on stderr: `text` (default) or `json`.
+    pub log_format: Option<LogFormat>,
     /// `[gateway]`: the ingest API.
     pub gateway: GatewaySection,
     /// `[emulator]`: the posting emulator.

@@ -49,6 +49,17 @@ pub enum Error {
     Invalid { field: &'static str, reason: String },
 }
 
+/// How diagnostic log lines are written on stderr (`--log-format`, `log_format`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
 /// `, `key``, or nothing when the key is not known.
 fn named(key: &str) -> String {
     if key.is_empty() { String::new() } else { format!(", `{key}`") }
@@ -63,6 +74,7 @@ pub struct Globals {
     pub log: Option<LogUrl>,
     pub streams: Option<LogUrl>,
     pub lake: Option<LakeUrl>,
+    pub log_format: Option<LogFormat>,
 }
 
 /// The global settings after flags, environment and file are merged, with the file's stage
@@ -77,6 +89,7 @@ pub struct Settings {
     /// The log of the streams.
     pub streams: LogUrl,
     pub lake: LakeUrl,
+    pub log_format: LogFormat,
     /// Backend client settings from the file (the `[kafka]` table).
     pub clients: ClientSettings,
     /// The file, whose stage sections the subcommands' flags fall back to.
@@ -104,8 +117,9 @@ impl Settings {
             _ => embedded,
         });
         let lake = over.lake.or_else(|| file.lake.clone()).unwrap_or_else(|| LakeUrl::File(data.join("lake")));
+        let log_format = over.log_format.or(file.log_format).unwrap_or_default();
         let clients = ClientSettings { kafka: file.kafka_settings()? };
-        Ok(Settings { data, id, source, log, streams, lake, clients, file })
+        Ok(Settings { data, id, source, log, streams, lake, log_format, clients, file })
     }
 
     /// Where batch results go: `flag` (`--out`), else `[batch] out`, else `<data>/results`.
@@ -123,6 +137,7 @@ impl std::fmt::Display for Settings {
         writeln!(f, "log = \"{}\"", self.log)?;
         writeln!(f, "streams = \"{}\"", self.streams)?;
         writeln!(f, "lake = \"{}\"", self.lake)?;
+        writeln!(f, "log_format = {:?}", self.log_format)?;
         let kafka: Vec<String> = self
             .clients
             .kafka

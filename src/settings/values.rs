@@ -38,7 +38,7 @@ pub fn display_duration(d: Duration) -> String {
     if ms == 0 && !d.is_zero() {
         return format!("{}us", d.as_micros());
     }
-    if ms % 1000 != 0 {
+    if !ms.is_multiple_of(1000) {
         return format!("{ms}ms");
     }
     let s = ms / 1000;

@@ -69,6 +69,9 @@ const BACKEND: &str = "Kafka";
 /// How long a metadata, watermark or admin request may take before the cluster counts as down.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// One reader per (topic, partition), each used by one read at a time.
+type Readers = HashMap<(String, u32), Arc<Mutex<Reader>>>;
+
 /// Topics on a Kafka cluster (see the module doc).
 pub struct KafkaLog {
     url: String,
@@ -78,7 +81,7 @@ pub struct KafkaLog {
     admin: Arc<AdminClient<KafkaContext>>,
     /// For metadata and watermarks (never assigned).
     meta: Arc<BaseConsumer<KafkaContext>>,
-    readers: Mutex<HashMap<(String, u32), Arc<Mutex<Reader>>>>,
+    readers: Mutex<Readers>,
     /// Topic → (partition count, when it was read).
     partitions: Mutex<HashMap<String, (u32, Instant)>>,
     /// When the admin and metadata clients last got an MSK IAM token.
