@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 /// The next wait of a retry loop.
 #[derive(Debug, Clone)]
-pub struct Backoff {
+pub(crate) struct Backoff {
     first: Duration,
     max: Duration,
     next: Duration,
@@ -31,17 +31,17 @@ impl Backoff {
     }
 
     /// How long the next [`Backoff::pause`] sleeps (for log lines).
-    pub fn next_wait(&self) -> Duration {
+    pub(crate) fn next_wait(&self) -> Duration {
         self.next
     }
 
     /// Starts again from the first wait (after a success).
-    pub fn reset(&mut self) {
+    pub(crate) fn reset(&mut self) {
         self.next = self.first;
     }
 
     /// Sleeps the next wait and doubles it; false when `shutdown` came first.
-    pub async fn pause(&mut self, shutdown: &CancellationToken) -> bool {
+    pub(crate) async fn pause(&mut self, shutdown: &CancellationToken) -> bool {
         let wait = self.next;
         self.next = (self.next * 2).min(self.max);
         tokio::select! {

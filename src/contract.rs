@@ -38,7 +38,7 @@ impl Table {
     }
 
     /// The table's name in the source database (SPEC §1).
-    pub fn source_table(self) -> &'static str {
+    pub(crate) fn source_table(self) -> &'static str {
         match self {
             Table::Pin => "pinterest_data",
             Table::Geo => "geolocation_data",
@@ -55,11 +55,6 @@ impl Table {
             Table::Geo => GEO_FIELDS,
             Table::User => USER_FIELDS,
         }
-    }
-
-    /// The table whose topic (`<id>.<table>`) or stream (`streaming-<id>-<table>`) is `log`.
-    pub fn of_log(id: &str, log: &str) -> Option<Table> {
-        Table::ALL.into_iter().find(|&t| log == topic(id, t) || log == stream(id, t))
     }
 }
 
@@ -146,7 +141,7 @@ pub const NO_TAGS: &str = "N,o, ,T,a,g,s, ,A,v,a,i,l,a,b,l,e";
 pub const IMAGE_SRC_ERROR: &str = "Image src error.";
 
 /// The placeholders that mean "no data", per pin column (matched exactly, in that column only).
-pub const PLACEHOLDERS: &[(&str, &[&str])] = &[
+pub(crate) const PLACEHOLDERS: &[(&str, &[&str])] = &[
     ("title", &[NO_TITLE]),
     ("description", &[NO_DESCRIPTION_STORY, NO_DESCRIPTION, UNTITLED]),
     ("poster_name", &[USER_INFO_ERROR]),
@@ -156,7 +151,7 @@ pub const PLACEHOLDERS: &[(&str, &[&str])] = &[
 ];
 
 /// What every `save_location` starts with; the cleaned column keeps the path after it.
-pub const SAVE_PREFIX: &str = "Local save in ";
+pub(crate) const SAVE_PREFIX: &str = "Local save in ";
 
 // ---- Names built from the pipeline id `<id>` (SPEC §4, §8).
 
@@ -171,7 +166,7 @@ pub fn stream(id: &str, table: Table) -> String {
 }
 
 /// The stream job's Delta table of `table`: `<id>_pin_table`.
-pub fn delta_table(id: &str, table: Table) -> String {
+pub(crate) fn delta_table(id: &str, table: Table) -> String {
     format!("{id}_{table}_table")
 }
 
@@ -185,13 +180,13 @@ pub const DELTA_DIR: &str = "delta";
 
 /// The `txn` app id under which a data table stores how far it holds `stream`'s `partition`
 /// (kafka-delta-ingest's one-app-id-per-partition scheme).
-pub fn data_app_id(stream: &str, partition: u32) -> String {
+pub(crate) fn data_app_id(stream: &str, partition: u32) -> String {
     format!("pinpipe-{stream}-{partition}")
 }
 
 /// The `txn` app id under which the rejects table stores how far it holds the rejects of
 /// `stream`'s `partition`.
-pub fn rejects_app_id(stream: &str, partition: u32) -> String {
+pub(crate) fn rejects_app_id(stream: &str, partition: u32) -> String {
     format!("pinpipe-rejects-{stream}-{partition}")
 }
 
@@ -207,9 +202,6 @@ mod tests {
         assert_eq!(rejects_table("p"), "p_rejects_table");
         assert_eq!(data_app_id("streaming-p-pin", 3), "pinpipe-streaming-p-pin-3");
         assert_eq!(rejects_app_id("streaming-p-geo", 0), "pinpipe-rejects-streaming-p-geo-0");
-        assert_eq!(Table::of_log("p", "streaming-p-user"), Some(Table::User));
-        assert_eq!(Table::of_log("p", "p.geo"), Some(Table::Geo));
-        assert_eq!(Table::of_log("p", "q.geo"), None);
     }
 
     #[test]

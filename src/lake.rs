@@ -48,7 +48,7 @@ pub enum Error {
 /// Free space under which a local lake counts as full — 16 MiB, or a twentieth of a smaller file
 /// system: a writer waits rather than start a write (a Delta commit, a sink file) that the disk
 /// cannot hold.
-pub const MIN_FREE_BYTES: u64 = 16 * 1024 * 1024;
+pub(crate) const MIN_FREE_BYTES: u64 = 16 * 1024 * 1024;
 
 /// Why the lake cannot take a write now, when the cause is the lake's state (retrying later may
 /// succeed) and not the write itself (a conflict, a missing table, a refused credential).
@@ -90,7 +90,7 @@ impl Trouble {
     }
 
     /// The `reason` label of the workers' metrics.
-    pub fn label(self) -> &'static str {
+    pub(crate) fn label(self) -> &'static str {
         match self {
             Trouble::Unreachable => "unreachable",
             Trouble::Full => "disk_full",
@@ -177,14 +177,14 @@ impl Lake {
 
     /// Bytes free for this process under a local lake's folder; `None` for object stores (or
     /// when the file system does not say).
-    pub fn free_bytes(&self) -> Option<u64> {
+    pub(crate) fn free_bytes(&self) -> Option<u64> {
         Some(space(self.local.as_deref()?)?.free)
     }
 
     /// True when a local lake has less than [`MIN_FREE_BYTES`] free (a twentieth of a smaller
     /// file system): a writer should wait for space ([`Trouble::Full`]) instead of starting a
     /// write.
-    pub fn is_nearly_full(&self) -> bool {
+    pub(crate) fn is_nearly_full(&self) -> bool {
         let Some(space) = self.local.as_deref().and_then(space) else { return false };
         space.free < MIN_FREE_BYTES.min(space.total / 20)
     }

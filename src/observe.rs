@@ -48,7 +48,7 @@ fn trouble_index(t: Trouble) -> usize {
 
 /// An error and every cause behind it, `outer: inner: innermost`, for log lines and messages
 /// (one line, where `{:#}` of `anyhow` is not at hand).
-pub struct ErrorChain<'a>(pub &'a (dyn std::error::Error + 'static));
+pub(crate) struct ErrorChain<'a>(pub &'a (dyn std::error::Error + 'static));
 
 impl std::fmt::Display for ErrorChain<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -63,18 +63,18 @@ impl std::fmt::Display for ErrorChain<'_> {
 }
 
 /// Records a failed (or not attempted) lake write of this process and why; it is retried.
-pub fn lake_trouble(trouble: Trouble) {
+pub(crate) fn lake_trouble(trouble: Trouble) {
     LAKE_FAILURES[trouble_index(trouble)].fetch_add(1, Ordering::Relaxed);
     LAKE_STATE.store(1 + trouble_index(trouble) as u64, Ordering::Relaxed);
 }
 
 /// Records that a lake write of this process succeeded.
-pub fn lake_ok() {
+pub(crate) fn lake_ok() {
     LAKE_STATE.store(0, Ordering::Relaxed);
 }
 
 /// What keeps this process's lake writes waiting now, if anything.
-pub fn lake_state() -> Option<Trouble> {
+pub(crate) fn lake_state() -> Option<Trouble> {
     match LAKE_STATE.load(Ordering::Relaxed) {
         1 => Some(Trouble::Unreachable),
         2 => Some(Trouble::Full),
@@ -96,7 +96,7 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for EventCounter {
 }
 
 /// The `WARN` and `ERROR` events counted so far in this process.
-pub fn log_events() -> (u64, u64) {
+pub(crate) fn log_events() -> (u64, u64) {
     (WARNINGS.load(Ordering::Relaxed), ERRORS.load(Ordering::Relaxed))
 }
 

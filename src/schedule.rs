@@ -49,7 +49,7 @@ impl Cron {
     }
 
     /// The first tick strictly after `after`.
-    pub fn next_after(&self, after: &DateTime<Utc>) -> Option<DateTime<Utc>> {
+    pub(crate) fn next_after(&self, after: &DateTime<Utc>) -> Option<DateTime<Utc>> {
         self.schedule.after(after).next()
     }
 }

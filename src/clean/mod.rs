@@ -23,8 +23,8 @@ use datafusion::arrow::record_batch::RecordBatch;
 pub use decode::parse_datetime;
 pub use rules::{parse_follower_count, unreadable_follower_counts};
 
+pub use crate::contract::Table;
 use crate::contract::WireType;
-pub use crate::contract::{PLACEHOLDERS, SAVE_PREFIX, Table};
 
 /// A record that cannot be cleaned, with why.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,11 +62,11 @@ pub enum Error {
 
 /// Timestamps are microseconds without a time zone: Spark's `timestamp_ntz` precision, and the
 /// values are UTC wall-clock times as the source wrote them.
-pub const TIMESTAMP: DataType = DataType::Timestamp(TimeUnit::Microsecond, None);
+pub(crate) const TIMESTAMP: DataType = DataType::Timestamp(TimeUnit::Microsecond, None);
 
 /// The type of geo's `coordinates`: a list of doubles whose element field is named `element`, as
 /// in Parquet's and Delta's list layout (Spark's `array<double>`).
-pub fn coordinates_type() -> DataType {
+pub(crate) fn coordinates_type() -> DataType {
     DataType::List(Arc::new(Field::new("element", DataType::Float64, true)))
 }
 

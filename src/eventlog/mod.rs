@@ -54,7 +54,7 @@ impl Namespace {
     }
 
     /// The name of `table`'s log in this namespace for pipeline `id` ([`crate::contract`]).
-    pub fn name_of(self, id: &str, table: Table) -> String {
+    pub(crate) fn name_of(self, id: &str, table: Table) -> String {
         match self {
             Namespace::Topics => contract::topic(id, table),
             Namespace::Streams => contract::stream(id, table),
@@ -228,7 +228,7 @@ pub enum Error {
 
 impl Error {
     /// True when the failure is the log's, not the caller's: retrying later may succeed.
-    pub fn is_unavailable(&self) -> bool {
+    pub(crate) fn is_unavailable(&self) -> bool {
         matches!(self, Error::Storage { .. } | Error::Io { .. } | Error::Closed | Error::Unavailable { .. })
     }
 }
@@ -331,7 +331,7 @@ pub async fn ensure_defaults(log: &dyn EventLog, id: &str) -> Result<()> {
 
 /// Checks a topic or stream name: 1–249 characters of `[A-Za-z0-9._-]`, as Kafka requires
 /// (Kinesis allows a subset of the same).
-pub fn validate_name(namespace: Namespace, name: &str) -> Result<()> {
+pub(crate) fn validate_name(namespace: Namespace, name: &str) -> Result<()> {
     let reason = if name.is_empty() {
         Some("it is empty")
     } else if name.len() > 249 {
@@ -351,7 +351,7 @@ pub fn validate_name(namespace: Namespace, name: &str) -> Result<()> {
 
 /// The partition a keyed record goes to: the key's MD5 as a 128-bit number, split evenly over the
 /// partitions — how Kinesis maps partition keys to shards' hash-key ranges.
-pub fn partition_for_key(key: &[u8], partitions: u32) -> u32 {
+pub(crate) fn partition_for_key(key: &[u8], partitions: u32) -> u32 {
     use md5::{Digest, Md5};
     let hash = u128::from_be_bytes(Md5::digest(key).into());
     // The top 64 bits scaled to [0, partitions): the same split as equal hash-key ranges.

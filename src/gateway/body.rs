@@ -21,7 +21,7 @@ pub use super::layers::MAX_BODY_BYTES;
 /// The deepest nesting of arrays and objects a record value or key may have. The jobs' JSON
 /// parser stops at 128 levels for a whole record; a value the gateway stores must be one they can
 /// read.
-pub const MAX_DEPTH: usize = 100;
+pub(crate) const MAX_DEPTH: usize = 100;
 
 /// The media type of `Content-Type` without parameters, if there is one.
 fn media_type(headers: &HeaderMap) -> Option<&[u8]> {
@@ -36,7 +36,7 @@ fn media_type(headers: &HeaderMap) -> Option<&[u8]> {
 /// `accepted` lists media types compared case-insensitively, parameters ignored. When
 /// `allow_untyped_empty` is set, a request without `Content-Type` passes this check and is
 /// refused only if its body turns out not to be empty (Kinesis `CreateStream` with no body).
-pub async fn read_body(
+pub(crate) async fn read_body(
     headers: &HeaderMap,
     body: Body,
     accepted: &[&str],
@@ -59,7 +59,7 @@ pub async fn read_body(
 
 /// Parses a request body as `T`, which must be a JSON object (so must every struct inside it
 /// that is read through [`Object`]): the text must be UTF-8 throughout, ignored fields included.
-pub fn parse_object<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, Error> {
+pub(crate) fn parse_object<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, Error> {
     let text = std::str::from_utf8(bytes).map_err(|_| Error::NotUtf8)?;
     serde_json::from_str::<Object<T>>(text).map(|o| o.0).map_err(|e| classify_json_error(e, bytes))
 }
@@ -68,7 +68,7 @@ pub fn parse_object<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, Error>
 /// fields in order (`[[{"value":1}]]` for `{"records":[{"value":1}]}`), which no client of these
 /// APIs means; wrapping a field's type in `Object` refuses that form.
 #[derive(Debug)]
-pub struct Object<T>(pub T);
+pub(crate) struct Object<T>(pub T);
 
 impl<'de, T: Deserialize<'de>> Deserialize<'de> for Object<T> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -91,7 +91,7 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Object<T> {
 ///
 /// A typed parse stops at the first shape error, before it has seen the whole text, so on a
 /// shape error the text is checked once more as plain JSON.
-pub fn classify_json_error(e: serde_json::Error, body: &[u8]) -> Error {
+pub(crate) fn classify_json_error(e: serde_json::Error, body: &[u8]) -> Error {
     use serde_json::error::Category;
     match e.classify() {
         Category::Data => match serde_json::from_slice::<serde::de::IgnoredAny>(body) {
@@ -114,7 +114,7 @@ pub fn compact_json(raw: &str) -> Vec<u8> {
 
 /// [`compact_json`], and how deep the text nests arrays and objects (0 for a scalar), measured
 /// on the same pass.
-pub fn compact_json_with_depth(raw: &str) -> (Vec<u8>, usize) {
+pub(crate) fn compact_json_with_depth(raw: &str) -> (Vec<u8>, usize) {
     let b = raw.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut run = 0; // start of the bytes not yet copied

@@ -93,7 +93,7 @@ pub async fn page() -> Response {
 }
 
 /// `GET /status.json`.
-pub async fn status_json(State(state): State<AppState>) -> Response {
+pub(crate) async fn status_json(State(state): State<AppState>) -> Response {
     let status = collect(&state).await;
     match to_json(&status) {
         Ok(body) => {
@@ -109,7 +109,7 @@ pub async fn status_json(State(state): State<AppState>) -> Response {
 }
 
 /// `GET /report.html`: the last batch report from the results folder, or 404.
-pub async fn report_page(State(state): State<AppState>) -> Response {
+pub(crate) async fn report_page(State(state): State<AppState>) -> Response {
     let Some(results) = state.status().and_then(|s| s.results.as_ref()) else {
         return reply(StatusCode::NOT_FOUND, "text/plain", b"this gateway does not know the results folder\n".to_vec());
     };

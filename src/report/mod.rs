@@ -29,7 +29,7 @@ use crate::contract::Table;
 pub use html::{charted_answers, render};
 
 /// The run metadata file the batch job writes beside its answers.
-pub const RUN_FILE: &str = "run.json";
+pub(crate) const RUN_FILE: &str = "run.json";
 /// The report's file name inside the results folder.
 pub const REPORT_FILE: &str = "report.html";
 
@@ -183,7 +183,7 @@ pub fn read_meta(out: &Path) -> Result<RunMeta, Error> {
 }
 
 /// Reads one answer back from `<out>/<name>.parquet`.
-pub fn read_answer(out: &Path, name: &str) -> Result<AnswerTable, Error> {
+pub(crate) fn read_answer(out: &Path, name: &str) -> Result<AnswerTable, Error> {
     if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
         return Err(Error::BadAnswerName { answer: name.to_string(), path: out.join(RUN_FILE) });
     }

@@ -10,7 +10,7 @@ pub fn partition_dir(topic: &str, partition: u32) -> String {
 }
 
 /// The folder (relative to the lake root) holding every partition of one topic.
-pub fn topic_dir(topic: &str) -> String {
+pub(crate) fn topic_dir(topic: &str) -> String {
     format!("topics/{topic}")
 }
 

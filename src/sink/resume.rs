@@ -42,7 +42,7 @@ pub const MARKER: &str = "_incarnation";
 /// What a partition's marker says: its files from offset `since` on hold records of the log
 /// incarnation `incarnation` (`None`: a log without identity, known by `check`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Marker {
+pub(crate) struct Marker {
     pub incarnation: Option<String>,
     pub since: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -52,7 +52,7 @@ pub struct Marker {
 /// The fingerprint of one record of a log without identity: where it is, when the log accepted
 /// it, and the MD5 of its value.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Check {
+pub(crate) struct Check {
     pub offset: u64,
     pub timestamp_ms: i64,
     pub md5: String,
@@ -70,7 +70,7 @@ impl Check {
 
 /// What the log says about one partition when the sink starts.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LogExtent {
+pub(crate) struct LogExtent {
     /// The partition's first readable offset.
     pub start: u64,
     /// The partition's end (next offset).
@@ -81,7 +81,7 @@ pub struct LogExtent {
 
 /// The last sink file of a partition and the offset after its last record.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ResumePoint {
+pub(crate) struct ResumePoint {
     /// The key of the last file of the current incarnation, if the partition has any.
     pub last_key: Option<Path>,
     /// The first offset no file holds yet.
@@ -143,7 +143,7 @@ pub enum Error {
 
 impl Error {
     /// True when the lake did not answer: retrying later may succeed.
-    pub fn is_lake_unavailable(&self) -> bool {
+    pub(crate) fn is_lake_unavailable(&self) -> bool {
         matches!(self, Error::List { .. } | Error::Get { .. } | Error::Put { .. })
     }
 }
@@ -152,7 +152,7 @@ impl Error {
 ///
 /// Objects in the folder other than sink files (`<topic>+<partition>+<offset>.json`) and the
 /// marker are ignored, so notes or a reader's side files never move the resume point.
-pub async fn find(
+pub(crate) async fn find(
     store: &dyn ObjectStore,
     dir: &Path,
     topic: &str,
@@ -247,7 +247,7 @@ pub async fn find(
 }
 
 /// Writes a partition's marker (before the first file of its incarnation).
-pub async fn write_marker(store: &dyn ObjectStore, dir: &Path, marker: &Marker) -> Result<(), Error> {
+pub(crate) async fn write_marker(store: &dyn ObjectStore, dir: &Path, marker: &Marker) -> Result<(), Error> {
     let key = dir.clone().join(MARKER);
     let body = serde_json::to_vec(marker).unwrap_or_default();
     store.put(&key, PutPayload::from(body)).await.map_err(|source| Error::Put { key: key.to_string(), source })?;
@@ -293,7 +293,7 @@ impl ResumePoint {
 
 /// The number of records in a sink file: its `\n` count (every line, the last included, ends in
 /// one, and the writer turns any line break inside a value into a space).
-pub fn count_lines(body: &[u8]) -> u64 {
+pub(crate) fn count_lines(body: &[u8]) -> u64 {
     body.iter().filter(|&&b| b == b'\n').count() as u64
 }
 

@@ -7,7 +7,7 @@
 //! stage reads too. Feeds [`super::generator`] only.
 
 pub use crate::contract::{
-    IMAGE_SRC_ERROR, NO_DESCRIPTION, NO_DESCRIPTION_STORY, NO_TAGS, NO_TITLE, SAVE_PREFIX, UNTITLED, USER_INFO_ERROR,
+    IMAGE_SRC_ERROR, NO_DESCRIPTION, NO_DESCRIPTION_STORY, NO_TAGS, NO_TITLE, UNTITLED, USER_INFO_ERROR,
 };
 /// `is_image_or_video` of an ordinary image pin.
 pub const MEDIA_IMAGE: &str = "image";
@@ -16,7 +16,7 @@ pub const MEDIA_VIDEO: &str = "video";
 /// `is_image_or_video` of a story pin; its description is always [`NO_DESCRIPTION_STORY`].
 pub const MEDIA_STORY: &str = "multi-video(story page format)";
 /// How a truncated description ends in the real data: an ellipsis and a no-break space.
-pub const TRUNCATION_MARK: &str = "…\u{a0}";
+pub(crate) const TRUNCATION_MARK: &str = "…\u{a0}";
 
 /// The words of one category: what its pins are about and how they are tagged.
 pub struct Category {
@@ -162,7 +162,7 @@ pub const CATEGORIES: [Category; 13] = [
 
 /// Adjectives shared by all categories, capitalised for titles.
 #[rustfmt::skip]
-pub const ADJECTIVES: &[&str] = &[
+pub(crate) const ADJECTIVES: &[&str] = &[
     "Easy", "Beautiful", "Simple", "Creative", "Cute", "Modern", "Vintage", "Amazing", "Cozy",
     "Minimalist", "Quick", "Stunning", "Unique", "Budget", "Rustic", "Elegant", "Colorful",
     "Classic", "Gorgeous", "Trendy",
@@ -170,7 +170,7 @@ pub const ADJECTIVES: &[&str] = &[
 
 /// Sentence openers for descriptions; `{}` is replaced by the subject.
 #[rustfmt::skip]
-pub const DESCRIPTION_OPENERS: &[&str] = &[
+pub(crate) const DESCRIPTION_OPENERS: &[&str] = &[
     "Looking for {} ideas? You are in the right place.",
     "Discover the best {} ideas and get inspired.",
     "This {} is easier than it looks.",
@@ -182,7 +182,7 @@ pub const DESCRIPTION_OPENERS: &[&str] = &[
 
 /// Second sentences of descriptions; `{}` is replaced by a setting of the category.
 #[rustfmt::skip]
-pub const DESCRIPTION_FOLLOW_UPS: &[&str] = &[
+pub(crate) const DESCRIPTION_FOLLOW_UPS: &[&str] = &[
     "Perfect for {}, with step by step instructions and plenty of photos.",
     "A great choice for {} that anyone can try at home.",
     "Save this pin for {} and come back to it later.",
@@ -192,13 +192,13 @@ pub const DESCRIPTION_FOLLOW_UPS: &[&str] = &[
 
 /// Suffixes of blog-style poster names ("Sarah's Kitchen", "The Crafty Studio").
 #[rustfmt::skip]
-pub const POSTER_SUFFIXES: &[&str] = &[
+pub(crate) const POSTER_SUFFIXES: &[&str] = &[
     "Studio", "Blog", "Design", "Magazine", "Co.", "Daily", "Life", "Collective", "Hub", "Journal",
 ];
 
 /// First names for users and posters (Faker-like, US English).
 #[rustfmt::skip]
-pub const FIRST_NAMES: &[&str] = &[
+pub(crate) const FIRST_NAMES: &[&str] = &[
     "Aaron", "Abigail", "Adam", "Alexander", "Alexis", "Alicia", "Amanda", "Amber", "Amy", "Andrea",
     "Andrew", "Angela", "Anna", "Anthony", "Ashley", "Benjamin", "Brandon", "Brian", "Brittany",
     "Caleb", "Carlos", "Catherine", "Charles", "Chelsea", "Christian", "Christina", "Christopher",
@@ -215,7 +215,7 @@ pub const FIRST_NAMES: &[&str] = &[
 
 /// Last names for users (Faker-like, US English).
 #[rustfmt::skip]
-pub const LAST_NAMES: &[&str] = &[
+pub(crate) const LAST_NAMES: &[&str] = &[
     "Adams", "Allen", "Alvarez", "Anderson", "Bailey", "Baker", "Barnes", "Bell", "Bennett",
     "Brooks", "Brown", "Butler", "Campbell", "Carter", "Castillo", "Chavez", "Clark", "Collins",
     "Cook", "Cooper", "Cox", "Cruz", "Davis", "Diaz", "Edwards", "Evans", "Fisher", "Flores",

@@ -31,7 +31,7 @@ const TIMESTAMP_RANGE: (i64, i64) = (1_506_816_000, 1_667_260_799);
 /// Users' join dates: 2015-10-01 00:00:00 to 2017-10-31 23:59:59 UTC, in Unix seconds.
 const JOINED_RANGE: (i64, i64) = (1_443_657_600, 1_509_494_399);
 /// The datetime text format of the source tables and of the emulator's JSON.
-pub const DATETIME_FORMAT: &str = "%Y-%m-%d %H:%M:%S";
+pub(crate) const DATETIME_FORMAT: &str = "%Y-%m-%d %H:%M:%S";
 
 /// Generates `rows` posts from `seed`: row `i` has `index`/`ind` = `i`.
 ///

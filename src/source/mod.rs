@@ -38,7 +38,7 @@ use schema::{Dialect, INSERT_GEO, INSERT_PIN, INSERT_USER, MYSQL, SELECT_PIN, SQ
 /// The random seed `pinpipe seed` uses when none is given.
 pub const DEFAULT_SEED: u64 = 42;
 /// The most rows [`Source::seed`] writes: the key columns are `INT`, as in the original schema.
-pub const MAX_ROWS: u64 = i32::MAX as u64;
+pub(crate) const MAX_ROWS: u64 = i32::MAX as u64;
 /// Rows per `INSERT` statement: 12 columns × 2,000 = 24,000 bound values, under SQLite's 32,766
 /// and MySQL's 65,535 placeholder limits, and about 1 MB of SQL text, under `max_allowed_packet`.
 const STATEMENT_ROWS: usize = 2_000;
