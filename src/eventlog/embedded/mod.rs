@@ -2,11 +2,16 @@
 //!
 //! Owns durability for the default, single-machine setup. One writer thread per process owns the
 //! write connection and does group commit: every append waiting when it wakes goes into one
-//! transaction and one fsync (`synchronous = FULL`), and each caller is answered only after that
-//! commit returned. Readers use their own connections, so the sink, the stream job and the admin
+//! transaction, committed with `synchronous = OFF`; a second thread ([`sync`]) then fsyncs the
+//! WAL once for every group committed meanwhile, and each caller is answered only after that
+//! fsync returned. Readers use their own connections, so the sink, the stream job and the admin
 //! commands read — from this process or others on the same `--data` — while a gateway appends;
 //! SQLite's locking serialises writers of different processes. A SIGKILL at any moment leaves
 //! every committed append whole and nothing of an uncommitted one (SQLite's WAL recovery).
+//!
+//! Known gap (issue #12): a reader sees a group as soon as it is committed, before its fsync
+//! returned, so after a power loss (not a process crash) a reader may have copied a record the
+//! log then no longer holds, whose offset a later record takes.
 //!
 //! Layout: `DIR/topics.db` and `DIR/streams.db` (one file per [`Namespace`]). A partition's next
 //! offset is one past its highest stored offset, read inside the writing transaction, so offsets
