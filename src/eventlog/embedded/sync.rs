@@ -49,9 +49,7 @@ pub(super) fn sync_and_answer(wal: &Path, committed: &mpsc::Receiver<Committed>,
             Ok(()) => {
                 let ends: Vec<End> = groups.iter().flat_map(|g| g.ends.iter().copied()).collect();
                 // Before anyone is answered: a caller reads its records at once, from any process.
-                if let Err(e) = durable.raise(&ends) {
-                    tracing::warn!(path = %wal.display(), error = %e, "cannot publish the log's durable ends to other processes");
-                }
+                durable.raise(&ends);
                 for group in groups {
                     group.answers.into_iter().for_each(Answer::send);
                     if let Some(published) = group.published {
