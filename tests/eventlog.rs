@@ -1,6 +1,7 @@
 //! The embedded event log across processes and crashes: a `pinpipe gateway` process appends
 //! while clients hammer it, gets SIGKILLed mid-flight, and every acknowledged record must be
 //! there afterwards — at its offset, whole, with offsets contiguous — and the log must go on.
+//! Readers in other processes see a record only once its fsync returned.
 
 mod common;
 
@@ -12,11 +13,21 @@ use std::time::Duration;
 
 use pinpipe::eventlog::{self, Namespace};
 
+/// The test hook of the embedded log: while the file it names exists, every fsync of a process
+/// started with it waits.
+const FSYNC_GATE: &str = "PINPIPE_TEST_FSYNC_GATE";
+
 /// Starts `pinpipe gateway` on a free port over `data`; returns the child and its base URL.
 fn start_gateway(data: &std::path::Path) -> (Child, String) {
+    start_gateway_with(data, &[])
+}
+
+/// [`start_gateway`] with more environment variables.
+fn start_gateway_with(data: &std::path::Path, env: &[(&str, &std::path::Path)]) -> (Child, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_pinpipe"))
         .args(["gateway", "--listen", "127.0.0.1:0", "--data"])
         .arg(data)
+        .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -147,4 +158,88 @@ async fn another_process_reads_and_administers_while_a_gateway_appends() {
     assert_eq!(common::values(&read), expected);
     child.kill().unwrap();
     child.wait().unwrap();
+}
+
+/// `pinpipe topics describe pinterest.pin` in another process: partition 0's (first, next).
+fn described(data: &std::path::Path, env: &[(&str, &std::path::Path)]) -> (u64, u64) {
+    let out = Command::new(env!("CARGO_BIN_EXE_pinpipe"))
+        .args(["topics", "describe", "pinterest.pin", "--data"])
+        .arg(data)
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8(out.stdout).unwrap();
+    let row = text.lines().map(|l| l.split_whitespace().collect::<Vec<_>>()).find(|w| w.first() == Some(&"0"));
+    let row = row.unwrap_or_else(|| panic!("no partition 0 in {text}"));
+    (row[1].parse().unwrap(), row[2].parse().unwrap())
+}
+
+/// Records stored in the log file, whether or not they are durable yet.
+fn stored(data: &std::path::Path) -> i64 {
+    let conn = rusqlite::Connection::open_with_flags(
+        data.join("log").join("topics.db"),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .unwrap();
+    conn.query_row("SELECT COUNT(*) FROM records", [], |r| r.get(0)).unwrap()
+}
+
+async fn until(what: &str, mut done: impl FnMut() -> bool) {
+    let started = std::time::Instant::now();
+    while !done() {
+        assert!(started.elapsed() < Duration::from_secs(20), "timed out waiting until {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn other_processes_read_a_record_only_once_its_fsync_returned() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    let gate = data.join("hold-fsync");
+    let held = [(FSYNC_GATE, gate.as_path())];
+    let (mut gateway, url) = start_gateway_with(data, &held);
+    let produce = |value: &'static str| {
+        let url = format!("{url}/topics/pinterest.pin");
+        tokio::spawn(async move {
+            reqwest::Client::new()
+                .post(url)
+                .header("content-type", "application/vnd.kafka.json.v2+json")
+                .body(format!(r#"{{"records":[{{"value":{value}}}]}}"#))
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
+        })
+    };
+
+    // The fsync held back: the record is committed, but neither answered nor readable elsewhere.
+    std::fs::write(&gate, b"").unwrap();
+    let first = produce(r#"{"a":1}"#);
+    until("the record is committed", || stored(data) == 1).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!first.is_finished(), "answered before its fsync");
+    assert_eq!(described(data, &held), (0, 0), "another process sees a record not yet synced");
+
+    // The fsync returns: the answer comes, and another process reads the record.
+    std::fs::remove_file(&gate).unwrap();
+    assert_eq!(first.await.unwrap().unwrap(), 200);
+    assert_eq!(described(data, &held), (0, 1));
+    let log = eventlog::open(&format!("embedded://{}", data.join("log").display()).parse().unwrap(), Namespace::Topics)
+        .await
+        .unwrap();
+    assert_eq!(common::values(&log.read("pinterest.pin", 0, 0, 10).await.unwrap()), [r#"{"a":1}"#]);
+    drop(log);
+
+    // A writer that dies between its commit and its fsync: the next process to open the log
+    // syncs what the file holds, and then the record is readable (it was never acknowledged).
+    std::fs::write(&gate, b"").unwrap();
+    let second = produce(r#"{"a":2}"#);
+    until("the second record is committed", || stored(data) == 2).await;
+    assert_eq!(described(data, &held), (0, 1));
+    gateway.kill().unwrap();
+    gateway.wait().unwrap();
+    assert!(second.await.unwrap().is_err(), "the killed gateway cannot have answered");
+    std::fs::remove_file(&gate).unwrap();
+    assert_eq!(described(data, &[]), (0, 2));
 }

@@ -9,9 +9,11 @@
 //! SQLite's locking serialises writers of different processes. A SIGKILL at any moment leaves
 //! every committed append whole and nothing of an uncommitted one (SQLite's WAL recovery).
 //!
-//! Known gap (issue #12): a reader sees a group as soon as it is committed, before its fsync
-//! returned, so after a power loss (not a process crash) a reader may have copied a record the
-//! log then no longer holds, whose offset a later record takes.
+//! Readers see only durable records: a partition is read, and described, up to its durable end
+//! ([`durable`]), which the fsync thread raises after each fsync and before it answers, in a
+//! small file beside the log that every process reads. A group committed but not yet synced is
+//! invisible everywhere, so a power loss cannot take back a record someone already copied and give
+//! its offset to another. A log opened anew syncs and publishes what its file already holds.
 //!
 //! Layout: `DIR/topics.db` and `DIR/streams.db` (one file per [`Namespace`]). A partition's next
 //! offset is one past its highest stored offset, read inside the writing transaction, so offsets
@@ -28,12 +30,14 @@
 //!
 //! The parts, in the order a record goes through them: [`EmbeddedLog`] (here) takes a call and
 //! sends it to the writer thread ([`writer`]), which places records by their
-//! [`rowid`](mod@rowid) and commits groups; the fsync thread ([`sync`]) syncs the WAL and answers;
+//! [`rowid`](mod@rowid) and commits groups; the fsync thread ([`sync`]) syncs the WAL, raises the
+//! durable ends ([`durable`]) and answers;
 //! the checkpoint thread ([`checkpoint`]) copies the WAL back. [`schema`] holds the tables and
 //! opens every connection. The read side (list, describe, read) is here, on pooled read-only
 //! connections.
 
 mod checkpoint;
+mod durable;
 mod rowid;
 mod schema;
 mod sync;
@@ -47,6 +51,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::oneshot;
 
 use self::checkpoint::checkpoint_until;
+use self::durable::DurableEnds;
 use self::rowid::{MAX_OFFSET, MAX_PARTITIONS, offset_of, partition_rowids, rowid};
 use self::schema::{Role, SCHEMA, migrate, open_connection, storage, storage_any};
 use self::sync::{sync_and_answer, wal_path};
@@ -55,12 +60,17 @@ use super::{
     Appended, Error, EventLog, LogInfo, Namespace, NewRecord, PartitionInfo, Position, Record, Result, validate_name,
 };
 
+/// How long opening a log waits for the records already in its file to be synced and published.
+const OPEN_SYNC_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// An event log stored in a local SQLite file (see the module doc).
 pub struct EmbeddedLog {
     namespace: Namespace,
     path: PathBuf,
     writer: Mutex<mpsc::Sender<Command>>,
     readers: Arc<Mutex<Vec<Connection>>>,
+    /// How far each partition is durable; readers stop there ([`durable`]).
+    durable: Arc<DurableEnds>,
     /// Dropped with the log, which ends the checkpoint thread.
     _stop_checkpoints: mpsc::Sender<()>,
 }
@@ -87,16 +97,19 @@ impl EmbeddedLog {
 
         let (tx, rx) = mpsc::channel();
         let (to_syncer, committed) = mpsc::channel();
+        let durable = Arc::new(DurableEnds::of(&path));
         let writer = Writer::new(conn, path.clone(), namespace, to_syncer);
+        let (opened, ends_published) = oneshot::channel();
         let spawn_failed = |source| Error::Io { path: path.display().to_string(), source };
         std::thread::Builder::new()
             .name(format!("eventlog-{}", namespace.noun()))
-            .spawn(move || writer.run(rx))
+            .spawn(move || writer.run(rx, opened))
             .map_err(spawn_failed)?;
         let wal = wal_path(&path);
+        let syncer_durable = Arc::clone(&durable);
         std::thread::Builder::new()
             .name(format!("fsync-{}", namespace.noun()))
-            .spawn(move || sync_and_answer(&wal, &committed))
+            .spawn(move || sync_and_answer(&wal, &committed, &syncer_durable))
             .map_err(spawn_failed)?;
         let (stop_checkpoints, stopped) = mpsc::channel();
         let checkpoint_path = path.clone();
@@ -104,11 +117,15 @@ impl EmbeddedLog {
             .name(format!("checkpoint-{}", namespace.noun()))
             .spawn(move || checkpoint_until(&checkpoint_path, &stopped))
             .map_err(spawn_failed)?;
+        // What the file already holds becomes readable once an fsync covered it; wait a little
+        // for that (a held-back fsync must not keep the log from opening).
+        let _ = tokio::time::timeout(OPEN_SYNC_WAIT, ends_published).await;
         Ok(EmbeddedLog {
             namespace,
             path,
             writer: Mutex::new(tx),
             readers: Arc::default(),
+            durable,
             _stop_checkpoints: stop_checkpoints,
         })
     }
@@ -123,18 +140,19 @@ impl EmbeddedLog {
     /// Runs `f` on a pooled read connection in the blocking pool.
     async fn with_reader<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&Connection, Namespace) -> Result<T> + Send + 'static,
+        f: impl FnOnce(&Connection, Namespace, &DurableEnds) -> Result<T> + Send + 'static,
     ) -> Result<T> {
         let pool = Arc::clone(&self.readers);
         let path = self.path.clone();
         let namespace = self.namespace;
+        let durable = Arc::clone(&self.durable);
         tokio::task::spawn_blocking(move || {
             let pooled = pool.lock().map_err(|_| Error::Closed)?.pop();
             let conn = match pooled {
                 Some(conn) => conn,
                 None => open_connection(&path, Role::Reader)?,
             };
-            let result = f(&conn, namespace);
+            let result = f(&conn, namespace, &durable);
             if let Ok(mut pool) = pool.lock() {
                 pool.push(conn);
             }
@@ -164,7 +182,7 @@ impl EventLog for EmbeddedLog {
     }
 
     async fn list(&self) -> Result<Vec<String>> {
-        self.with_reader(|conn, _| {
+        self.with_reader(|conn, _, _| {
             let mut stmt = conn.prepare_cached("SELECT name FROM logs ORDER BY name").map_err(storage_any)?;
             let names = stmt.query_map([], |row| row.get(0)).map_err(storage_any)?;
             names.collect::<rusqlite::Result<Vec<String>>>().map_err(storage_any)
@@ -174,8 +192,9 @@ impl EventLog for EmbeddedLog {
 
     async fn describe(&self, name: &str) -> Result<LogInfo> {
         let name = name.to_string();
-        self.with_reader(move |conn, namespace| {
+        self.with_reader(move |conn, namespace, durable| {
             let log = find_log(conn, namespace, &name)?;
+            let durable_ends = durable.ends_of(log.id, 0..log.partitions, log.first_offset);
             let mut extent = conn
                 .prepare_cached("SELECT MIN(pos), MAX(pos) FROM records WHERE pos BETWEEN ?1 AND ?2")
                 .map_err(storage_any)?;
@@ -184,8 +203,9 @@ impl EventLog for EmbeddedLog {
                 let (lo, hi) = partition_rowids(log.id, partition);
                 let (first, last): (Option<i64>, Option<i64>) =
                     extent.query_row([lo, hi], |row| Ok((row.get(0)?, row.get(1)?))).map_err(storage_any)?;
-                let end = last.map_or(log.first_offset, |last| offset_of(last) + 1);
-                partitions.push(PartitionInfo { partition, start: first.map_or(end, offset_of), end });
+                let stored = last.map_or(log.first_offset, |last| offset_of(last) + 1);
+                let end = stored.min(durable_ends[partition as usize]);
+                partitions.push(PartitionInfo { partition, start: first.map_or(end, offset_of).min(end), end });
             }
             Ok(LogInfo { name, partitions, incarnation: log.uid })
         })
@@ -207,10 +227,15 @@ impl EventLog for EmbeddedLog {
 
     async fn read(&self, name: &str, partition: u32, from: u64, max: usize) -> Result<Vec<Record>> {
         let name = name.to_string();
-        self.with_reader(move |conn, namespace| {
-            let FoundLog { id, partitions: count, .. } = find_log(conn, namespace, &name)?;
+        self.with_reader(move |conn, namespace, durable| {
+            let FoundLog { id, partitions: count, first_offset, .. } = find_log(conn, namespace, &name)?;
             if partition >= count {
                 return Err(Error::NoSuchPartition { noun: namespace.noun(), name, partition, partitions: count });
+            }
+            // Only what an fsync covered: never a record a power loss could still take back.
+            let end = durable.end_of(id, partition, first_offset);
+            if from >= end {
+                return Ok(Vec::new());
             }
             let mut stmt = conn
                 .prepare_cached(
@@ -218,7 +243,7 @@ impl EventLog for EmbeddedLog {
                 )
                 .map_err(storage_any)?;
             let limit = i64::try_from(max).unwrap_or(i64::MAX);
-            let (_, last) = partition_rowids(id, partition);
+            let last = rowid(id, partition, (end - 1).min(MAX_OFFSET));
             let first = rowid(id, partition, from.min(MAX_OFFSET));
             let rows = stmt
                 .query_map(params![first, last, limit], |row| {

@@ -2,8 +2,9 @@
 //! its commit is synced to disk.
 //!
 //! Owns [`Answer`] (a command's result held until its group's fate is known) and the syncing of the
-//! WAL file. Fed by [`super::writer`], which sends each committed group's answers here and commits
-//! the next group while this thread waits for the disk; feeds the callers of
+//! WAL file. Fed by [`super::writer`], which sends each committed group's answers and partition
+//! ends here and commits the next group while this thread waits for the disk; feeds the durable
+//! ends ([`super::durable`]), raised before anyone is answered, and the callers of
 //! [`super::EmbeddedLog`], whose oneshot channels get the answers. Leaves the commit itself to the
 //! writer and checkpoints to [`super::checkpoint`].
 
@@ -12,6 +13,7 @@ use std::sync::mpsc;
 
 use tokio::sync::oneshot;
 
+use super::durable::{self, DurableEnds, End};
 use super::writer::Command;
 use crate::eventlog::{Error, Position, Result};
 
@@ -22,34 +24,61 @@ pub(super) fn wal_path(db: &Path) -> PathBuf {
     PathBuf::from(wal)
 }
 
-/// The fsync thread: takes committed groups, syncs the WAL once for all that are waiting, then
-/// answers them. The writer meanwhile commits the next group, so one fsync covers several commits
-/// and the writer never waits for the disk. Ends when the writer does.
-pub(super) fn sync_and_answer(wal: &Path, committed: &mpsc::Receiver<Vec<Answer>>) {
+/// A committed group, as the writer hands it to the fsync thread.
+pub(super) struct Committed {
+    /// The answers its commands wait for.
+    pub answers: Vec<Answer>,
+    /// The partition ends it reached.
+    pub ends: Vec<End>,
+    /// Told once its ends are durable and published (the ends a newly opened log found).
+    pub published: Option<oneshot::Sender<()>>,
+}
+
+/// The fsync thread: takes committed groups, syncs the WAL once for all that are waiting,
+/// publishes the ends they reached as durable ([`DurableEnds`]), then answers them. The writer
+/// meanwhile commits the next group, so one fsync covers several commits and the writer never
+/// waits for the disk. Ends when the writer does.
+pub(super) fn sync_and_answer(wal: &Path, committed: &mpsc::Receiver<Committed>, durable: &DurableEnds) {
+    let gate = durable::gate();
     let mut file: Option<std::fs::File> = None;
     while let Ok(first) = committed.recv() {
         let mut groups = vec![first];
         groups.extend(committed.try_iter());
-        // The WAL exists once the first commit wrote it; it keeps its inode while the writer's
-        // connection is open (SQLite rewinds it, never replaces it).
-        let synced = match &file {
-            Some(f) => f.sync_data(),
-            None => std::fs::File::open(wal).and_then(|f| {
-                let result = f.sync_data();
-                file = Some(f);
-                result
-            }),
-        };
-        match synced {
-            Ok(()) => groups.into_iter().flatten().for_each(Answer::send),
+        durable::wait_at_gate(gate.as_ref());
+        match sync(wal, &mut file) {
+            Ok(()) => {
+                let ends: Vec<End> = groups.iter().flat_map(|g| g.ends.iter().copied()).collect();
+                // Before anyone is answered: a caller reads its records at once, from any process.
+                durable.raise(&ends);
+                for group in groups {
+                    group.answers.into_iter().for_each(Answer::send);
+                    if let Some(published) = group.published {
+                        let _ = published.send(());
+                    }
+                }
+            }
             Err(e) => {
                 tracing::error!(path = %wal.display(), error = %e, "syncing the event log failed");
                 file = None;
                 let failure = Error::Io { path: wal.display().to_string(), source: e };
-                for answer in groups.into_iter().flatten() {
+                for answer in groups.into_iter().flat_map(|g| g.answers) {
                     answer.fail(wal, &failure);
                 }
             }
+        }
+    }
+}
+
+/// Syncs the WAL, opening it on first use. The WAL exists once the first commit wrote it; it
+/// keeps its inode while the writer's connection is open (SQLite rewinds it, never replaces it).
+fn sync(wal: &Path, file: &mut Option<std::fs::File>) -> std::io::Result<()> {
+    match file {
+        Some(f) => f.sync_data(),
+        None => {
+            let f = std::fs::File::open(wal)?;
+            let result = f.sync_data();
+            *file = Some(f);
+            result
         }
     }
 }

@@ -5,9 +5,12 @@
 //! next offsets kept between commits (valid while `PRAGMA data_version` shows no other process
 //! wrote). Every command waiting when the thread wakes goes into one transaction.
 //!
-//! Fed by [`super::EmbeddedLog`] through an mpsc channel; feeds each committed group's answers to
-//! the fsync thread ([`super::sync`]), which answers the callers once the WAL is on disk. A failed
-//! commit is answered here, at once. Leaves the file's schema and connection settings to
+//! Fed by [`super::EmbeddedLog`] through an mpsc channel; feeds each committed group's answers and
+//! the partition ends it reached to the fsync thread ([`super::sync`]), which publishes the ends
+//! as durable and answers the callers once the WAL is on disk. A failed commit is answered here,
+//! at once. On start it hands the fsync thread the ends of everything already in the file, so
+//! records a writer committed and never synced (it died) become readable once an fsync covered
+//! them. Leaves the file's schema and connection settings to
 //! [`super::schema`] and the rowid layout to [`super::rowid`](mod@super::rowid).
 
 use std::collections::HashMap;
@@ -18,9 +21,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::oneshot;
 
+use super::durable;
 use super::rowid::{MAX_LOG_ID, MAX_OFFSET, log_rowids, offset_of, partition_rowids, rowid};
 use super::schema::{new_uid, storage};
-use super::sync::{Answer, clone_error, clone_sqlite};
+use super::sync::{Answer, Committed, clone_error, clone_sqlite};
 use crate::eventlog::{Error, Namespace, NewRecord, Position, Result, partition_for_key};
 
 /// Most records one group commit takes; more waiting appends go into the next one.
@@ -57,7 +61,9 @@ pub(super) struct Writer {
     /// Round-robin cursor per log, for records with neither key nor partition.
     round_robin: HashMap<String, u32>,
     /// Committed groups go here to be answered after the WAL is synced.
-    synced: mpsc::Sender<Vec<Answer>>,
+    synced: mpsc::Sender<Committed>,
+    /// The partition ends the group being applied reached.
+    reached: HashMap<(i64, u32), u64>,
 }
 
 impl Drop for Writer {
@@ -78,12 +84,7 @@ struct LogRow {
 }
 
 impl Writer {
-    pub(super) fn new(
-        conn: Connection,
-        path: PathBuf,
-        namespace: Namespace,
-        synced: mpsc::Sender<Vec<Answer>>,
-    ) -> Self {
+    pub(super) fn new(conn: Connection, path: PathBuf, namespace: Namespace, synced: mpsc::Sender<Committed>) -> Self {
         Writer {
             conn,
             path,
@@ -93,12 +94,20 @@ impl Writer {
             next: HashMap::new(),
             round_robin: HashMap::new(),
             synced,
+            reached: HashMap::new(),
         }
     }
 
-    /// The thread's body: takes what waits (up to [`MAX_GROUP_RECORDS`] records) as one group,
-    /// commits it, and goes on until every sender is gone.
-    pub(super) fn run(mut self, rx: mpsc::Receiver<Command>) {
+    /// The thread's body: hands the fsync thread the ends already in the file (`opened` is told
+    /// once they are published), then takes what waits (up to [`MAX_GROUP_RECORDS`] records) as
+    /// one group, commits it, and goes on until every sender is gone.
+    pub(super) fn run(mut self, rx: mpsc::Receiver<Command>, opened: oneshot::Sender<()>) {
+        match durable::current_ends(&self.conn) {
+            Ok(ends) => {
+                let _ = self.synced.send(Committed { answers: Vec::new(), ends, published: Some(opened) });
+            }
+            Err(e) => tracing::warn!(path = %self.path.display(), error = %e, "cannot read the log's ends"),
+        }
         while let Ok(first) = rx.recv() {
             let mut weight = first.weight();
             let mut group = vec![first];
@@ -118,13 +127,15 @@ impl Writer {
     /// Applies a group of commands in one transaction; answers each after the commit.
     fn commit_group(&mut self, group: Vec<Command>) {
         let mut answers: Vec<Answer> = Vec::with_capacity(group.len());
+        self.reached.clear();
         let outcome = self.apply(group, &mut answers);
         let committed = outcome.and_then(|()| self.conn.execute_batch("COMMIT").map_err(storage(&self.path)));
         match committed {
             Ok(()) => {
+                let ends = self.reached.drain().map(|((log, partition), end)| (log, partition, end)).collect();
                 // Durable only once the WAL is synced: the fsync thread answers.
-                if let Err(mpsc::SendError(answers)) = self.synced.send(answers) {
-                    for answer in answers {
+                if let Err(mpsc::SendError(group)) = self.synced.send(Committed { answers, ends, published: None }) {
+                    for answer in group.answers {
                         answer.fail(&self.path, &Error::Closed);
                     }
                 }
@@ -245,6 +256,7 @@ impl Writer {
                 .and_then(|mut s| s.execute(params![rowid(log.id, partition, offset), now, record.key, record.value]))
                 .map_err(storage(&self.path))?;
             *self.next_offset(log, partition)? += 1;
+            self.reached.insert((log.id, partition), offset + 1);
             positions.push(Position { partition, offset });
         }
         Ok(positions)
