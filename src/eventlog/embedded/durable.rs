@@ -15,13 +15,13 @@
 //! loss leaves on disk is behind the log or equal to it, never ahead (the next open catches up).
 //! Slots are found by hashing (log id, partition) with linear probing; a slot is claimed with a
 //! compare-and-swap, so writers of several processes share the table without a lock. Where the
-//! file cannot be mapped, the ends are kept in this process only (other processes then see a
-//! log's records once they open it).
+//! file cannot be mapped, or its table has no room left, the ends are kept in this process only
+//! (other processes then see those records once they open the log).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use memmap2::MmapRaw;
@@ -43,8 +43,10 @@ const SLOTS: usize = 1 << 16;
 pub(super) struct DurableEnds {
     /// The shared table, or `None` where the file could not be mapped.
     table: Option<MmapRaw>,
-    /// The ends this process raised: what readers here go by when there is no table.
-    known: Mutex<HashMap<(i64, u32), u64>>,
+    /// The ends the table has no room for (all of them, without a table): this process's only.
+    overflow: Mutex<HashMap<(i64, u32), u64>>,
+    /// Whether the table's lack of room was already reported.
+    reported_full: AtomicBool,
 }
 
 impl DurableEnds {
@@ -58,48 +60,55 @@ impl DurableEnds {
                 tracing::warn!(path = %path.display(), error = %e, "cannot map the durable ends; other processes see new records once they reopen the log");
             })
             .ok();
-        DurableEnds { table, known: Mutex::default() }
+        DurableEnds { table, overflow: Mutex::default(), reported_full: AtomicBool::new(false) }
     }
 
     /// Raises the ends of `ends` (never lowers one).
     pub(super) fn raise(&self, ends: &[End]) {
-        if let Ok(mut known) = self.known.lock() {
-            for &(log, partition, end) in ends {
-                let e = known.entry((log, partition)).or_default();
+        for &(log, partition, end) in ends {
+            if let Some(slot) = self.slot(log, partition, true) {
+                slot.fetch_max(end, Ordering::Release);
+                continue;
+            }
+            if self.table.is_some() && !self.reported_full.swap(true, Ordering::Relaxed) {
+                tracing::warn!(
+                    log,
+                    partition,
+                    "the durable-ends table is full; other processes see new records of some partitions once they reopen the log"
+                );
+            }
+            if let Ok(mut overflow) = self.overflow.lock() {
+                let e = overflow.entry((log, partition)).or_default();
                 *e = (*e).max(end);
             }
         }
-        let Some(slots) = self.slots() else { return };
-        for &(log, partition, end) in ends {
-            match find(slots, key(log, partition), true) {
-                Some(slot) => {
-                    slots[2 * slot + 1].fetch_max(end, Ordering::Release);
-                }
-                None => tracing::warn!(log, partition, "the durable-ends table is full"),
-            }
-        }
+    }
+
+    /// Whether every end of `ends` is already durable: publishing them again would change nothing.
+    pub(super) fn covers(&self, ends: &[End]) -> bool {
+        ends.iter().all(|&(log, partition, end)| self.end_of(log, partition, 0) >= end)
     }
 
     /// The durable end of each of `log`'s partitions in `partitions`: at least the log's first
     /// offset.
     pub(super) fn ends_of(&self, log: i64, partitions: std::ops::Range<u32>, first_offset: u64) -> Vec<u64> {
-        let known = self.known.lock().map(|k| k.clone()).unwrap_or_default();
-        partitions
-            .map(|partition| {
-                let shared = self
-                    .slots()
-                    .and_then(|slots| {
-                        find(slots, key(log, partition), false).map(|slot| slots[2 * slot + 1].load(Ordering::Acquire))
-                    })
-                    .unwrap_or(0);
-                first_offset.max(shared).max(known.get(&(log, partition)).copied().unwrap_or(0))
-            })
-            .collect()
+        partitions.map(|partition| self.end_of(log, partition, first_offset)).collect()
     }
 
-    /// The durable end of one partition ([`DurableEnds::ends_of`]).
+    /// The durable end of one partition: at least the log's first offset.
     pub(super) fn end_of(&self, log: i64, partition: u32, first_offset: u64) -> u64 {
-        self.ends_of(log, partition..partition + 1, first_offset)[0]
+        let end = match self.slot(log, partition, false) {
+            Some(slot) => slot.load(Ordering::Acquire),
+            None => self.overflow.lock().ok().and_then(|o| o.get(&(log, partition)).copied()).unwrap_or(0),
+        };
+        first_offset.max(end)
+    }
+
+    /// The end word of a partition's slot in the table; with `claim`, an empty slot is taken for
+    /// it when it has none.
+    fn slot(&self, log: i64, partition: u32, claim: bool) -> Option<&AtomicU64> {
+        let slots = self.slots()?;
+        find(slots, key(log, partition), claim).map(|slot| &slots[2 * slot + 1])
     }
 
     /// The table as `2 * SLOTS` words: a key, then its end.
@@ -158,20 +167,22 @@ fn find(slots: &[AtomicU64], key: u64, claim: bool) -> Option<usize> {
     None
 }
 
-/// The end of every partition of every log in the file as it is now: what an fsync taken after
-/// this makes durable.
+/// The end of every non-empty partition of every log in the file as it is now: what an fsync
+/// taken after this makes durable.
 pub(super) fn current_ends(conn: &Connection) -> rusqlite::Result<Vec<End>> {
-    let logs: Vec<(i64, u32, i64)> = conn
-        .prepare("SELECT id, partitions, first_offset FROM logs")?
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+    let logs: Vec<(i64, u32)> = conn
+        .prepare("SELECT id, partitions FROM logs")?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<rusqlite::Result<_>>()?;
     let mut last = conn.prepare_cached("SELECT MAX(pos) FROM records WHERE pos BETWEEN ?1 AND ?2")?;
     let mut ends = Vec::new();
-    for (log, partitions, first_offset) in logs {
+    for (log, partitions) in logs {
         for partition in 0..partitions {
             let (lo, hi) = partition_rowids(log, partition);
-            let max: Option<i64> = last.query_row([lo, hi], |r| r.get(0))?;
-            ends.push((log, partition, max.map_or(first_offset.max(0) as u64, |pos| offset_of(pos) + 1)));
+            // An empty partition has nothing to publish: readers start at the first offset.
+            if let Some(pos) = last.query_row([lo, hi], |r| r.get::<_, Option<i64>>(0))? {
+                ends.push((log, partition, offset_of(pos) + 1));
+            }
         }
     }
     Ok(ends)
@@ -209,6 +220,17 @@ mod tests {
         assert_eq!(other.end_of(2, 0, 0), 8);
         other.raise(&[(1, 1, 30)]);
         assert_eq!(ends.end_of(1, 1, 0), 30);
+        assert!(ends.covers(&[(1, 0, 10), (1, 1, 30)]) && ends.covers(&[]));
+        assert!(!ends.covers(&[(1, 0, 11)]));
+    }
+
+    #[test]
+    fn without_a_table_the_ends_stay_in_this_process() {
+        let ends = DurableEnds { table: None, overflow: Mutex::default(), reported_full: AtomicBool::new(false) };
+        ends.raise(&[(3, 1, 9)]);
+        ends.raise(&[(3, 1, 4)]);
+        assert_eq!(ends.ends_of(3, 0..2, 2), [2, 9]);
+        assert!(ends.covers(&[(3, 1, 9)]) && !ends.covers(&[(3, 0, 1)]));
     }
 
     #[test]

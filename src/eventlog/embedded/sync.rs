@@ -44,8 +44,12 @@ pub(super) fn sync_and_answer(wal: &Path, committed: &mpsc::Receiver<Committed>,
     while let Ok(first) = committed.recv() {
         let mut groups = vec![first];
         groups.extend(committed.try_iter());
-        durable::wait_at_gate(gate.as_ref());
-        match sync(wal, &mut file) {
+        // A newly opened log's ends that are all published already need no fsync.
+        let needs_sync = groups.iter().any(|g| !g.answers.is_empty() || !durable.covers(&g.ends));
+        if needs_sync {
+            durable::wait_at_gate(gate.as_ref());
+        }
+        match if needs_sync { sync(wal, &mut file) } else { Ok(()) } {
             Ok(()) => {
                 let ends: Vec<End> = groups.iter().flat_map(|g| g.ends.iter().copied()).collect();
                 // Before anyone is answered: a caller reads its records at once, from any process.
