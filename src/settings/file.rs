@@ -91,7 +91,7 @@ impl FileConfig {
 /// The line number of byte `offset` in `text` and the key written on that line, with its table
 /// (`sink.flush_size`), when there is one.
 fn locate(text: &str, offset: usize) -> (usize, String) {
-    let before = &text[..offset.min(text.len())];
+    let before = text.get(..offset).unwrap_or(text);
     let line = before.matches('\n').count() + 1;
     let current = text.lines().nth(line - 1).unwrap_or_default();
     let key = current.split_once('=').map(|(k, _)| k.trim().trim_matches('"')).unwrap_or_default();

@@ -43,7 +43,8 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
-    #[error("invalid config file {}, line {line}{}: {message}", .path.display(), named(.key))]
+    /// `line` is 0 when the parser does not say where (then neither line nor key is shown).
+    #[error("invalid config file {}{}: {message}", .path.display(), located(*.line, .key))]
     Parse { path: PathBuf, line: usize, key: String, message: String },
     #[error("invalid value for `{field}`: {reason}")]
     Invalid { field: &'static str, reason: String },
@@ -60,9 +61,13 @@ pub enum LogFormat {
     Json,
 }
 
-/// `, `key``, or nothing when the key is not known.
-fn named(key: &str) -> String {
-    if key.is_empty() { String::new() } else { format!(", `{key}`") }
+/// `, line N, `key``, or as much of it as is known.
+fn located(line: usize, key: &str) -> String {
+    match (line, key) {
+        (0, _) => String::new(),
+        (line, "") => format!(", line {line}"),
+        (line, key) => format!(", line {line}, `{key}`"),
+    }
 }
 
 /// The global values given on the command line or in the environment (each may be absent).

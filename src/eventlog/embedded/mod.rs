@@ -11,9 +11,10 @@
 //!
 //! Readers see only durable records: a partition is read, and described, up to its durable end
 //! ([`durable`]), which the fsync thread raises after each fsync and before it answers, in a
-//! small file beside the log that every process reads. A group committed but not yet synced is
-//! invisible everywhere, so a power loss cannot take back a record someone already copied and give
-//! its offset to another. A log opened anew syncs and publishes what its file already holds.
+//! small table beside the log that every process maps into its memory. A group committed but not
+//! yet synced is invisible everywhere, so a power loss cannot take back a record someone already
+//! copied and give its offset to another. A log opened anew syncs and publishes what its file
+//! already holds, when any of that is not durable yet.
 //!
 //! Layout: `DIR/topics.db` and `DIR/streams.db` (one file per [`Namespace`]). A partition's next
 //! offset is one past its highest stored offset, read inside the writing transaction, so offsets
