@@ -122,8 +122,11 @@ pub async fn run(
         None
     };
 
-    let topics = eventlog::open_with_defaults(&cfg.log, Namespace::Topics, &cfg.id, &cfg.clients).await?;
-    let streams = eventlog::open_with_defaults(&cfg.streams, Namespace::Streams, &cfg.id, &cfg.clients).await?;
+    let topics =
+        eventlog::open_with_defaults(&cfg.log, Namespace::Topics, &cfg.id, &cfg.clients, cfg.topics_policy).await?;
+    let streams =
+        eventlog::open_with_defaults(&cfg.streams, Namespace::Streams, &cfg.id, &cfg.clients, cfg.streams_policy)
+            .await?;
     let before = ends(&cfg.id, &*topics, &*streams).await?;
 
     let state = gateway::AppState::new(gateway::GatewayConfig::default(), topics.clone(), streams.clone())?;

@@ -12,9 +12,10 @@
 //! worker is waiting out a lake that is full or unreachable ([`lake_trouble`], fed by the sink's
 //! and the stream job's retry loops). The gateway has its own `/metrics` ([`crate::gateway::metrics`]).
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use axum::Router;
 use axum::extract::State;
@@ -38,6 +39,26 @@ static ERRORS: AtomicU64 = AtomicU64::new(0);
 static LAKE_STATE: AtomicU64 = AtomicU64::new(0);
 /// Failed lake writes by [`Trouble`]: unreachable, full.
 static LAKE_FAILURES: [AtomicU64; 2] = [AtomicU64::new(0), AtomicU64::new(0)];
+/// Records retention removed before this process read them and that it skipped
+/// (`--on-gap skip`), by (log, partition).
+static SKIPPED: Mutex<BTreeMap<(String, u32), u64>> = Mutex::new(BTreeMap::new());
+
+/// Records (in the log and in `/metrics`) that this process skips records `from..start` of a
+/// partition, which retention removed before they were read (`--on-gap skip`).
+pub(crate) fn gap_skipped(log: &str, partition: u32, from: u64, start: u64) {
+    let lost = start.saturating_sub(from);
+    tracing::warn!(
+        log,
+        partition,
+        from,
+        start,
+        lost,
+        "records were removed by retention before they were read; skipping them (--on-gap skip)"
+    );
+    if let Ok(mut skipped) = SKIPPED.lock() {
+        *skipped.entry((log.to_string(), partition)).or_default() += lost;
+    }
+}
 
 fn trouble_index(t: Trouble) -> usize {
     match t {
@@ -265,6 +286,18 @@ impl WorkerMetrics {
         for t in [Trouble::Unreachable, Trouble::Full] {
             let n = LAKE_FAILURES[trouble_index(t)].load(Ordering::Relaxed);
             let _ = writeln!(out, "pinpipe_{w}_lake_failures_total{{reason=\"{}\"}} {n}", t.label());
+        }
+        family(
+            &mut out,
+            "skipped_records_total",
+            "counter",
+            "Records retention removed before this worker read them, skipped with --on-gap skip.",
+        );
+        if let Ok(skipped) = SKIPPED.lock() {
+            for ((log, partition), n) in skipped.iter() {
+                let _ =
+                    writeln!(out, "pinpipe_{w}_skipped_records_total{{log=\"{log}\",partition=\"{partition}\"}} {n}");
+            }
         }
         let (warnings, errors) = log_events();
         out.push_str(

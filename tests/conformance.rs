@@ -86,7 +86,7 @@ fn assert_contiguous(records: &[Record]) {
 async fn round_trip_is_byte_identical(b: Backend) {
     let log = &*b.log;
     let name = fresh_name("roundtrip");
-    log.create(&name, 3).await.expect("create");
+    log.create(&name, 3, None).await.expect("create");
     let values: Vec<Vec<u8>> = vec![
         br#"{"index":1,"unique_id":"a","title":"Caf\u00e9 ideas","follower_count":"10k"}"#.to_vec(),
         "{\"title\":\"日本語のタイトル 🎨\",\"tag_list\":\"a,b\"}".as_bytes().to_vec(),
@@ -118,7 +118,7 @@ async fn round_trip_is_byte_identical(b: Backend) {
 async fn one_key_keeps_one_partition_in_order(b: Backend) {
     let log = &*b.log;
     let name = fresh_name("keyed");
-    log.create(&name, 4).await.expect("create");
+    log.create(&name, 4, None).await.expect("create");
     for i in 0..20 {
         let r = NewRecord { key: Some(b"same-key".to_vec()), value: format!("{i}").into_bytes(), partition: None };
         log.append(&name, vec![r]).await.expect("append");
@@ -135,7 +135,7 @@ async fn one_key_keeps_one_partition_in_order(b: Backend) {
 async fn explicit_partition_is_honoured(b: Backend) {
     let log = &*b.log;
     let name = fresh_name("explicit");
-    log.create(&name, 3).await.expect("create");
+    log.create(&name, 3, None).await.expect("create");
     let records =
         (0..3u32).map(|p| NewRecord { key: None, value: format!("to-{p}").into_bytes(), partition: Some(p) }).collect();
     let appended = log.append(&name, records).await.expect("append");
@@ -153,7 +153,7 @@ async fn explicit_partition_is_honoured(b: Backend) {
 /// their order, and offsets stay contiguous per partition.
 async fn concurrent_appenders_lose_nothing(b: Backend) {
     let name = fresh_name("concurrent");
-    b.log.create(&name, 2).await.expect("create");
+    b.log.create(&name, 2, None).await.expect("create");
     let (appenders, appends, per_append) = (8, 12, 5);
     let mut tasks = Vec::new();
     for a in 0..appenders {
@@ -199,7 +199,7 @@ async fn concurrent_appenders_lose_nothing(b: Backend) {
 async fn read_starts_at_the_given_offset(b: Backend) {
     let log = &*b.log;
     let name = fresh_name("from");
-    log.create(&name, 1).await.expect("create");
+    log.create(&name, 1, None).await.expect("create");
     for chunk in 0..5 {
         let records = (0..10).map(|i| NewRecord::value(format!("r{}", chunk * 10 + i))).collect();
         log.append(&name, records).await.expect("append");
@@ -231,10 +231,10 @@ async fn read_starts_at_the_given_offset(b: Backend) {
 async fn admin_round_trip(b: Backend) {
     let log = &*b.log;
     let name = fresh_name("admin");
-    let info = log.create(&name, 3).await.expect("create");
+    let info = log.create(&name, 3, None).await.expect("create");
     assert_eq!(info.name, name);
     assert_eq!(info.partitions.iter().map(|p| p.partition).collect::<Vec<_>>(), [0, 1, 2]);
-    assert!(matches!(log.create(&name, 1).await, Err(Error::AlreadyExists { .. })));
+    assert!(matches!(log.create(&name, 1, None).await, Err(Error::AlreadyExists { .. })));
     assert!(log.list().await.expect("list").contains(&name));
     let described = log.describe(&name).await.expect("describe");
     assert_eq!(described.partitions.len(), 3);
@@ -256,7 +256,7 @@ async fn admin_round_trip(b: Backend) {
     assert!(matches!(log.append(&missing, vec![NewRecord::value("x")]).await, Err(Error::NotFound { .. })));
     assert!(matches!(log.read(&missing, 0, 0, 1).await, Err(Error::NotFound { .. })));
     assert!(matches!(log.delete(&missing).await, Err(Error::NotFound { .. })));
-    assert!(matches!(log.create("bad name", 1).await, Err(Error::InvalidName { .. })));
+    assert!(matches!(log.create("bad name", 1, None).await, Err(Error::InvalidName { .. })));
 }
 
 async fn run<F, Fut>(backend: Option<Backend>, test: F)

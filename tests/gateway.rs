@@ -13,7 +13,7 @@ use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::http::{Method, Request, StatusCode, header};
 use http_body_util::BodyExt;
-use pinpipe::eventlog::{EventLog, Namespace};
+use pinpipe::eventlog::{self, EventLog, Namespace};
 use pinpipe::gateway::{self, GatewayConfig};
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -133,7 +133,7 @@ async fn emulator_produce_gets_the_proxy_reply_and_stores_compacted_json() {
 #[tokio::test]
 async fn produce_batches_keys_partitions_and_null_values() {
     let e = env().await;
-    e.topics.create("multi", 3).await.unwrap();
+    e.topics.create("multi", 3, None).await.unwrap();
     let body =
         r#"{"records": [{"value": {"a": 1}}, {"key": {"id": 1}, "value": null}, {"value": [1, 2], "partition": 2}]}"#;
     let (s, _, b) = call(&e.app, produce("/topics/multi", body)).await;
@@ -154,7 +154,9 @@ async fn produce_batches_keys_partitions_and_null_values() {
 #[tokio::test]
 async fn topic_admin_routes_answer_in_the_proxy_shape() {
     let e = env().await;
-    e.topics.create("two", 2).await.unwrap();
+    e.topics.create("two", 2, None).await.unwrap();
+    let records = (0..3).map(|i| eventlog::NewRecord { key: None, value: b"{}".to_vec(), partition: Some(i % 2) });
+    e.topics.append("two", records.collect()).await.unwrap();
     let (s, ct, b) = call(&e.app, get("/topics")).await;
     assert_eq!((s, ct.as_str()), (StatusCode::OK, "application/vnd.kafka.v2+json"));
     assert_eq!(b, r#"["pinterest.geo","pinterest.pin","pinterest.user","two"]"#);
@@ -162,8 +164,12 @@ async fn topic_admin_routes_answer_in_the_proxy_shape() {
     assert_eq!(s, StatusCode::OK);
     assert_eq!(
         b,
-        r#"{"name":"two","configs":{},"partitions":[{"partition":0,"leader":1,"replicas":[{"broker":1,"leader":true,"in_sync":true}]},{"partition":1,"leader":1,"replicas":[{"broker":1,"leader":true,"in_sync":true}]}]}"#
+        r#"{"name":"two","configs":{},"partitions":[{"partition":0,"leader":1,"replicas":[{"broker":1,"leader":true,"in_sync":true}],"beginning_offset":0,"end_offset":2},{"partition":1,"leader":1,"replicas":[{"broker":1,"leader":true,"in_sync":true}],"beginning_offset":0,"end_offset":1}]}"#
     );
+    let (s, _, b) = call(&e.app, get("/topics/two/partitions/0/offsets")).await;
+    assert_eq!((s, b.as_str()), (StatusCode::OK, r#"{"beginning_offset":0,"end_offset":2}"#));
+    let (s, _, b) = call(&e.app, get("/topics/two/partitions/2/offsets")).await;
+    assert_eq!((s, b.as_str()), (StatusCode::NOT_FOUND, r#"{"error_code":40402,"message":"Partition not found."}"#));
     let (s, _, b) = call(&e.app, get("/topics/pinterest.nope")).await;
     assert_eq!(
         (s, b.as_str()),

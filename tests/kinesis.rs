@@ -115,7 +115,7 @@ async fn gateway_stream_routes_on_kinesis_reply_with_its_positions_and_store_wha
     let Some(endpoint) = kinesis_endpoint() else { return };
     let streams = kinesis(&endpoint).await;
     let name = format!("gateway-{}", fresh_id());
-    streams.create(&name, 2).await.expect("create a stream of two shards");
+    streams.create(&name, 2, None).await.expect("create a stream of two shards");
     let dir = tempfile::tempdir().expect("tempdir");
     let (addr, stop) =
         common::spawn_gateway(GatewayConfig::default(), embedded_topics(dir.path()).await, streams.clone()).await;
@@ -274,7 +274,7 @@ async fn stream_job_on_kinesis_into_delta_on_s3_equals_the_embedded_run_and_surv
     .await
     .expect("open embedded streams");
     for log in [&kin, &emb] {
-        log.create(&stream_name(&id, Table::Pin), 2).await.expect("create the pin stream");
+        log.create(&stream_name(&id, Table::Pin), 2, None).await.expect("create the pin stream");
         eventlog::ensure_defaults(&**log, &id).await.expect("default streams");
     }
     let mut first = common::posts(0, 150);
@@ -334,6 +334,7 @@ async fn stream_job_on_kinesis_into_delta_on_s3_equals_the_embedded_run_and_surv
         drain: true,
         checkpoint_every: 10,
         lake_timeout: None,
+        on_gap: Default::default(),
         worker: pinpipe::settings::Worker::ALL,
     };
     stream::run(&cfg, emb.clone(), &local, CancellationToken::new()).await.expect("reference run");
@@ -424,6 +425,7 @@ async fn a_frozen_kinesis_gets_503_and_the_stream_job_waits_then_holds_every_ack
         drain: false,
         checkpoint_every: 10,
         lake_timeout: None,
+        on_gap: Default::default(),
         worker: pinpipe::settings::Worker::ALL,
     };
     let stop = CancellationToken::new();

@@ -187,6 +187,7 @@ async fn a_recreated_kinesis_stream_is_read_from_its_start() {
         drain: true,
         checkpoint_every: 100,
         lake_timeout: None,
+        on_gap: Default::default(),
         worker: Worker::ALL,
     };
     let pin = format!("streaming-{id}-pin");
@@ -202,7 +203,7 @@ async fn a_recreated_kinesis_stream_is_read_from_its_start() {
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let started = Instant::now();
     loop {
-        match streams.create(&pin, 1).await {
+        match streams.create(&pin, 1, None).await {
             Ok(_) => break,
             Err(eventlog::Error::AlreadyExists { .. }) if started.elapsed() < Duration::from_secs(30) => {
                 tokio::time::sleep(Duration::from_millis(200)).await;

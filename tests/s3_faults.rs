@@ -300,11 +300,10 @@ async fn a_frozen_s3_server_stalls_the_sink_which_then_writes_the_objects_of_an_
     // The uninterrupted run: the same log drained into a local folder.
     let reference = Lake::open(&format!("file://{}", dir.path().join("reference").display()).parse().unwrap()).unwrap();
     let cfg = SinkConfig {
-        id: ID.into(),
         flush_size: FLUSH_SIZE,
         flush_interval: Duration::from_secs(3600),
-        drain: true,
         worker: Worker::ALL,
+        ..SinkConfig::new(ID, true)
     };
     let report = sink::run(&cfg, Arc::clone(&log), &reference, CancellationToken::new()).await.expect("drain");
     assert_eq!(report.files as usize, files);

@@ -76,6 +76,9 @@ const SETTINGS: &[Setting] = &[
     ),
     s(ADMIN, "", "lake = \"s3://bucket/p\"", &["--lake", "s3://bucket/p"], ("PINPIPE_LAKE", "s3://bucket/p")),
     s(ADMIN, "", "log_format = \"json\"", &["--log-format", "json"], ("PINPIPE_LOG_FORMAT", "json")),
+    s(ADMIN, "log", "retention = \"5m\"", &["--retention", "5m"], ("PINPIPE_RETENTION", "5m")),
+    s(ADMIN, "log", "retention = \"forever\"", &["--retention", "forever"], ("PINPIPE_RETENTION", "forever")),
+    s(ADMIN, "streams", "retention = \"48h\"", &["--stream-retention", "48h"], ("PINPIPE_STREAM_RETENTION", "48h")),
     s(
         GATEWAY,
         "gateway",
@@ -117,6 +120,8 @@ const SETTINGS: &[Setting] = &[
         &["--metrics-listen", "127.0.0.1:9100"],
         ("PINPIPE_METRICS_LISTEN", "127.0.0.1:9100"),
     ),
+    s(SINK, "sink", "on_gap = \"skip\"", &["--on-gap", "skip"], ("PINPIPE_ON_GAP", "skip")),
+    s(STREAM, "stream", "on_gap = \"skip\"", &["--on-gap", "skip"], ("PINPIPE_ON_GAP", "skip")),
     s(STREAM, "stream", "max_batch = 5", &["--max-batch", "5"], ("PINPIPE_MAX_BATCH", "5")),
     s(STREAM, "stream", "max_latency = \"250ms\"", &["--max-latency", "250ms"], ("PINPIPE_MAX_LATENCY", "250ms")),
     s(STREAM, "stream", "checkpoint_every = 3", &["--checkpoint-every", "3"], ("PINPIPE_CHECKPOINT_EVERY", "3")),
@@ -204,6 +209,8 @@ const BAD: &[Bad] = &[
     b(ADMIN, "", "streams", "--streams", "kinesis://r?x=1", "\"kinesis://r?x=1\""),
     b(ADMIN, "", "lake", "--lake", "gs://b", "\"gs://b\""),
     b(ADMIN, "", "log_format", "--log-format", "xml", "\"xml\""),
+    b(ADMIN, "log", "retention", "--retention", "500ms", "\"500ms\""),
+    b(ADMIN, "streams", "retention", "--stream-retention", "always", "\"always\""),
     b(GATEWAY, "gateway", "header_read_timeout", "--header-read-timeout", "2h", "\"2h\""),
     b(GATEWAY, "gateway", "idle_timeout", "--idle-timeout", "10ms", "\"10ms\""),
     b(GATEWAY, "gateway", "body_timeout", "--body-timeout", "ten", "\"ten\""),
@@ -218,6 +225,7 @@ const BAD: &[Bad] = &[
     b(STREAM, "stream", "checkpoint_every", "--checkpoint-every", "0", "0"),
     b(STREAM, "stream", "lake_timeout", "--lake-timeout", "100ms", "\"100ms\""),
     b(STREAM, "stream", "worker", "--worker", "0/0", "\"0/0\""),
+    b(SINK, "sink", "on_gap", "--on-gap", "ignore", "\"ignore\""),
 ];
 
 fn one_line_error(out: Output) -> String {

@@ -49,7 +49,7 @@ fn values(topic: &str, range: std::ops::Range<usize>) -> Vec<String> {
 }
 
 fn config(flush_size: usize, flush_interval: Duration, drain: bool) -> SinkConfig {
-    SinkConfig { id: ID.into(), flush_size, flush_interval, drain, worker: Worker::ALL }
+    SinkConfig { flush_size, flush_interval, worker: Worker::ALL, ..SinkConfig::new(ID, drain) }
 }
 
 async fn drain(log: &Arc<dyn EventLog>, lake: &Lake, flush_size: usize) -> SinkReport {
@@ -169,7 +169,7 @@ async fn every_partition_of_a_multi_partition_topic_is_written() {
         eventlog::open(&format!("embedded://{}", dir.path().join("log").display()).parse().unwrap(), Namespace::Topics)
             .await
             .unwrap();
-    log.create(&topic("pin"), 3).await.unwrap();
+    log.create(&topic("pin"), 3, None).await.unwrap();
     eventlog::ensure_defaults(&*log, ID).await.unwrap();
     let pin = values("pin", 0..3100);
     append(&*log, &topic("pin"), &pin).await;
@@ -329,14 +329,13 @@ async fn a_missing_topic_is_an_error_naming_it() {
         eventlog::open(&format!("embedded://{}", dir.path().join("log").display()).parse().unwrap(), Namespace::Topics)
             .await
             .unwrap();
-    log.create("other.pin", 1).await.unwrap();
+    log.create("other.pin", 1, None).await.unwrap();
     let lake = open_lake(&dir.path().join("lake"));
     let cfg = SinkConfig {
-        id: "other".into(),
         flush_size: 10,
         flush_interval: Duration::from_secs(1),
-        drain: true,
         worker: Worker::ALL,
+        ..SinkConfig::new("other", true)
     };
     let err = sink::run(&cfg, log, &lake, CancellationToken::new()).await.unwrap_err();
     assert!(matches!(&err, sink::Error::TopicNotFound { topic } if topic == "other.geo"), "{err:?}");
@@ -501,15 +500,14 @@ async fn two_workers_split_the_partitions_and_write_what_one_sink_writes() {
             .expect("open log");
     for t in ["pin", "geo", "user"] {
         let name = format!("{id}.{t}");
-        log.create(&name, 4).await.expect("create a 4-partition topic");
+        log.create(&name, 4, None).await.expect("create a 4-partition topic");
         append(&*log, &name, &values(t, 0..1234)).await;
     }
     let cfg = |worker: Worker| SinkConfig {
-        id: id.into(),
         flush_size: 100,
         flush_interval: Duration::from_secs(10),
-        drain: true,
         worker,
+        ..SinkConfig::new(id, true)
     };
     let (one, split) = (open_lake(&dir.path().join("one")), open_lake(&dir.path().join("split")));
     sink::run(&cfg(Worker::ALL), Arc::clone(&log), &one, CancellationToken::new()).await.expect("one sink");

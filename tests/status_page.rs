@@ -81,6 +81,7 @@ async fn pipeline() -> Pipeline {
         flush_interval: Duration::from_secs(10),
         drain: true,
         worker: pinpipe::settings::Worker::ALL,
+        on_gap: Default::default(),
     };
     sink::run(&sink_cfg, topics.clone(), &lake, CancellationToken::new()).await.unwrap();
     let stream_cfg = StreamConfig {
@@ -90,6 +91,7 @@ async fn pipeline() -> Pipeline {
         drain: true,
         checkpoint_every: 100,
         lake_timeout: None,
+        on_gap: Default::default(),
         worker: pinpipe::settings::Worker::ALL,
     };
     stream::run(&stream_cfg, Arc::clone(&streams), &lake, CancellationToken::new()).await.unwrap();

@@ -72,6 +72,7 @@ fn drain_config() -> StreamConfig {
         drain: true,
         checkpoint_every: 3,
         lake_timeout: None,
+        on_gap: Default::default(),
         worker: Worker::ALL,
     }
 }
@@ -500,6 +501,7 @@ async fn the_batch_job_and_the_stream_job_clean_the_same_records_into_the_same_r
         flush_interval: Duration::from_secs(10),
         drain: true,
         worker: Worker::ALL,
+        on_gap: Default::default(),
     };
     pinpipe::sink::run(&sink_cfg, topics, &p.lake, CancellationToken::new()).await.expect("sink");
     let out = p.dir.path().join("results");
@@ -525,7 +527,7 @@ async fn two_workers_split_the_partitions_and_commit_every_record_once() {
     let url = format!("embedded://{}", dir.path().join("log").display());
     let streams = eventlog::open(&url.parse().unwrap(), Namespace::Streams).await.expect("open streams");
     for table in Table::ALL {
-        streams.create(&stream_name(table), 3).await.expect("a 3-shard stream");
+        streams.create(&stream_name(table), 3, None).await.expect("a 3-shard stream");
     }
     let lake = Lake::open(&format!("file://{}", dir.path().join("lake").display()).parse().unwrap()).expect("lake");
     let records = common::posts(0, 400);

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::eventlog::{self, ClientSettings, EventLog, Namespace};
+use crate::eventlog::{self, ClientSettings, EventLog, Namespace, Policy};
 use crate::gateway;
 use crate::settings::{LogUrl, UrlError};
 
@@ -106,11 +106,9 @@ impl BenchLogs {
         let open = |namespace: Namespace| {
             let url = url_of(namespace);
             async move {
-                eventlog::open_with(&url, namespace, settings).await.map_err(|source| Error::Open {
-                    namespace: namespace.noun(),
-                    url: url.to_string(),
-                    source,
-                })
+                eventlog::open_with(&url, namespace, settings, Policy::default_for(namespace))
+                    .await
+                    .map_err(|source| Error::Open { namespace: namespace.noun(), url: url.to_string(), source })
             }
         };
         let topics = open(Namespace::Topics).await?;
@@ -126,7 +124,7 @@ impl BenchLogs {
             Namespace::Topics => &self.topics,
             Namespace::Streams => &self.streams,
         };
-        log.create(name, 1).await.map_err(|source| Error::Create {
+        log.create(name, 1, None).await.map_err(|source| Error::Create {
             noun: namespace.noun(),
             name: name.to_string(),
             source,

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use pinpipe::bench::backend::Backend;
+use pinpipe::eventlog::{OnGap, Retention};
 use pinpipe::settings;
 use pinpipe::settings::values as range;
 use pinpipe::settings::{
@@ -69,6 +70,18 @@ pub struct GlobalArgs {
     /// The lake: file://DIR or s3://bucket/prefix [default: file://<data>/lake]
     #[arg(long, global = true, env = "PINPIPE_LAKE", value_name = "URL")]
     pub lake: Option<LakeUrl>,
+    /// How long the embedded log keeps the records of a topic without a retention of its own,
+    /// as Kafka's retention.ms: a duration (7d, 12h, 30m) or `forever`; the oldest are removed in
+    /// the background and their space reused or returned. Kafka: the retention.ms of topics
+    /// pinpipe creates. [default: 7d; also `[log] retention`]
+    #[arg(long, global = true, env = "PINPIPE_RETENTION", value_name = "DURATION",
+          value_parser = range::parse_retention)]
+    pub retention: Option<Retention>,
+    /// The same for the streams, as a Kinesis retention period. Kinesis: the retention period
+    /// of streams pinpipe creates (24h to 365d). [default: 24h; also `[streams] retention`]
+    #[arg(long, global = true, env = "PINPIPE_STREAM_RETENTION", value_name = "DURATION",
+          value_parser = range::parse_retention)]
+    pub stream_retention: Option<Retention>,
     /// Print the settings the command would run with — after flags, PINPIPE_* variables, the
     /// config file and the defaults — and exit without running it. Secrets show as ***.
     #[arg(long, global = true)]
@@ -89,12 +102,18 @@ impl GlobalArgs {
             log: self.log.clone(),
             streams: self.streams.clone(),
             lake: self.lake.clone(),
+            retention: self.retention,
+            stream_retention: self.stream_retention,
             log_format: self.log_format.map(|f| match f {
                 LogFormat::Text => settings::LogFormat::Text,
                 LogFormat::Json => settings::LogFormat::Json,
             }),
         }
     }
+}
+
+fn parse_on_gap(text: &str) -> Result<OnGap, String> {
+    text.parse()
 }
 
 /// How diagnostic log lines are written.
@@ -175,6 +194,11 @@ pub struct SinkArgs {
     /// [default: off; also `[sink] metrics_listen`]
     #[arg(long, env = "PINPIPE_METRICS_LISTEN", value_name = "ADDR")]
     pub metrics_listen: Option<String>,
+    /// When retention removed records before they reached the lake: `stop` with an error naming
+    /// the topic, the partition and the records lost, or `skip` them (logged, and counted in
+    /// /metrics as pinpipe_sink_skipped_records_total) [default: stop; also `[sink] on_gap`]
+    #[arg(long, env = "PINPIPE_ON_GAP", value_name = "stop|skip", value_parser = parse_on_gap)]
+    pub on_gap: Option<OnGap>,
 }
 
 impl SinkArgs {
@@ -185,6 +209,7 @@ impl SinkArgs {
             flush_interval: self.flush_interval,
             worker: self.worker,
             metrics_listen: self.metrics_listen.clone(),
+            on_gap: self.on_gap,
         }
     }
 }
@@ -251,6 +276,12 @@ pub struct StreamArgs {
     /// http://ADDR/metrics [default: off; also `[stream] metrics_listen`]
     #[arg(long, env = "PINPIPE_METRICS_LISTEN", value_name = "ADDR")]
     pub metrics_listen: Option<String>,
+    /// When retention removed records before they reached the tables: `stop` with an error
+    /// naming the stream, the partition and the records lost, or `skip` them (logged, and
+    /// counted in /metrics as pinpipe_stream_skipped_records_total) [default: stop; also
+    /// `[stream] on_gap`]
+    #[arg(long, env = "PINPIPE_ON_GAP", value_name = "stop|skip", value_parser = parse_on_gap)]
+    pub on_gap: Option<OnGap>,
 }
 
 impl StreamArgs {
@@ -263,6 +294,7 @@ impl StreamArgs {
             lake_timeout: self.lake_timeout,
             worker: self.worker,
             metrics_listen: self.metrics_listen.clone(),
+            on_gap: self.on_gap,
         }
     }
 }
@@ -382,7 +414,8 @@ impl GatewayArgs {
 pub enum AdminAction {
     /// List all names.
     List,
-    /// Create one.
+    /// Create one. With --retention (streams: --stream-retention or --retention) it keeps its
+    /// records that long whatever the namespace's default; without, it follows the default.
     Create {
         name: String,
         /// Partitions (Kafka) or shards (Kinesis).

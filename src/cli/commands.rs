@@ -8,9 +8,9 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use pinpipe::emulator::{self, EmulatorConfig};
-use pinpipe::eventlog::{self, EventLog, Namespace};
+use pinpipe::eventlog::{self, EventLog, Namespace, Retention};
 use pinpipe::lake::Lake;
-use pinpipe::settings::{LogUrl, Settings};
+use pinpipe::settings::Settings;
 use pinpipe::{batch, gateway, lag, observe, report, schedule, sink, source, stream};
 use tokio_util::sync::CancellationToken;
 
@@ -112,12 +112,13 @@ pub(super) async fn emulate(cfg: &Settings, args: EmulateArgs) -> Result<()> {
 
 /// Opens the topics and streams logs and makes sure the six default logs exist.
 pub async fn open_logs(cfg: &Settings) -> Result<(Arc<dyn EventLog>, Arc<dyn EventLog>)> {
-    let topics = eventlog::open_with_defaults(&cfg.log, Namespace::Topics, &cfg.id, &cfg.clients)
+    let topics = eventlog::open_with_defaults(&cfg.log, Namespace::Topics, &cfg.id, &cfg.clients, cfg.topics_policy)
         .await
         .context("opening the topics log")?;
-    let streams = eventlog::open_with_defaults(&cfg.streams, Namespace::Streams, &cfg.id, &cfg.clients)
-        .await
-        .context("opening the streams log")?;
+    let streams =
+        eventlog::open_with_defaults(&cfg.streams, Namespace::Streams, &cfg.id, &cfg.clients, cfg.streams_policy)
+            .await
+            .context("opening the streams log")?;
     Ok((topics, streams))
 }
 
@@ -146,19 +147,22 @@ pub(super) async fn serve_gateway(cfg: &Settings, args: GatewayArgs) -> Result<(
     Ok(())
 }
 
-pub(super) async fn admin(cfg: &Settings, namespace: Namespace, action: AdminAction) -> Result<()> {
-    let url: &LogUrl = match namespace {
-        Namespace::Topics => &cfg.log,
-        Namespace::Streams => &cfg.streams,
-    };
+/// `topics …` / `streams …`; `own_retention` is the retention a created log keeps as its own.
+pub(super) async fn admin(
+    cfg: &Settings,
+    namespace: Namespace,
+    action: AdminAction,
+    own_retention: Option<Retention>,
+) -> Result<()> {
+    let (url, policy) = cfg.log_of(namespace);
     // Creating or deleting one log must not first create the defaults (a default topic just
     // deleted would be back before it could be created again).
     let log = match action {
         AdminAction::Create { .. } | AdminAction::Delete { .. } => {
-            eventlog::open_with(url, namespace, &cfg.clients).await?
+            eventlog::open_with(url, namespace, &cfg.clients, policy).await?
         }
         AdminAction::List | AdminAction::Describe { .. } => {
-            eventlog::open_with_defaults(url, namespace, &cfg.id, &cfg.clients).await?
+            eventlog::open_with_defaults(url, namespace, &cfg.id, &cfg.clients, policy).await?
         }
     };
     let noun = namespace.noun();
@@ -169,8 +173,9 @@ pub(super) async fn admin(cfg: &Settings, namespace: Namespace, action: AdminAct
             }
         }
         AdminAction::Create { name, partitions } => {
-            let info = log.create(&name, partitions).await?;
-            println!("created {noun} {} with {} partition(s)", info.name, info.partitions.len());
+            let info = log.create(&name, partitions, own_retention).await?;
+            let keeps = own_retention.unwrap_or(policy.retention);
+            println!("created {noun} {} with {} partition(s), retention {keeps}", info.name, info.partitions.len());
         }
         AdminAction::Describe { name } => {
             let info = log.describe(&name).await?;
@@ -197,7 +202,7 @@ fn sink_config(cfg: &Settings, args: &SinkArgs) -> (sink::SinkConfig, Option<Str
 
 pub(super) async fn run_sink(cfg: &Settings, args: SinkArgs) -> Result<()> {
     let (scfg, metrics_listen) = sink_config(cfg, &args);
-    let log = eventlog::open_with_defaults(&cfg.log, Namespace::Topics, &cfg.id, &cfg.clients)
+    let log = eventlog::open_with_defaults(&cfg.log, Namespace::Topics, &cfg.id, &cfg.clients, cfg.topics_policy)
         .await
         .context("opening the topics log")?;
     let lake = Lake::open(&cfg.lake)?;
@@ -229,9 +234,10 @@ fn stream_config(cfg: &Settings, args: &StreamArgs) -> (stream::StreamConfig, Op
 
 pub(super) async fn run_stream(cfg: &Settings, args: StreamArgs) -> Result<()> {
     let (scfg, metrics_listen) = stream_config(cfg, &args);
-    let streams = eventlog::open_with_defaults(&cfg.streams, Namespace::Streams, &cfg.id, &cfg.clients)
-        .await
-        .context("opening the streams log")?;
+    let streams =
+        eventlog::open_with_defaults(&cfg.streams, Namespace::Streams, &cfg.id, &cfg.clients, cfg.streams_policy)
+            .await
+            .context("opening the streams log")?;
     let lake = Lake::open(&cfg.lake)?;
     tracing::info!(lake = %lake.url(), streams = %cfg.streams, "stream job starting");
     let shutdown = shutdown_on_signal();

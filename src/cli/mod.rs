@@ -58,12 +58,14 @@ async fn run(cli: Cli) -> Result<()> {
         commands::print_settings(&cfg, &cli.command);
         return Ok(());
     }
+    // On `create`, a retention given on the command line is the new log's own.
+    let own_retention = (cli.global.retention, cli.global.stream_retention.or(cli.global.retention));
     match cli.command {
         Command::Seed(args) => commands::seed(&cfg, args).await,
         Command::Emulate(args) => commands::emulate(&cfg, args).await,
         Command::Gateway(args) => commands::serve_gateway(&cfg, args).await,
-        Command::Topics { action } => commands::admin(&cfg, Namespace::Topics, action).await,
-        Command::Streams { action } => commands::admin(&cfg, Namespace::Streams, action).await,
+        Command::Topics { action } => commands::admin(&cfg, Namespace::Topics, action, own_retention.0).await,
+        Command::Streams { action } => commands::admin(&cfg, Namespace::Streams, action, own_retention.1).await,
         Command::Sink(args) => commands::run_sink(&cfg, args).await,
         Command::Batch(args) => commands::run_batch(&cfg, args).await,
         Command::Stream(args) => commands::run_stream(&cfg, args).await,

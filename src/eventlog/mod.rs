@@ -24,6 +24,7 @@ pub(crate) mod kinesis;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 
@@ -59,6 +60,96 @@ impl Namespace {
             Namespace::Topics => contract::topic(id, table),
             Namespace::Streams => contract::stream(id, table),
         }
+    }
+}
+
+/// How long a log keeps its records before they may be removed: Kafka's `retention.ms`, the
+/// Kinesis retention period. Each namespace has a default (`[log] retention`, `[streams]
+/// retention`: 7 days and 24 hours, as Kafka and Kinesis); a log can have its own
+/// (`topics create --retention`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retention {
+    /// Records stay until their log is deleted (Kafka's `retention.ms = -1`).
+    Forever,
+    /// Records older than this may be removed.
+    For(Duration),
+}
+
+impl Retention {
+    /// The namespace's default: Kafka's 7 days for topics, Kinesis' 24 hours for streams.
+    pub fn default_for(namespace: Namespace) -> Retention {
+        match namespace {
+            Namespace::Topics => Retention::For(Duration::from_secs(7 * 86_400)),
+            Namespace::Streams => Retention::For(Duration::from_secs(86_400)),
+        }
+    }
+
+    /// Kafka's `retention.ms` value for this retention (`-1`: forever).
+    pub fn as_millis(self) -> i64 {
+        match self {
+            Retention::Forever => -1,
+            Retention::For(d) => i64::try_from(d.as_millis()).unwrap_or(i64::MAX),
+        }
+    }
+
+    /// The retention a `retention.ms` value means (negative: forever).
+    pub fn from_millis(ms: i64) -> Retention {
+        u64::try_from(ms).map_or(Retention::Forever, |ms| Retention::For(Duration::from_millis(ms)))
+    }
+}
+
+impl std::fmt::Display for Retention {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Retention::Forever => f.write_str("forever"),
+            Retention::For(d) => f.write_str(&crate::settings::display_duration(*d)),
+        }
+    }
+}
+
+/// What a reader (the sink, the stream job) does when retention removed records it had not read
+/// yet (`--on-gap`, `on_gap`): never a silent skip.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum OnGap {
+    /// Stop with [`Error::Expired`], naming the log, the partition and the records lost.
+    #[default]
+    Stop,
+    /// Log the gap, count it in `/metrics`, and go on from the partition's new start.
+    Skip,
+}
+
+impl std::str::FromStr for OnGap {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, String> {
+        match text.trim() {
+            "stop" => Ok(OnGap::Stop),
+            "skip" => Ok(OnGap::Skip),
+            other => Err(format!("`{other}` is not `stop` or `skip`")),
+        }
+    }
+}
+
+impl std::fmt::Display for OnGap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            OnGap::Stop => "stop",
+            OnGap::Skip => "skip",
+        })
+    }
+}
+
+/// What a namespace's logs are opened with beyond their URL: the `[log]` / `[streams]` settings
+/// that say how they keep records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Policy {
+    /// The retention of every log without one of its own.
+    pub retention: Retention,
+}
+
+impl Policy {
+    /// The defaults of `namespace` (see [`Retention::default_for`]).
+    pub fn default_for(namespace: Namespace) -> Policy {
+        Policy { retention: Retention::default_for(namespace) }
     }
 }
 
@@ -224,6 +315,14 @@ pub enum Error {
     },
     #[error("the event log writer has stopped")]
     Closed,
+    /// A reader asked for records that retention has already removed: `start - from` records of
+    /// the partition are lost to it. The reader decides: stop (the default) or skip to `start`.
+    #[error(
+        "{noun} `{name}` partition {partition}: offsets {from} to {last} were removed by retention before they were read \
+         ({lost} record(s) lost); the partition now starts at offset {start}",
+        last = .start.saturating_sub(1), lost = .start.saturating_sub(*.from)
+    )]
+    Expired { noun: &'static str, name: String, partition: u32, from: u64, start: u64 },
 }
 
 impl Error {
@@ -241,8 +340,10 @@ pub trait EventLog: Send + Sync + 'static {
     /// Topics or streams.
     fn namespace(&self) -> Namespace;
 
-    /// Creates a log with `partitions` partitions (shards).
-    async fn create(&self, name: &str, partitions: u32) -> Result<LogInfo>;
+    /// Creates a log with `partitions` partitions (shards) that keeps its records for
+    /// `retention`, or for the namespace's default when `None` (embedded: follows the default as
+    /// it changes; Kafka: `retention.ms` set at creation; Kinesis: the stream's retention period).
+    async fn create(&self, name: &str, partitions: u32, retention: Option<Retention>) -> Result<LogInfo>;
 
     /// The names of all logs, sorted.
     async fn list(&self) -> Result<Vec<String>>;
@@ -259,7 +360,8 @@ pub trait EventLog: Send + Sync + 'static {
     async fn append(&self, name: &str, records: Vec<NewRecord>) -> Result<Vec<Appended>>;
 
     /// Up to `max` records of one partition from offset `from` on, in offset order; empty when
-    /// `from` is the end. Never waits long for new records: followers poll.
+    /// `from` is the end. Never waits long for new records: followers poll. [`Error::Expired`]
+    /// when retention removed records from `from` on that were never read: never a silent skip.
     async fn read(&self, name: &str, partition: u32, from: u64, max: usize) -> Result<Vec<Record>>;
 
     /// Tells the log that offset `next` of `partition` follows the record whose
@@ -287,17 +389,22 @@ impl std::fmt::Debug for ClientSettings {
 }
 
 /// Opens the log `url` names for `namespace` (each backend's module documents its URL), with no
-/// settings beyond the URL's.
+/// settings beyond the URL's and the namespace's default [`Policy`].
 pub async fn open(url: &LogUrl, namespace: Namespace) -> Result<Arc<dyn EventLog>> {
-    open_with(url, namespace, &ClientSettings::default()).await
+    open_with(url, namespace, &ClientSettings::default(), Policy::default_for(namespace)).await
 }
 
-/// [`open`] with the client settings of the configuration file.
-pub async fn open_with(url: &LogUrl, namespace: Namespace, settings: &ClientSettings) -> Result<Arc<dyn EventLog>> {
+/// [`open`] with the client settings and the namespace's policy from the settings.
+pub async fn open_with(
+    url: &LogUrl,
+    namespace: Namespace,
+    settings: &ClientSettings,
+    policy: Policy,
+) -> Result<Arc<dyn EventLog>> {
     match url {
-        LogUrl::Embedded(dir) => Ok(Arc::new(embedded::EmbeddedLog::open(dir, namespace).await?)),
-        LogUrl::Kafka(kafka) => kafka::open(kafka, namespace, settings).await,
-        LogUrl::Kinesis(kinesis) => kinesis::open(kinesis, namespace).await,
+        LogUrl::Embedded(dir) => Ok(Arc::new(embedded::EmbeddedLog::open(dir, namespace, policy).await?)),
+        LogUrl::Kafka(kafka) => kafka::open(kafka, namespace, settings, policy).await,
+        LogUrl::Kinesis(kinesis) => kinesis::open(kinesis, namespace, policy).await,
     }
 }
 
@@ -308,8 +415,9 @@ pub async fn open_with_defaults(
     namespace: Namespace,
     id: &str,
     settings: &ClientSettings,
+    policy: Policy,
 ) -> Result<Arc<dyn EventLog>> {
-    let log = open_with(url, namespace, settings).await?;
+    let log = open_with(url, namespace, settings, policy).await?;
     ensure_defaults(&*log, id).await?;
     Ok(log)
 }
@@ -320,7 +428,7 @@ pub async fn ensure_defaults(log: &dyn EventLog, id: &str) -> Result<()> {
     let existing = log.list().await?;
     for name in log.namespace().default_names(id) {
         if !existing.contains(&name) {
-            match log.create(&name, 1).await {
+            match log.create(&name, 1, None).await {
                 Ok(_) | Err(Error::AlreadyExists { .. }) => {}
                 Err(e) => return Err(e),
             }

@@ -1,5 +1,7 @@
 //! The Confluent REST Proxy v2 subset: `POST /topics/{topic}`, `GET /topics`,
-//! `GET /topics/{topic}`, answering byte for byte as the proxy does (SPEC §3).
+//! `GET /topics/{topic}`, `GET /topics/{topic}/partitions/{partition}/offsets`, answering byte
+//! for byte as the proxy does (SPEC §3) — except that each partition of `GET /topics/{topic}`
+//! also carries its `beginning_offset` and `end_offset`, so the start retention raises shows.
 //!
 //! Fed by the batch-mode emulator (or any Kafka REST client); feeds the topics
 //! [`EventLog`](crate::eventlog::EventLog). A produce request is answered only after `append`
@@ -123,6 +125,17 @@ struct PartitionReply {
     partition: u32,
     leader: u32,
     replicas: [Replica; 1],
+    /// pinpipe's addition to the proxy's shape: the partition's first readable offset (it rises
+    /// as retention removes records) and its next offset.
+    beginning_offset: u64,
+    end_offset: u64,
+}
+
+/// `GET /topics/{topic}/partitions/{partition}/offsets`, as the proxy answers it.
+#[derive(Serialize)]
+struct OffsetsReply {
+    beginning_offset: u64,
+    end_offset: u64,
 }
 
 #[derive(Serialize)]
@@ -150,9 +163,30 @@ pub async fn describe(
                 partition: p.partition,
                 leader: 1,
                 replicas: [Replica { broker: 1, leader: true, in_sync: true }],
+                beginning_offset: p.start,
+                end_offset: p.end,
             })
             .collect(),
     };
+    Ok(kafka_json(StatusCode::OK, to_json(&reply)?))
+}
+
+/// `GET /topics/{topic}/partitions/{partition}/offsets`: the partition's first readable offset
+/// (retention raises it) and its next offset, in the proxy's shape.
+pub async fn partition_offsets(
+    State(state): State<AppState>,
+    path: Result<Path<(String, String)>, PathRejection>,
+) -> Result<Response, KafkaError> {
+    let (topic, partition) = path.map(|Path(p)| p).map_err(|rejection| Error::BadPath(rejection.body_text()))?;
+    eventlog::validate_name(eventlog::Namespace::Topics, &topic)?;
+    let info = state.topics().describe(&topic).await?;
+    let partitions = info.partitions.len() as u32;
+    let number = partition.parse::<u32>().unwrap_or(u32::MAX);
+    let Some(p) = info.partitions.iter().find(|p| p.partition == number) else {
+        let noun = eventlog::Namespace::Topics.noun();
+        return Err(eventlog::Error::NoSuchPartition { noun, name: topic, partition: number, partitions }.into());
+    };
+    let reply = OffsetsReply { beginning_offset: p.start, end_offset: p.end };
     Ok(kafka_json(StatusCode::OK, to_json(&reply)?))
 }
 

@@ -208,7 +208,7 @@ pub async fn create(
         r.shard_count.unwrap_or(1)
     };
     eventlog::validate_name(Namespace::Streams, &name)?;
-    state.streams().create(&name, shards).await?;
+    state.streams().create(&name, shards, None).await?;
     Ok(reply(StatusCode::OK, "application/json", b"{}".to_vec()))
 }
 

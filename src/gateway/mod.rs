@@ -225,6 +225,7 @@ pub fn app(state: AppState) -> Router {
     let api = Router::new()
         .route("/topics", get(kafka_rest::list))
         .route("/topics/{topic}", get(kafka_rest::describe).post(kafka_rest::produce))
+        .route("/topics/{topic}/partitions/{partition}/offsets", get(kafka_rest::partition_offsets))
         .route("/streams", get(kinesis::list))
         .route("/streams/{name}", post(kinesis::create).get(kinesis::describe).delete(kinesis::delete))
         .route("/streams/{name}/record", put(kinesis::put_record))

@@ -27,7 +27,7 @@ pub use sections::{BatchSection, EmulatorSection, GatewaySection, LogSection, Si
 pub use url::{KafkaUrl, KinesisUrl, LakeUrl, LogUrl, SourceUrl, UrlError};
 pub use values::{Worker, display_duration, parse_duration};
 
-use crate::eventlog::ClientSettings;
+use crate::eventlog::{ClientSettings, Namespace, Policy, Retention};
 
 /// Default pipeline id: names the topics, streams and Delta tables.
 const DEFAULT_ID: &str = "pinterest";
@@ -80,6 +80,8 @@ pub struct Globals {
     pub streams: Option<LogUrl>,
     pub lake: Option<LakeUrl>,
     pub log_format: Option<LogFormat>,
+    pub retention: Option<Retention>,
+    pub stream_retention: Option<Retention>,
 }
 
 /// The global settings after flags, environment and file are merged, with the file's stage
@@ -95,6 +97,10 @@ pub struct Settings {
     pub streams: LogUrl,
     pub lake: LakeUrl,
     pub log_format: LogFormat,
+    /// How the topics' logs keep records (`--retention`, `[log] retention`).
+    pub topics_policy: Policy,
+    /// How the streams' logs keep records (`--stream-retention`, `[streams] retention`).
+    pub streams_policy: Policy,
     /// Backend client settings from the file (the `[kafka]` table).
     pub clients: ClientSettings,
     /// The file, whose stage sections the subcommands' flags fall back to.
@@ -124,7 +130,27 @@ impl Settings {
         let lake = over.lake.or_else(|| file.lake.clone()).unwrap_or_else(|| LakeUrl::File(data.join("lake")));
         let log_format = over.log_format.or(file.log_format).unwrap_or_default();
         let clients = ClientSettings { kafka: file.kafka_settings()? };
-        Ok(Settings { data, id, source, log, streams, lake, log_format, clients, file })
+        let topics_policy = Policy {
+            retention: over
+                .retention
+                .or(file.log.retention)
+                .unwrap_or_else(|| Retention::default_for(Namespace::Topics)),
+        };
+        let streams_policy = Policy {
+            retention: over
+                .stream_retention
+                .or(file.streams.retention)
+                .unwrap_or_else(|| Retention::default_for(Namespace::Streams)),
+        };
+        Ok(Settings { data, id, source, log, streams, lake, log_format, topics_policy, streams_policy, clients, file })
+    }
+
+    /// The URL and the policy of `namespace`'s log.
+    pub fn log_of(&self, namespace: Namespace) -> (&LogUrl, Policy) {
+        match namespace {
+            Namespace::Topics => (&self.log, self.topics_policy),
+            Namespace::Streams => (&self.streams, self.streams_policy),
+        }
     }
 
     /// Where batch results go: `flag` (`--out`), else `[batch] out`, else `<data>/results`.
@@ -143,6 +169,8 @@ impl std::fmt::Display for Settings {
         writeln!(f, "streams = \"{}\"", self.streams)?;
         writeln!(f, "lake = \"{}\"", self.lake)?;
         writeln!(f, "log_format = {:?}", self.log_format)?;
+        writeln!(f, "retention = \"{}\"", self.topics_policy.retention)?;
+        writeln!(f, "stream_retention = \"{}\"", self.streams_policy.retention)?;
         let kafka: Vec<String> = self
             .clients
             .kafka

@@ -15,6 +15,7 @@ use serde::de::{self, Deserializer, MapAccess, Visitor};
 use super::url::LogUrl;
 use super::values::{self, CountRange, DurationRange, RateRange, Worker};
 use crate::emulator::{EmulatorConfig, Pace};
+use crate::eventlog::{OnGap, Retention};
 use crate::gateway::GatewayConfig;
 use crate::sink::SinkConfig;
 use crate::stream::StreamConfig;
@@ -124,12 +125,17 @@ pub struct SinkSection {
     pub worker: Option<Worker>,
     /// Serve Prometheus metrics at `http://ADDR/metrics` (default: off).
     pub metrics_listen: Option<String>,
+    /// When retention removed records before they reached the lake: `stop` with an error naming
+    /// the topic, the partition and the records lost (default), or `skip` them, logged and
+    /// counted in `/metrics`.
+    #[serde(deserialize_with = "on_gap")]
+    pub on_gap: Option<OnGap>,
 }
 
 impl SinkSection {
     /// The values set here, else those of `lower`.
     pub fn or(self, lower: Self) -> Self {
-        or_fields!(self, lower; flush_size, flush_interval, worker, metrics_listen)
+        or_fields!(self, lower; flush_size, flush_interval, worker, metrics_listen, on_gap)
     }
 
     /// `cfg` with the values set here.
@@ -137,6 +143,7 @@ impl SinkSection {
         set(&mut cfg.flush_size, self.flush_size);
         set(&mut cfg.flush_interval, self.flush_interval);
         set(&mut cfg.worker, self.worker);
+        set(&mut cfg.on_gap, self.on_gap);
         cfg
     }
 }
@@ -163,12 +170,17 @@ pub struct StreamSection {
     pub worker: Option<Worker>,
     /// Serve Prometheus metrics at `http://ADDR/metrics` (default: off).
     pub metrics_listen: Option<String>,
+    /// When retention removed records before they reached the tables: `stop` with an error
+    /// naming the stream, the partition and the records lost (default), or `skip` them, logged
+    /// and counted in `/metrics`.
+    #[serde(deserialize_with = "on_gap")]
+    pub on_gap: Option<OnGap>,
 }
 
 impl StreamSection {
     /// The values set here, else those of `lower`.
     pub fn or(self, lower: Self) -> Self {
-        or_fields!(self, lower; max_batch, max_latency, checkpoint_every, lake_timeout, worker, metrics_listen)
+        or_fields!(self, lower; max_batch, max_latency, checkpoint_every, lake_timeout, worker, metrics_listen, on_gap)
     }
 
     /// `cfg` with the values set here.
@@ -178,6 +190,7 @@ impl StreamSection {
         set(&mut cfg.checkpoint_every, self.checkpoint_every);
         set(&mut cfg.lake_timeout, self.lake_timeout.map(Some));
         set(&mut cfg.worker, self.worker);
+        set(&mut cfg.on_gap, self.on_gap);
         cfg
     }
 }
@@ -211,6 +224,12 @@ pub struct LogSection {
     /// log under the data folder; `streams` defaults to the topics' log when that is embedded.
     #[serde(deserialize_with = "log_url")]
     pub url: Option<LogUrl>,
+    /// How long the embedded log keeps records of a topic (stream) without a retention of its
+    /// own: a duration or `forever` (default `7d` for `[log]`, `24h` for `[streams]`, as Kafka
+    /// and Kinesis; 1s to 100 years). On Kafka it is the `retention.ms` of the topics pinpipe
+    /// creates; on Kinesis the retention period of the streams it creates.
+    #[serde(deserialize_with = "retention")]
+    pub retention: Option<Retention>,
 }
 
 impl LogSection {
@@ -223,7 +242,7 @@ impl LogSection {
                 f.write_str("an event log URL, or a table with `url`")
             }
             fn visit_str<E: de::Error>(self, text: &str) -> Result<LogSection, E> {
-                Ok(LogSection { url: Some(text.parse().map_err(E::custom)?) })
+                Ok(LogSection { url: Some(text.parse().map_err(E::custom)?), retention: None })
             }
             fn visit_map<M: MapAccess<'de>>(self, map: M) -> Result<LogSection, M::Error> {
                 LogSection::deserialize(de::value::MapAccessDeserializer::new(map))
@@ -326,6 +345,15 @@ fn log_url<'de, D: Deserializer<'de>>(d: D) -> Result<Option<LogUrl>, D::Error> 
     parsed(d)
 }
 
+fn on_gap<'de, D: Deserializer<'de>>(d: D) -> Result<Option<OnGap>, D::Error> {
+    parsed(d)
+}
+
+fn retention<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Retention>, D::Error> {
+    let raw = Raw::deserialize(d)?;
+    values::parse_retention(&raw.text()).map(Some).map_err(de::Error::custom)
+}
+
 /// Reads a section from an inline TOML table (for tests of the checks).
 #[cfg(test)]
 fn from_toml<T: serde::de::DeserializeOwned>(inline: &str) -> Result<T, String> {
@@ -350,6 +378,7 @@ mod tests {
                 flush_interval: Some(Duration::from_millis(500)),
                 worker: Some(Worker { index: 1, count: 2 }),
                 metrics_listen: None,
+                on_gap: None,
             }
         );
         let stream: StreamSection = from_toml("{ max_latency = 2, checkpoint_every = 5 }").unwrap();

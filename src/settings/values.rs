@@ -206,6 +206,19 @@ pub const MAX_CONNECTIONS: CountRange = CountRange { min: 1, max: 1_000_000 };
 /// `stream --lake-timeout`, `[stream] lake_timeout`: how long the stream job waits out a lake
 /// that is full or unreachable before it gives up.
 pub const LAKE_TIMEOUT: DurationRange = DurationRange { min: secs(1), max: secs(30 * 86_400) };
+/// `--retention`, `--stream-retention`, `[log] retention`, `[streams] retention`,
+/// `topics create --retention`: how long a log keeps its records (or `forever`).
+pub const RETENTION: DurationRange = DurationRange { min: secs(1), max: secs(100 * 365 * 86_400) };
+
+/// Parses a retention: `forever`, or a duration in [`RETENTION`]'s range.
+pub fn parse_retention(text: &str) -> Result<crate::eventlog::Retention, String> {
+    use crate::eventlog::Retention;
+    match text.trim() {
+        "forever" => Ok(Retention::Forever),
+        other => RETENTION.parse(other).map(Retention::For).map_err(|e| format!("{e} (or `forever`)")),
+    }
+}
+
 /// `bench … --seconds`: how long a benchmark measures.
 pub const BENCH_DURATION: DurationRange = DurationRange { min: ms(100), max: DAY };
 

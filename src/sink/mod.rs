@@ -27,7 +27,7 @@ use std::time::Duration;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::eventlog::{self, EventLog, Namespace};
+use crate::eventlog::{self, EventLog, Namespace, OnGap};
 use crate::lake::Lake;
 use crate::settings::Worker;
 
@@ -46,6 +46,9 @@ pub struct SinkConfig {
     pub drain: bool,
     /// The share of the partitions this sink owns (`--worker I/N`); [`Worker::ALL`] by default.
     pub worker: Worker,
+    /// What to do when retention removed records before they reached the lake: stop (the
+    /// default) or skip them, logged and counted.
+    pub on_gap: OnGap,
 }
 
 impl SinkConfig {
@@ -57,6 +60,7 @@ impl SinkConfig {
             flush_interval: Duration::from_secs(10),
             drain,
             worker: Worker::ALL,
+            on_gap: OnGap::Stop,
         }
     }
 }
@@ -166,6 +170,7 @@ pub async fn run(
                 flush_size: cfg.flush_size,
                 flush_interval,
                 drain: cfg.drain,
+                on_gap: cfg.on_gap,
             });
         }
     }

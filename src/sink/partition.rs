@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{Error, layout, resume};
 use crate::backoff::Backoff;
-use crate::eventlog::{EventLog, Record};
+use crate::eventlog::{self, EventLog, OnGap, Record};
 use crate::lake::{Lake, Trouble};
 use crate::observe::{self, ErrorChain};
 
@@ -49,6 +49,8 @@ pub(super) struct Job {
     /// `None`: files are cut by count only (drain mode, or an interval too long to matter).
     pub flush_interval: Option<Duration>,
     pub drain: bool,
+    /// What to do when retention removed records not yet in the lake.
+    pub on_gap: OnGap,
 }
 
 /// What one partition task did.
@@ -81,6 +83,22 @@ pub(super) async fn run(
     let Some(point) = resume_point(&job, &*log, &lake, &dir, &shutdown).await? else {
         return Ok(Outcome::default());
     };
+    if point.next < job.log_start && point.last_key.is_some() {
+        // Records after the last file are gone from the log: never a silent skip.
+        match job.on_gap {
+            OnGap::Stop => {
+                let source = eventlog::Error::Expired {
+                    noun: "topic",
+                    name: job.topic.clone(),
+                    partition,
+                    from: point.next,
+                    start: job.log_start,
+                };
+                return Err(Error::Read { topic: job.topic.clone(), partition, offset: point.next, source });
+            }
+            OnGap::Skip => observe::gap_skipped(topic, partition, point.next, job.log_start),
+        }
+    }
     let from = point.next.max(job.log_start);
     if let Some(old) = &point.replaced {
         tracing::warn!(
@@ -96,15 +114,6 @@ pub(super) async fn run(
         log_end = job.log_end,
         "sink partition resuming"
     );
-    if point.next < job.log_start && point.last_key.is_some() {
-        tracing::warn!(
-            topic,
-            partition,
-            lake_next = point.next,
-            log_start = job.log_start,
-            "records between the last file and the log's start are gone from the log"
-        );
-    }
 
     // Large pages keep the log's per-call cost low; the cap bounds memory for huge flush sizes
     // (pages do not decide where files are cut, so their size never changes the output).
@@ -112,7 +121,8 @@ pub(super) async fn run(
     let end = job.drain.then_some(job.log_end);
     let (tx, mut rx) = mpsc::channel(PREFETCH_PAGES);
     let reader_stop = shutdown.child_token();
-    let reader = tokio::spawn(read_pages(log, job.topic.clone(), partition, from, end, page, tx, reader_stop.clone()));
+    let pages = Pages { topic: job.topic.clone(), partition, end, page, on_gap: job.on_gap };
+    let reader = tokio::spawn(read_pages(log, pages, from, tx, reader_stop.clone()));
     // A log without identity: the marker gets the fingerprint of the first record written.
     let mut fingerprint = point.fingerprint.then(|| point.write_marker.clone()).flatten();
     let result = write_files(&job, &lake, &mut rx, from, &mut fingerprint, &shutdown).await;
@@ -382,19 +392,27 @@ async fn put_retrying(lake: &Lake, key: &Path, payload: PutPayload, shutdown: &C
     }
 }
 
-/// Reads pages from `from` on and sends them to the writer: up to `end` (drain) or forever,
-/// polling when the log has nothing new. Stops when cancelled or when the writer is gone.
-#[allow(clippy::too_many_arguments)]
-async fn read_pages(
-    log: std::sync::Arc<dyn EventLog>,
+/// What [`read_pages`] reads: one partition, up to `end` (drain) or forever, `page` records a
+/// call.
+struct Pages {
     topic: String,
     partition: u32,
-    mut from: u64,
     end: Option<u64>,
     page: usize,
+    on_gap: OnGap,
+}
+
+/// Reads pages from `from` on and sends them to the writer: up to `end` (drain) or forever,
+/// polling when the log has nothing new. Stops when cancelled or when the writer is gone.
+/// Records retention removed before they were read stop it, unless `on_gap` says skip.
+async fn read_pages(
+    log: std::sync::Arc<dyn EventLog>,
+    pages: Pages,
+    mut from: u64,
     tx: mpsc::Sender<Result<Vec<Record>, Error>>,
     shutdown: CancellationToken,
 ) {
+    let Pages { topic, partition, end, page, on_gap } = pages;
     let mut backoff = Backoff::default();
     let mut empty_since = None;
     loop {
@@ -413,6 +431,11 @@ async fn read_pages(
                 if !backoff.pause(&shutdown).await {
                     return;
                 }
+                continue;
+            }
+            Err(eventlog::Error::Expired { start, .. }) if on_gap == OnGap::Skip => {
+                observe::gap_skipped(&topic, partition, from, start);
+                from = start;
                 continue;
             }
             Err(source) => {

@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 use super::positions::Cursor;
 use super::{Error, Round, Source, StreamConfig, now_ms};
 use crate::backoff::Backoff;
-use crate::eventlog::{EventLog, Record};
+use crate::eventlog::{EventLog, OnGap, Record};
 
 /// How often an idle job looks for new records.
 const POLL_INTERVAL: Duration = Duration::from_millis(20);
@@ -38,7 +38,7 @@ pub(super) async fn gather(
                 if room == 0 {
                     break;
                 }
-                let records = read_retrying(log, &source.stream, cursor, room, shutdown).await?;
+                let records = read_retrying(log, &source.stream, cursor, room, cfg.on_gap, shutdown).await?;
                 let (Some(first), Some(last)) = (records.first(), records.last()) else { continue };
                 got = true;
                 cursor.next = last.position.offset + 1;
@@ -75,18 +75,25 @@ pub(super) async fn gather(
 }
 
 /// Reads up to `max` records at `cursor`; while the log is unavailable (a remote log down or
-/// throttling), waits with backoff and tries again, until shutdown (then: nothing read).
+/// throttling), waits with backoff and tries again, until shutdown (then: nothing read). When
+/// retention removed the records at the cursor, stops with the error or, as `on_gap` says, skips
+/// to the partition's start.
 async fn read_retrying(
     log: &dyn EventLog,
     stream: &str,
-    cursor: &Cursor,
+    cursor: &mut Cursor,
     max: usize,
+    on_gap: OnGap,
     shutdown: &CancellationToken,
 ) -> Result<Vec<Record>, Error> {
     let mut backoff = Backoff::default();
     loop {
         match log.read(stream, cursor.partition, cursor.next, max).await {
             Ok(records) => return Ok(records),
+            Err(crate::eventlog::Error::Expired { start, .. }) if on_gap == OnGap::Skip => {
+                crate::observe::gap_skipped(stream, cursor.partition, cursor.next, start);
+                cursor.next = start;
+            }
             Err(e) if e.is_unavailable() && !shutdown.is_cancelled() => {
                 tracing::warn!(stream, partition = cursor.partition, offset = cursor.next, error = %e, retry_in_ms = backoff.next_wait().as_millis() as u64, "reading the stream failed; retrying");
                 if !backoff.pause(shutdown).await {

@@ -89,7 +89,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::clean;
 use crate::contract::{self, Table};
-use crate::eventlog::{EventLog, Record};
+use crate::eventlog::{EventLog, OnGap, Record};
 use crate::lake::Lake;
 use crate::settings::Worker;
 use delta::DeltaSink;
@@ -120,6 +120,9 @@ pub struct StreamConfig {
     /// default. Workers write the same tables: each partition's position is its own `txn` app id,
     /// and Delta appends from several writers commit one after another.
     pub worker: Worker,
+    /// What to do when retention removed records before they reached the tables: stop (the
+    /// default) or skip them, logged and counted.
+    pub on_gap: OnGap,
 }
 
 impl StreamConfig {
@@ -135,6 +138,7 @@ impl StreamConfig {
             checkpoint_every: 100,
             lake_timeout: drain.then_some(Duration::from_secs(600)),
             worker: Worker::ALL,
+            on_gap: OnGap::Stop,
         }
     }
 }

@@ -44,6 +44,14 @@ impl Cursor {
         Cursor { partition, next, data, rejects, native: None }
     }
 
+    /// Where the data table's records stop, when that is before the log's readable start
+    /// `log_start`: the records in between were removed by retention before the table got them.
+    /// `None` for a partition the table holds nothing of (it starts at the log's start).
+    pub fn lost_to(&self, log_start: u64) -> Option<u64> {
+        let next = self.data? + 1;
+        (next < log_start).then_some(next)
+    }
+
     /// Takes the native position stored for this partition when it belongs to the data version
     /// the table holds (a position stored with another version is of no use) and returns it.
     pub fn adopt_native(&mut self, stored: Option<&NativePosition>) -> Option<&str> {

@@ -19,8 +19,9 @@ use super::positions::{self, Cursor};
 use super::{Error, Source, StreamConfig, TableReport, rejects};
 use crate::clean;
 use crate::contract::{self, Table};
-use crate::eventlog::EventLog;
+use crate::eventlog::{self, EventLog, OnGap};
 use crate::lake::Lake;
+use crate::observe;
 
 /// Opens the rejects table and the data tables of pipeline `cfg.id`, and resumes every partition
 /// of the three streams that `cfg.worker` owns. `None`: shut down while the lake would not open
@@ -71,6 +72,22 @@ pub(super) async fn open(
             let data = sink.stored_version(&app_id).await?.filter(|_| data_ours);
             let rej = rejects.stored_version(&rejects_app_id).await?.filter(|_| rejects_ours);
             let mut cursor = Cursor::resume(p.partition, p.start, data, rej);
+            // What the table lacks is gone from the log: never a silent skip.
+            if let Some(next) = cursor.lost_to(p.start) {
+                match cfg.on_gap {
+                    OnGap::Stop => {
+                        let source = eventlog::Error::Expired {
+                            noun: streams.namespace().noun(),
+                            name: stream.clone(),
+                            partition: p.partition,
+                            from: next,
+                            start: p.start,
+                        };
+                        return Err(Error::Read { stream, partition: p.partition, offset: next, source });
+                    }
+                    OnGap::Skip => observe::gap_skipped(&stream, p.partition, next, p.start),
+                }
+            }
             let unverified = earlier.is_none() || identity.is_none();
             if unverified && p.end > 0 && cursor.next > p.end {
                 // No identity to tell the logs apart, and positions past the end: not this log.

@@ -16,6 +16,10 @@
 //! copied and give its offset to another. A log opened anew syncs and publishes what its file
 //! already holds, when any of that is not durable yet.
 //!
+//! Retention ([`retention`]): the writer removes each partition's expired oldest records between
+//! group commits, a bounded number per turn, and gives the freed space back beyond a reserve;
+//! a read from an offset that was removed fails with [`Error::Expired`].
+//!
 //! Layout: `DIR/topics.db` and `DIR/streams.db` (one file per [`Namespace`]). A partition's next
 //! offset is one past its highest stored offset, read inside the writing transaction, so offsets
 //! stay contiguous across crashes and across writer processes.
@@ -33,12 +37,14 @@
 //! sends it to the writer thread ([`writer`]), which places records by their
 //! [`rowid`](mod@rowid) and commits groups; the fsync thread ([`sync`]) syncs the WAL, raises the
 //! durable ends ([`durable`]) and answers;
-//! the checkpoint thread ([`checkpoint`]) copies the WAL back. [`schema`] holds the tables and
+//! the checkpoint thread ([`checkpoint`]) copies the WAL back; the writer also sweeps expired
+//! records ([`retention`]). [`schema`] holds the tables and
 //! opens every connection. The read side (list, describe, read) is here, on pooled read-only
 //! connections.
 
 mod checkpoint;
 mod durable;
+mod retention;
 mod rowid;
 mod schema;
 mod sync;
@@ -58,7 +64,8 @@ use self::schema::{Role, SCHEMA, migrate, open_connection, storage, storage_any}
 use self::sync::{sync_and_answer, wal_path};
 use self::writer::{Command, Writer};
 use super::{
-    Appended, Error, EventLog, LogInfo, Namespace, NewRecord, PartitionInfo, Position, Record, Result, validate_name,
+    Appended, Error, EventLog, LogInfo, Namespace, NewRecord, PartitionInfo, Policy, Position, Record, Result,
+    Retention, validate_name,
 };
 
 /// How long opening a log waits for the records already in its file to be synced and published.
@@ -77,8 +84,9 @@ pub struct EmbeddedLog {
 }
 
 impl EmbeddedLog {
-    /// Opens (creating if needed) the log of `namespace` in folder `dir`, and starts its writer.
-    pub async fn open(dir: &Path, namespace: Namespace) -> Result<Self> {
+    /// Opens (creating if needed) the log of `namespace` in folder `dir`, and starts its writer,
+    /// which applies `policy` (the retention of logs without their own).
+    pub async fn open(dir: &Path, namespace: Namespace, policy: Policy) -> Result<Self> {
         let file = match namespace {
             Namespace::Topics => "topics.db",
             Namespace::Streams => "streams.db",
@@ -99,7 +107,7 @@ impl EmbeddedLog {
         let (tx, rx) = mpsc::channel();
         let (to_syncer, committed) = mpsc::channel();
         let durable = Arc::new(DurableEnds::of(&path));
-        let writer = Writer::new(conn, path.clone(), namespace, to_syncer);
+        let writer = Writer::new(conn, path.clone(), namespace, policy.retention, to_syncer);
         let (opened, ends_published) = oneshot::channel();
         let spawn_failed = |source| Error::Io { path: path.display().to_string(), source };
         std::thread::Builder::new()
@@ -173,12 +181,12 @@ impl EventLog for EmbeddedLog {
         self.namespace
     }
 
-    async fn create(&self, name: &str, partitions: u32) -> Result<LogInfo> {
+    async fn create(&self, name: &str, partitions: u32, retention: Option<Retention>) -> Result<LogInfo> {
         validate_name(self.namespace, name)?;
         if partitions == 0 || partitions > MAX_PARTITIONS {
             return Err(Error::InvalidPartitionCount(partitions));
         }
-        self.send(|reply| Command::Create { name: name.to_string(), partitions, reply }).await?;
+        self.send(|reply| Command::Create { name: name.to_string(), partitions, retention, reply }).await?;
         self.describe(name).await
     }
 
@@ -235,7 +243,7 @@ impl EventLog for EmbeddedLog {
             }
             // Only what an fsync covered: never a record a power loss could still take back.
             let end = durable.end_of(id, partition, first_offset);
-            if from >= end {
+            if from >= end || max == 0 {
                 return Ok(Vec::new());
             }
             let mut stmt = conn
@@ -257,7 +265,15 @@ impl EventLog for EmbeddedLog {
                     })
                 })
                 .map_err(storage_any)?;
-            rows.collect::<rusqlite::Result<Vec<_>>>().map_err(storage_any)
+            let records = rows.collect::<rusqlite::Result<Vec<_>>>().map_err(storage_any)?;
+            // Offsets are contiguous from the partition's start: a first record past `from` (or
+            // none before the end) means retention removed what `from` named.
+            let wanted = from.max(first_offset);
+            let start = records.first().map_or(end, |r| r.position.offset);
+            if start > wanted {
+                return Err(Error::Expired { noun: namespace.noun(), name, partition, from: wanted, start });
+            }
+            Ok(records)
         })
         .await
     }
@@ -294,14 +310,14 @@ mod tests {
     use crate::eventlog::partition_for_key;
 
     async fn log(dir: &Path) -> EmbeddedLog {
-        EmbeddedLog::open(dir, Namespace::Topics).await.unwrap()
+        EmbeddedLog::open(dir, Namespace::Topics, Policy::default_for(Namespace::Topics)).await.unwrap()
     }
 
     #[tokio::test]
     async fn appended_records_read_back_in_order_with_contiguous_offsets() {
         let dir = tempfile::tempdir().unwrap();
         let log = log(dir.path()).await;
-        log.create("t", 1).await.unwrap();
+        log.create("t", 1, None).await.unwrap();
         let first = log.append("t", vec![NewRecord::value("a"), NewRecord::value("b")]).await.unwrap();
         let second = log.append("t", vec![NewRecord::value("c")]).await.unwrap();
         let offsets: Vec<u64> = first.iter().chain(&second).map(|p| p.offset().unwrap()).collect();
@@ -316,7 +332,7 @@ mod tests {
     async fn concurrent_appends_share_commits_and_lose_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let log = Arc::new(log(dir.path()).await);
-        log.create("t", 3).await.unwrap();
+        log.create("t", 3, None).await.unwrap();
         let tasks: Vec<_> = (0..50)
             .map(|i| {
                 let log = Arc::clone(&log);
@@ -343,7 +359,7 @@ mod tests {
     async fn a_bad_append_fails_alone_and_writes_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let log = log(dir.path()).await;
-        log.create("t", 2).await.unwrap();
+        log.create("t", 2, None).await.unwrap();
         let bad = vec![NewRecord::value("ok"), NewRecord { key: None, value: b"x".to_vec(), partition: Some(2) }];
         assert!(matches!(log.append("t", bad).await, Err(Error::NoSuchPartition { partition: 2, .. })));
         assert!(matches!(log.append("nope", vec![NewRecord::value("x")]).await, Err(Error::NotFound { .. })));
@@ -355,16 +371,16 @@ mod tests {
     async fn admin_creates_lists_and_deletes() {
         let dir = tempfile::tempdir().unwrap();
         let log = log(dir.path()).await;
-        log.create("b", 2).await.unwrap();
-        log.create("a", 1).await.unwrap();
-        assert!(matches!(log.create("a", 1).await, Err(Error::AlreadyExists { .. })));
-        assert!(matches!(log.create("c", 0).await, Err(Error::InvalidPartitionCount(0))));
+        log.create("b", 2, None).await.unwrap();
+        log.create("a", 1, None).await.unwrap();
+        assert!(matches!(log.create("a", 1, None).await, Err(Error::AlreadyExists { .. })));
+        assert!(matches!(log.create("c", 0, None).await, Err(Error::InvalidPartitionCount(0))));
         assert_eq!(log.list().await.unwrap(), ["a", "b"]);
         log.append("b", vec![NewRecord::value("x")]).await.unwrap();
         log.delete("b").await.unwrap();
         assert_eq!(log.list().await.unwrap(), ["a"]);
         assert!(matches!(log.read("b", 0, 0, 1).await, Err(Error::NotFound { .. })));
-        log.create("b", 1).await.unwrap();
+        log.create("b", 1, None).await.unwrap();
         assert_eq!(log.describe("b").await.unwrap().partitions[0].end, 1);
     }
 
@@ -372,12 +388,12 @@ mod tests {
     async fn a_recreated_log_is_another_log_that_numbers_on_after_the_old_one() {
         let dir = tempfile::tempdir().unwrap();
         let log = log(dir.path()).await;
-        log.create("t", 2).await.unwrap();
+        log.create("t", 2, None).await.unwrap();
         let first = log.describe("t").await.unwrap().incarnation.unwrap();
         let old = (0..5).map(|i| NewRecord { key: None, value: format!("{i}").into(), partition: Some(i % 2) });
         log.append("t", old.collect()).await.unwrap();
         log.delete("t").await.unwrap();
-        log.create("t", 1).await.unwrap();
+        log.create("t", 1, None).await.unwrap();
         let info = log.describe("t").await.unwrap();
         assert_ne!(info.incarnation.as_deref(), Some(first.as_str()));
         assert_eq!(info.partitions, [PartitionInfo { partition: 0, start: 3, end: 3 }]);
@@ -386,7 +402,7 @@ mod tests {
         let read = log.read("t", 0, 0, 10).await.unwrap();
         assert_eq!((read.len(), read[0].position.offset, read[0].value.as_slice()), (1, 3, &b"new"[..]));
         // A second handle (another process) sees the same identity.
-        let other = EmbeddedLog::open(dir.path(), Namespace::Topics).await.unwrap();
+        let other = self::log(dir.path()).await;
         assert_eq!(other.describe("t").await.unwrap().incarnation, info.incarnation);
     }
 
@@ -394,8 +410,9 @@ mod tests {
     async fn keyed_records_stay_in_their_partition_and_topics_are_apart_from_streams() {
         let dir = tempfile::tempdir().unwrap();
         let topics = log(dir.path()).await;
-        let streams = EmbeddedLog::open(dir.path(), Namespace::Streams).await.unwrap();
-        topics.create("t", 4).await.unwrap();
+        let streams =
+            EmbeddedLog::open(dir.path(), Namespace::Streams, Policy::default_for(Namespace::Streams)).await.unwrap();
+        topics.create("t", 4, None).await.unwrap();
         let key = || Some(b"partition-1".to_vec());
         let records = (0..5).map(|_| NewRecord { key: key(), value: b"v".to_vec(), partition: None }).collect();
         let positions = topics.append("t", records).await.unwrap();
@@ -405,11 +422,51 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn retention_removes_the_oldest_records_and_a_read_behind_it_fails() {
+        let dir = tempfile::tempdir().unwrap();
+        let short = Policy { retention: Retention::For(std::time::Duration::from_millis(300)) };
+        let log = EmbeddedLog::open(dir.path(), Namespace::Topics, short).await.unwrap();
+        log.create("default", 1, None).await.unwrap();
+        log.create("own", 2, Some(Retention::For(std::time::Duration::from_millis(300)))).await.unwrap();
+        log.create("kept", 1, Some(Retention::Forever)).await.unwrap();
+        for name in ["default", "kept"] {
+            log.append(name, (0..5).map(|i| NewRecord::value(format!("{i}"))).collect()).await.unwrap();
+        }
+        let own = (0..6).map(|i| NewRecord { key: None, value: format!("{i}").into(), partition: Some(i % 2) });
+        log.append("own", own.collect()).await.unwrap();
+        // The writer sweeps about every second: wait for two turns past the retention.
+        tokio::time::sleep(std::time::Duration::from_millis(2_500)).await;
+        // Each partition keeps its newest record, so its next offset stays where it was.
+        assert_eq!(
+            log.describe("default").await.unwrap().partitions,
+            [PartitionInfo { partition: 0, start: 4, end: 5 }]
+        );
+        assert_eq!(
+            log.describe("own").await.unwrap().partitions,
+            [PartitionInfo { partition: 0, start: 2, end: 3 }, PartitionInfo { partition: 1, start: 2, end: 3 }]
+        );
+        assert_eq!(log.describe("kept").await.unwrap().partitions, [PartitionInfo { partition: 0, start: 0, end: 5 }]);
+        let err = log.read("default", 0, 1, 10).await.unwrap_err();
+        assert!(matches!(err, Error::Expired { from: 1, start: 4, partition: 0, .. }), "{err}");
+        assert_eq!(
+            err.to_string(),
+            "topic `default` partition 0: offsets 1 to 3 were removed by retention before they were read \
+             (3 record(s) lost); the partition now starts at offset 4"
+        );
+        let read = log.read("default", 0, 4, 10).await.unwrap();
+        assert_eq!((read.len(), read[0].value.as_slice()), (1, &b"4"[..]));
+        assert_eq!(log.read("kept", 0, 0, 10).await.unwrap().len(), 5);
+        // Appends go on after the kept record, contiguous.
+        let p = log.append("default", vec![NewRecord::value("5")]).await.unwrap();
+        assert_eq!(p[0].offset(), Some(5));
+    }
+
+    #[tokio::test]
     async fn a_second_handle_on_the_same_folder_sees_and_continues_the_log() {
         let dir = tempfile::tempdir().unwrap();
         let one = log(dir.path()).await;
         let two = log(dir.path()).await;
-        one.create("t", 1).await.unwrap();
+        one.create("t", 1, None).await.unwrap();
         one.append("t", vec![NewRecord::value("1")]).await.unwrap();
         let p = two.append("t", vec![NewRecord::value("2")]).await.unwrap();
         assert_eq!(p[0].offset(), Some(1));

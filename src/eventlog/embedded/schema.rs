@@ -13,6 +13,8 @@ use rusqlite::{Connection, OpenFlags, params};
 
 use crate::eventlog::{Error, Result};
 
+/// The tables. `retention_ms` is a log's own retention (`NULL`: the namespace's default;
+/// negative: forever).
 pub(super) const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS logs (
     id INTEGER PRIMARY KEY,
@@ -20,7 +22,8 @@ CREATE TABLE IF NOT EXISTS logs (
     partitions INTEGER NOT NULL,
     created_ms INTEGER NOT NULL,
     uid TEXT,
-    first_offset INTEGER NOT NULL DEFAULT 0
+    first_offset INTEGER NOT NULL DEFAULT 0,
+    retention_ms INTEGER
 );
 CREATE TABLE IF NOT EXISTS records (
     pos INTEGER PRIMARY KEY,
@@ -35,7 +38,8 @@ CREATE TABLE IF NOT EXISTS retired (
 ";
 
 /// Brings a log file of an earlier version to this schema: logs created before identities
-/// existed get one now (readers that stored none take it as the one they read).
+/// existed get one now (readers that stored none take it as the one they read); logs created
+/// before retention follow the namespace's default.
 pub(super) fn migrate(conn: &Connection) -> rusqlite::Result<()> {
     let columns: Vec<String> =
         conn.prepare("PRAGMA table_info(logs)")?.query_map([], |r| r.get(1))?.collect::<rusqlite::Result<_>>()?;
@@ -44,6 +48,9 @@ pub(super) fn migrate(conn: &Connection) -> rusqlite::Result<()> {
     }
     if !columns.iter().any(|c| c == "first_offset") {
         conn.execute_batch("ALTER TABLE logs ADD COLUMN first_offset INTEGER NOT NULL DEFAULT 0")?;
+    }
+    if !columns.iter().any(|c| c == "retention_ms") {
+        conn.execute_batch("ALTER TABLE logs ADD COLUMN retention_ms INTEGER")?;
     }
     let unnamed: Vec<i64> = conn
         .prepare("SELECT id FROM logs WHERE uid IS NULL")?
@@ -80,8 +87,11 @@ pub(super) fn open_connection(path: &Path, role: Role) -> Result<Connection> {
     let conn = Connection::open_with_flags(path, flags).map_err(storage(path))?;
     conn.busy_timeout(std::time::Duration::from_secs(30)).map_err(storage(path))?;
     let pragmas = match role {
+        // `auto_vacuum` first: it takes effect only in a file not yet written (not even switched
+        // to WAL), so files created by earlier versions keep reusing their free pages without
+        // giving them back ([`super::retention`]).
         Role::Writer => {
-            "PRAGMA journal_mode = WAL; PRAGMA synchronous = OFF; PRAGMA cache_size = -65536; \
+            "PRAGMA auto_vacuum = INCREMENTAL; PRAGMA journal_mode = WAL; PRAGMA synchronous = OFF; PRAGMA cache_size = -65536; \
              PRAGMA wal_autocheckpoint = 0; PRAGMA journal_size_limit = 67108864;"
         }
         Role::Reader => "PRAGMA query_only = ON;",

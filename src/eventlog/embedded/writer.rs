@@ -16,16 +16,17 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::mpsc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::oneshot;
 
 use super::durable;
+use super::retention::{self, SWEEP_EVERY};
 use super::rowid::{MAX_LOG_ID, MAX_OFFSET, log_rowids, offset_of, partition_rowids, rowid};
 use super::schema::{new_uid, storage};
 use super::sync::{Answer, Committed, clone_error, clone_sqlite};
-use crate::eventlog::{Error, Namespace, NewRecord, Position, Result, partition_for_key};
+use crate::eventlog::{Error, Namespace, NewRecord, Position, Result, Retention, partition_for_key};
 
 /// Most records one group commit takes; more waiting appends go into the next one.
 const MAX_GROUP_RECORDS: usize = 50_000;
@@ -33,7 +34,7 @@ const MAX_GROUP_RECORDS: usize = 50_000;
 /// Work for the writer thread; each carries the channel its answer goes back on.
 pub(super) enum Command {
     Append { name: String, records: Vec<NewRecord>, reply: oneshot::Sender<Result<Vec<Position>>> },
-    Create { name: String, partitions: u32, reply: oneshot::Sender<Result<()>> },
+    Create { name: String, partitions: u32, retention: Option<Retention>, reply: oneshot::Sender<Result<()>> },
     Delete { name: String, reply: oneshot::Sender<Result<()>> },
 }
 
@@ -64,6 +65,9 @@ pub(super) struct Writer {
     synced: mpsc::Sender<Committed>,
     /// The partition ends the group being applied reached.
     reached: HashMap<(i64, u32), u64>,
+    /// The retention of logs without their own, and when expired records are next looked for.
+    retention: Retention,
+    next_sweep: Instant,
 }
 
 impl Drop for Writer {
@@ -84,7 +88,13 @@ struct LogRow {
 }
 
 impl Writer {
-    pub(super) fn new(conn: Connection, path: PathBuf, namespace: Namespace, synced: mpsc::Sender<Committed>) -> Self {
+    pub(super) fn new(
+        conn: Connection,
+        path: PathBuf,
+        namespace: Namespace,
+        retention: Retention,
+        synced: mpsc::Sender<Committed>,
+    ) -> Self {
         Writer {
             conn,
             path,
@@ -95,12 +105,15 @@ impl Writer {
             round_robin: HashMap::new(),
             synced,
             reached: HashMap::new(),
+            retention,
+            next_sweep: Instant::now() + SWEEP_EVERY,
         }
     }
 
     /// The thread's body: hands the fsync thread the ends already in the file (`opened` is told
     /// once they are published), then takes what waits (up to [`MAX_GROUP_RECORDS`] records) as
-    /// one group, commits it, and goes on until every sender is gone.
+    /// one group, commits it, and goes on until every sender is gone; between groups, about every
+    /// [`SWEEP_EVERY`], it removes expired records ([`retention`]).
     pub(super) fn run(mut self, rx: mpsc::Receiver<Command>, opened: oneshot::Sender<()>) {
         match durable::current_ends(&self.conn) {
             Ok(ends) => {
@@ -108,7 +121,15 @@ impl Writer {
             }
             Err(e) => tracing::warn!(path = %self.path.display(), error = %e, "cannot read the log's ends"),
         }
-        while let Ok(first) = rx.recv() {
+        loop {
+            let first = match rx.recv_timeout(self.next_sweep.saturating_duration_since(Instant::now())) {
+                Ok(first) => first,
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    self.sweep();
+                    continue;
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            };
             let mut weight = first.weight();
             let mut group = vec![first];
             while weight < MAX_GROUP_RECORDS {
@@ -121,7 +142,28 @@ impl Writer {
                 }
             }
             self.commit_group(group);
+            if Instant::now() >= self.next_sweep {
+                self.sweep();
+            }
         }
+    }
+
+    /// Removes expired records ([`retention::sweep`]); looks again at once when work is left.
+    fn sweep(&mut self) {
+        let pause = match retention::sweep(&self.conn, self.retention, now_ms()) {
+            Ok(swept) => {
+                if swept.removed > 0 || swept.returned_pages > 0 {
+                    tracing::debug!(path = %self.path.display(), removed = swept.removed,
+                        returned_pages = swept.returned_pages, "retention sweep");
+                }
+                if swept.more { Duration::ZERO } else { SWEEP_EVERY }
+            }
+            Err(e) => {
+                tracing::warn!(path = %self.path.display(), error = %e, "retention sweep failed; trying again");
+                SWEEP_EVERY
+            }
+        };
+        self.next_sweep = Instant::now() + pause;
     }
 
     /// Applies a group of commands in one transaction; answers each after the commit.
@@ -184,7 +226,9 @@ impl Writer {
         while let Some(cmd) = group.next() {
             let result = match cmd {
                 Command::Append { name, records, reply } => Answer::Append(reply, self.append(&name, records, now)),
-                Command::Create { name, partitions, reply } => Answer::Unit(reply, self.create(&name, partitions, now)),
+                Command::Create { name, partitions, retention, reply } => {
+                    Answer::Unit(reply, self.create(&name, partitions, retention, now))
+                }
                 Command::Delete { name, reply } => Answer::Unit(reply, self.delete(&name)),
             };
             let storage_failure = result.storage_error().map(clone_error);
@@ -274,7 +318,7 @@ impl Writer {
         *cursor % partitions
     }
 
-    fn create(&mut self, name: &str, partitions: u32, now: i64) -> Result<()> {
+    fn create(&mut self, name: &str, partitions: u32, retention: Option<Retention>, now: i64) -> Result<()> {
         let noun = self.namespace.noun();
         if self.lookup(name)?.is_some() {
             return Err(Error::AlreadyExists { noun, name: name.into() });
@@ -288,8 +332,9 @@ impl Writer {
             .unwrap_or(0);
         self.conn
             .execute(
-                "INSERT INTO logs (name, partitions, created_ms, uid, first_offset) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![name, partitions, now, new_uid(), first_offset],
+                "INSERT INTO logs (name, partitions, created_ms, uid, first_offset, retention_ms) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![name, partitions, now, new_uid(), first_offset, retention.map(Retention::as_millis)],
             )
             .map_err(storage(&self.path))?;
         let id = self.conn.last_insert_rowid();

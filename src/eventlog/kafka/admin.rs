@@ -16,7 +16,7 @@ use rdkafka::error::RDKafkaErrorCode;
 
 use super::read::{probe_end, watermarks};
 use super::{BACKEND, KafkaLog, REQUEST_TIMEOUT, blocking, not_found, unavailable};
-use crate::eventlog::{Error, EventLog, LogInfo, Namespace, PartitionInfo, Result, validate_name};
+use crate::eventlog::{Error, EventLog, LogInfo, Namespace, PartitionInfo, Result, Retention, validate_name};
 
 /// Most partitions a topic may be created with (the trait's common limit).
 const MAX_PARTITIONS: u32 = 1024;
@@ -26,14 +26,17 @@ const METADATA_TTL: Duration = Duration::from_secs(5);
 const CREATE_PROPAGATION: Duration = Duration::from_secs(10);
 
 impl KafkaLog {
-    /// [`EventLog::create`]: creates topic `name` and waits until the metadata shows it.
-    pub(super) async fn create_topic(&self, name: &str, partitions: u32) -> Result<LogInfo> {
+    /// [`EventLog::create`]: creates topic `name` with `retention.ms` set from `retention`, and
+    /// waits until the metadata shows it.
+    pub(super) async fn create_topic(&self, name: &str, partitions: u32, retention: Retention) -> Result<LogInfo> {
         validate_name(Namespace::Topics, name)?;
         if partitions == 0 || partitions > MAX_PARTITIONS {
             return Err(Error::InvalidPartitionCount(partitions));
         }
         self.refresh_tokens().await;
-        let topic = NewTopic::new(name, partitions as i32, TopicReplication::Fixed(-1));
+        let retention_ms = retention.as_millis().to_string();
+        let topic =
+            NewTopic::new(name, partitions as i32, TopicReplication::Fixed(-1)).set("retention.ms", &retention_ms);
         let options =
             AdminOptions::new().operation_timeout(Some(REQUEST_TIMEOUT)).request_timeout(Some(REQUEST_TIMEOUT));
         let results = self.admin.create_topics([&topic], &options).await.map_err(unavailable)?;

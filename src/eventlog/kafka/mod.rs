@@ -61,7 +61,9 @@ use rdkafka::producer::FutureProducer;
 use self::client::{KafkaContext, client};
 use self::read::Reader;
 use self::settings::Settings;
-use super::{Appended, ClientSettings, Error, EventLog, LogInfo, Namespace, NewRecord, Record, Result};
+use super::{
+    Appended, ClientSettings, Error, EventLog, LogInfo, Namespace, NewRecord, Policy, Record, Result, Retention,
+};
 use crate::settings::KafkaUrl;
 
 /// The name errors use for this backend.
@@ -86,20 +88,29 @@ pub struct KafkaLog {
     partitions: Mutex<HashMap<String, (u32, Instant)>>,
     /// When the admin and metadata clients last got an MSK IAM token.
     token_set: Mutex<Option<Instant>>,
+    /// The `retention.ms` of topics created without one of their own.
+    retention: Retention,
 }
 
 /// How often the clients whose refresh events nobody polls get a new MSK IAM token.
 const TOKEN_REFRESH: Duration = Duration::from_secs(600);
 
 /// Opens the `kafka://` log `url` for `namespace` with the `[kafka]` settings of `settings`.
-pub async fn open(url: &KafkaUrl, namespace: Namespace, settings: &ClientSettings) -> Result<Arc<dyn EventLog>> {
+pub async fn open(
+    url: &KafkaUrl,
+    namespace: Namespace,
+    settings: &ClientSettings,
+    policy: Policy,
+) -> Result<Arc<dyn EventLog>> {
     if namespace != Namespace::Topics {
         return Err(Error::InvalidUrl {
             url: url.to_string(),
             reason: "the Kafka backend holds topics only; streams go to embedded:// or kinesis://".into(),
         });
     }
-    Ok(Arc::new(KafkaLog::open(url, &settings.kafka).await?))
+    let mut log = KafkaLog::open(url, &settings.kafka).await?;
+    log.retention = policy.retention;
+    Ok(Arc::new(log))
 }
 
 impl KafkaLog {
@@ -133,6 +144,7 @@ impl KafkaLog {
             readers: Mutex::default(),
             partitions: Mutex::default(),
             token_set: Mutex::new(Some(Instant::now())),
+            retention: Retention::default_for(Namespace::Topics),
         })
     }
 
@@ -169,8 +181,8 @@ impl EventLog for KafkaLog {
         Namespace::Topics
     }
 
-    async fn create(&self, name: &str, partitions: u32) -> Result<LogInfo> {
-        self.create_topic(name, partitions).await
+    async fn create(&self, name: &str, partitions: u32, retention: Option<Retention>) -> Result<LogInfo> {
+        self.create_topic(name, partitions, retention.unwrap_or(self.retention)).await
     }
 
     async fn list(&self) -> Result<Vec<String>> {

@@ -19,7 +19,7 @@ use aws_sdk_kinesis::config::http::HttpResponse;
 use aws_sdk_kinesis::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 
 use super::KinesisLog;
-use crate::eventlog::{Error, Namespace, Result};
+use crate::eventlog::{Error, Namespace, Result, Retention};
 use crate::settings::{KinesisUrl, LogUrl};
 
 /// A failed Kinesis call, classified.
@@ -109,6 +109,7 @@ impl KinesisLog {
             shards: Mutex::new(HashMap::new()),
             cursors: Mutex::new(HashMap::new()),
             round_robin: AtomicU64::new(0),
+            retention: Retention::default_for(namespace),
         })
     }
 }

@@ -67,7 +67,7 @@ use aws_sdk_kinesis::Client;
 use self::client::Failure;
 use self::read::Cursor;
 use self::streams::Shard;
-use super::{Appended, Error, EventLog, LogInfo, Namespace, NewRecord, Record, Result};
+use super::{Appended, Error, EventLog, LogInfo, Namespace, NewRecord, Policy, Record, Result, Retention};
 use crate::backoff::Backoff;
 use crate::settings::KinesisUrl;
 
@@ -96,8 +96,10 @@ fn retry_backoff() -> Backoff {
 }
 
 /// Opens the log `url` names for `namespace`.
-pub async fn open(url: &KinesisUrl, namespace: Namespace) -> Result<Arc<dyn EventLog>> {
-    Ok(Arc::new(KinesisLog::open(url, namespace).await?))
+pub async fn open(url: &KinesisUrl, namespace: Namespace, policy: Policy) -> Result<Arc<dyn EventLog>> {
+    let mut log = KinesisLog::open(url, namespace).await?;
+    log.retention = policy.retention;
+    Ok(Arc::new(log))
 }
 
 /// Kinesis data streams as an [`EventLog`].
@@ -110,6 +112,8 @@ pub struct KinesisLog {
     cursors: Mutex<HashMap<(String, u32), Cursor>>,
     /// Round-robin counter for records with neither key nor partition.
     round_robin: AtomicU64,
+    /// The retention period of streams created without one of their own.
+    retention: Retention,
 }
 
 impl KinesisLog {
@@ -137,8 +141,8 @@ impl EventLog for KinesisLog {
         self.namespace
     }
 
-    async fn create(&self, name: &str, partitions: u32) -> Result<LogInfo> {
-        self.create_stream(name, partitions).await
+    async fn create(&self, name: &str, partitions: u32, retention: Option<Retention>) -> Result<LogInfo> {
+        self.create_stream(name, partitions, retention.unwrap_or(self.retention)).await
     }
 
     async fn list(&self) -> Result<Vec<String>> {

@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::client::Failure;
 use super::{KinesisLog, retry_backoff};
-use crate::eventlog::{Error, EventLog, LogInfo, PartitionInfo, Result, validate_name};
+use crate::eventlog::{Error, EventLog, LogInfo, PartitionInfo, Result, Retention, validate_name};
 
 /// How long `create` waits for a new stream to become ACTIVE.
 const CREATE_DEADLINE: Duration = Duration::from_secs(120);
@@ -31,9 +31,10 @@ pub(super) struct Shard {
 }
 
 impl KinesisLog {
-    /// [`EventLog::create`]: creates stream `name` with `partitions` shards and waits until it is
-    /// ACTIVE.
-    pub(super) async fn create_stream(&self, name: &str, partitions: u32) -> Result<LogInfo> {
+    /// [`EventLog::create`]: creates stream `name` with `partitions` shards, waits until it is
+    /// ACTIVE, and gives it `retention` as its retention period when that is not the 24 hours a
+    /// new stream has.
+    pub(super) async fn create_stream(&self, name: &str, partitions: u32, retention: Retention) -> Result<LogInfo> {
         validate_name(self.namespace, name)?;
         if name.len() > MAX_NAME_CHARS {
             return Err(Error::InvalidName {
@@ -58,6 +59,24 @@ impl KinesisLog {
             });
         }
         self.forget(name);
+        self.wait_active(name).await?;
+        if let Some(hours) = retention_hours(retention, name) {
+            let raised = self
+                .client
+                .increase_stream_retention_period()
+                .stream_name(name)
+                .retention_period_hours(hours)
+                .send()
+                .await;
+            raised.map_err(|e| Failure::from(e).into_error(self.noun(), name))?;
+            self.wait_active(name).await?;
+        }
+        self.describe(name).await
+    }
+
+    /// Waits until stream `name` is ACTIVE (after a creation or a change), up to
+    /// [`CREATE_DEADLINE`].
+    async fn wait_active(&self, name: &str) -> Result<()> {
         let deadline = Instant::now() + CREATE_DEADLINE;
         let mut backoff = retry_backoff();
         // Only the deadline ends this wait: no shutdown cuts its pauses short.
@@ -75,20 +94,19 @@ impl KinesisLog {
                 }
             };
             if status == Some(StreamStatus::Active) {
-                break;
+                return Ok(());
             }
             if Instant::now() > deadline {
                 return Err(Error::Unavailable {
                     backend: "Kinesis",
                     detail: format!(
-                        "stream `{name}` is not ACTIVE {} s after it was created",
+                        "stream `{name}` is not ACTIVE {} s after it was created or changed",
                         CREATE_DEADLINE.as_secs()
                     ),
                 });
             }
             backoff.pause(&no_shutdown).await;
         }
-        self.describe(name).await
     }
 
     /// [`EventLog::list`]: every stream of the account and region, all pages.
@@ -200,4 +218,20 @@ impl KinesisLog {
             detail: format!("stream `{name}` put a record in unknown shard {shard_id} (resharding is not supported)"),
         })
     }
+}
+
+/// The retention period to ask Kinesis for, in its whole hours from 24 to 8,760 (365 days), or
+/// `None` when a new stream's 24 hours already are it. What Kinesis cannot keep is said once.
+fn retention_hours(retention: Retention, name: &str) -> Option<i32> {
+    const DEFAULT_HOURS: u64 = 24;
+    const MAX_HOURS: u64 = 8_760;
+    let wanted = match retention {
+        Retention::Forever => u64::MAX,
+        Retention::For(d) => d.as_secs().div_ceil(3600),
+    };
+    let hours = wanted.clamp(DEFAULT_HOURS, MAX_HOURS);
+    if hours != wanted {
+        tracing::warn!(stream = name, %retention, kept_hours = hours, "Kinesis keeps records 24 to 8,760 hours");
+    }
+    (hours != DEFAULT_HOURS).then_some(hours as i32)
 }
