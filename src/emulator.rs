@@ -333,15 +333,19 @@ impl Shared {
         Ok([build(Table::Pin, pin), build(Table::Geo, geo), build(Table::User, user)])
     }
 
-    /// Sends one request, retrying what may succeed later; counts the outcome.
+    /// Sends one request, retrying what may succeed later; counts the outcome. A 503 or 429
+    /// with `Retry-After` (the log's backpressure) is waited out as the server asks, and does not
+    /// use up an attempt: the emulator slows down to what the pipeline takes.
     async fn send(&self, request: Request) {
         let (method, content_type) = match self.cfg.mode {
             Mode::Batch => (reqwest::Method::POST, "application/vnd.kafka.json.v2+json"),
             Mode::Stream => (reqwest::Method::PUT, "application/json"),
         };
         let retry = self.cfg.retry;
+        let attempts = retry.attempts.max(1);
         let mut backoff = Backoff::new(retry.initial, retry.max);
-        for attempt in 1..=retry.attempts.max(1) {
+        let mut attempt = 1;
+        loop {
             let mut builder = self
                 .client
                 .request(method.clone(), &request.url)
@@ -356,6 +360,14 @@ impl Shared {
                     return;
                 }
                 Ok(response) if response.status().is_server_error() || response.status().as_u16() == 429 => {
+                    if let Some(wait) = retry_after(&response) {
+                        tracing::debug!(url = %request.url, status = %response.status(), ?wait, "the API asks to wait");
+                        self.retries.fetch_add(1, Ordering::Relaxed);
+                        tokio::select! {
+                            _ = tokio::time::sleep(wait) => continue,
+                            _ = self.shutdown.cancelled() => break,
+                        }
+                    }
                     format!("HTTP {}", response.status())
                 }
                 Ok(response) => {
@@ -367,16 +379,28 @@ impl Shared {
                 }
                 Err(e) => format!("{e}"),
             };
-            if attempt == retry.attempts.max(1) || self.shutdown.is_cancelled() {
+            if attempt >= attempts || self.shutdown.is_cancelled() {
                 tracing::warn!(url = %request.url, error = %outcome, attempts = attempt, "giving up on a record");
                 break;
             }
             tracing::debug!(url = %request.url, error = %outcome, "retrying after {:?}", backoff.next_wait());
             self.retries.fetch_add(1, Ordering::Relaxed);
             backoff.pause(&self.shutdown).await;
+            attempt += 1;
         }
         self.failed.fetch_add(1, Ordering::Relaxed);
     }
+}
+
+/// Longest `Retry-After` the emulator waits for at once (it asks again after).
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
+
+/// The wait a `Retry-After` header asks for, in whole seconds (its HTTP-date form is not used by
+/// pinpipe's gateway and is taken as no header), at most [`MAX_RETRY_AFTER`].
+fn retry_after(response: &reqwest::Response) -> Option<Duration> {
+    let value = response.headers().get(reqwest::header::RETRY_AFTER)?.to_str().ok()?;
+    let seconds: u64 = value.trim().parse().ok()?;
+    Some(Duration::from_secs(seconds).min(MAX_RETRY_AFTER))
 }
 
 #[cfg(test)]

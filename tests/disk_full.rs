@@ -6,9 +6,11 @@
 
 mod common;
 
+use common::tmpfs::Tmpfs;
+
 use std::collections::{BTreeMap, HashMap};
 use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -17,56 +19,6 @@ use pinpipe::eventlog::{EventLog, NewRecord};
 use rand::{Rng, SeedableRng};
 
 const ID: &str = "pinterest";
-
-/// A tmpfs of `mib` MiB mounted on a fresh folder, unmounted when dropped.
-struct Tmpfs {
-    dir: tempfile::TempDir,
-}
-
-impl Tmpfs {
-    fn mount(mib: u32) -> Tmpfs {
-        let dir = tempfile::tempdir().unwrap();
-        let out = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={mib}m"), "tmpfs"])
-            .arg(dir.path())
-            .output()
-            .expect("run mount");
-        assert!(
-            out.status.success(),
-            "cannot mount a tmpfs (the test needs root, as CI has): {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        Tmpfs { dir }
-    }
-
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
-    /// Fills the file system until `leave` bytes are free; the filler file, to delete later.
-    fn fill(&self, leave: u64) -> PathBuf {
-        let free = pinpipe::lake::space(self.path()).expect("statvfs").free;
-        let path = self.path().join(format!("filler-{}", uuid::Uuid::new_v4()));
-        let mut file = std::fs::File::create(&path).unwrap();
-        let chunk = vec![0u8; 64 * 1024];
-        let mut left = free.saturating_sub(leave);
-        while left > 0 {
-            let n = chunk.len().min(usize::try_from(left).unwrap_or(usize::MAX));
-            if file.write_all(&chunk[..n]).is_err() {
-                break;
-            }
-            left -= n as u64;
-        }
-        let _ = file.sync_all();
-        path
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(self.dir.path()).status();
-    }
-}
 
 fn spawn_stream(data: &Path, lake: &Path, log: &Path, extra: &[&str]) -> Child {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_pinpipe"));

@@ -397,3 +397,31 @@ async fn the_sink_rides_out_a_frozen_broker_and_writes_every_record_once() {
     geo.sort_by_key(|l| serde_json::from_str::<Value>(l).unwrap()["i"].as_u64().unwrap());
     assert_eq!(geo, rows("geo", 300));
 }
+
+#[tokio::test]
+async fn a_topic_pinpipe_creates_carries_its_retention_ms() {
+    use rdkafka::admin::{AdminClient, AdminOptions, ResourceSpecifier};
+    use rdkafka::client::DefaultClientContext;
+    let Some(addr) = shared_broker() else { return };
+    let url = format!("kafka://{addr}").parse().unwrap();
+    let policy = eventlog::Policy {
+        retention: eventlog::Retention::For(Duration::from_secs(300)),
+        ..eventlog::Policy::default_for(Namespace::Topics)
+    };
+    let log = eventlog::open_with(&url, Namespace::Topics, &Default::default(), policy).await.unwrap();
+    let (default, own) = (fresh_id("retention"), fresh_id("retention"));
+    log.create(&default, 1, None).await.expect("create with the namespace's retention");
+    log.create(&own, 1, Some(eventlog::Retention::Forever)).await.expect("create with its own");
+    let admin: AdminClient<DefaultClientContext> =
+        rdkafka::ClientConfig::new().set("bootstrap.servers", &addr).create().expect("admin client");
+    for (topic, expected) in [(&default, "300000"), (&own, "-1")] {
+        let described = admin
+            .describe_configs([&ResourceSpecifier::Topic(topic)], &AdminOptions::new())
+            .await
+            .expect("describe configs");
+        let resource = described.into_iter().next().unwrap().expect("the topic's configs");
+        let value = resource.get("retention.ms").and_then(|e| e.value.clone());
+        assert_eq!(value.as_deref(), Some(expected), "{topic}");
+        log.delete(topic).await.expect("delete");
+    }
+}

@@ -521,3 +521,21 @@ async fn read_delta_if_there(base: &str, options: &HashMap<String, String>, name
         None => Vec::new(),
     }
 }
+
+#[tokio::test]
+async fn a_stream_created_with_a_longer_retention_gets_that_retention_period() {
+    let Some(endpoint) = kinesis_endpoint() else { return };
+    let streams = kinesis(&endpoint).await;
+    let longer = format!("retention-{}", fresh_id());
+    let default = format!("retention-{}", fresh_id());
+    let two_days = eventlog::Retention::For(Duration::from_secs(48 * 3600));
+    streams.create(&longer, 1, Some(two_days)).await.expect("create with 48h");
+    streams.create(&default, 1, None).await.expect("create with the default");
+    let client = sdk_client(&endpoint).await;
+    for (name, hours) in [(&longer, 48), (&default, 24)] {
+        let summary = client.describe_stream_summary().stream_name(name).send().await.expect("describe");
+        let kept = summary.stream_description_summary().map(|s| s.retention_period_hours());
+        assert_eq!(kept, Some(hours), "{name}");
+        streams.delete(name).await.expect("delete");
+    }
+}

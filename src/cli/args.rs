@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use pinpipe::bench::backend::Backend;
-use pinpipe::eventlog::{OnGap, Retention};
+use pinpipe::eventlog::{MinFree, OnGap, Retention};
 use pinpipe::settings;
 use pinpipe::settings::values as range;
 use pinpipe::settings::{
@@ -82,6 +82,17 @@ pub struct GlobalArgs {
     #[arg(long, global = true, env = "PINPIPE_STREAM_RETENTION", value_name = "DURATION",
           value_parser = range::parse_retention)]
     pub stream_retention: Option<Retention>,
+    /// Free space the embedded log leaves on its disk: under it the gateway answers 503 with
+    /// Retry-After until space is back. A size (2GiB, 500MB, 0 for none) or a share (5%).
+    /// [default: 1GiB or 5%, whichever is smaller; also `[log] min_free`]
+    #[arg(long, global = true, env = "PINPIPE_MIN_FREE", value_name = "SIZE", value_parser = range::parse_min_free)]
+    pub min_free: Option<MinFree>,
+    /// Most records waiting for the embedded log's writer (what bounds the memory they take);
+    /// past it appends get 503 with Retry-After [default: 100000; 1 to 100,000,000; also
+    /// `[log] max_pending`]
+    #[arg(long, global = true, env = "PINPIPE_MAX_PENDING", value_name = "N",
+          value_parser = range::MAX_PENDING.usize_parser())]
+    pub max_pending: Option<usize>,
     /// Print the settings the command would run with — after flags, PINPIPE_* variables, the
     /// config file and the defaults — and exit without running it. Secrets show as ***.
     #[arg(long, global = true)]
@@ -104,6 +115,8 @@ impl GlobalArgs {
             lake: self.lake.clone(),
             retention: self.retention,
             stream_retention: self.stream_retention,
+            min_free: self.min_free,
+            max_pending: self.max_pending,
             log_format: self.log_format.map(|f| match f {
                 LogFormat::Text => settings::LogFormat::Text,
                 LogFormat::Json => settings::LogFormat::Json,

@@ -138,18 +138,99 @@ impl std::fmt::Display for OnGap {
     }
 }
 
+/// The free space the embedded log leaves on its file system (`[log] min_free`): below it,
+/// appends are refused with [`Error::Backpressure`] until space is back.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub enum MinFree {
+    /// 1 GiB or 5% of the file system, whichever is smaller.
+    #[default]
+    Default,
+    /// This many bytes (`0`: no floor; a full disk still refuses appends).
+    Bytes(u64),
+    /// This share of the file system, in percent.
+    Percent(f64),
+}
+
+impl MinFree {
+    /// The floor in bytes on a file system of `total` bytes.
+    pub fn floor(self, total: u64) -> u64 {
+        match self {
+            MinFree::Default => (1 << 30).min(total / 20),
+            MinFree::Bytes(bytes) => bytes,
+            MinFree::Percent(p) => (total as f64 * p / 100.0) as u64,
+        }
+    }
+}
+
+impl std::fmt::Display for MinFree {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            MinFree::Default => f.write_str("1GiB or 5%, whichever is smaller"),
+            MinFree::Bytes(b) => write!(f, "{b} bytes"),
+            MinFree::Percent(p) => write!(f, "{p}%"),
+        }
+    }
+}
+
+/// Why a log takes no appends now ([`Error::Backpressure`], [`EventLog::pressure`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Pressure {
+    /// Free space on the log's file system is under the floor (`[log] min_free`).
+    LowSpace { free: u64, floor: u64 },
+    /// The file system refused a write: it is full.
+    DiskFull,
+    /// More records wait for the writer than the bound (`[log] max_pending`).
+    Queue { waiting: usize, bound: usize },
+}
+
+impl Pressure {
+    /// A short label for metrics: `low_space`, `disk_full`, `queue`.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Pressure::LowSpace { .. } => "low_space",
+            Pressure::DiskFull => "disk_full",
+            Pressure::Queue { .. } => "queue",
+        }
+    }
+}
+
+impl std::fmt::Display for Pressure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Pressure::LowSpace { free, floor } => {
+                write!(f, "{free} bytes free on its disk, under the floor of {floor} (min_free)")
+            }
+            Pressure::DiskFull => f.write_str("its disk is full"),
+            Pressure::Queue { waiting, bound } => {
+                write!(f, "{waiting} records wait to be written, the bound is {bound} (max_pending)")
+            }
+        }
+    }
+}
+
 /// What a namespace's logs are opened with beyond their URL: the `[log]` / `[streams]` settings
-/// that say how they keep records.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// that say how they keep records and when they refuse more.
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Policy {
     /// The retention of every log without one of its own.
     pub retention: Retention,
+    /// Embedded: the free space to leave on the log's file system.
+    pub min_free: MinFree,
+    /// Embedded: most records waiting for the writer before appends are refused.
+    pub max_pending: usize,
 }
 
 impl Policy {
+    /// Records that may wait for the embedded log's writer by default.
+    pub const DEFAULT_MAX_PENDING: usize = 100_000;
+
     /// The defaults of `namespace` (see [`Retention::default_for`]).
     pub fn default_for(namespace: Namespace) -> Policy {
-        Policy { retention: Retention::default_for(namespace) }
+        Policy {
+            retention: Retention::default_for(namespace),
+            min_free: MinFree::Default,
+            max_pending: Self::DEFAULT_MAX_PENDING,
+        }
     }
 }
 
@@ -323,6 +404,10 @@ pub enum Error {
         last = .start.saturating_sub(1), lost = .start.saturating_sub(*.from)
     )]
     Expired { noun: &'static str, name: String, partition: u32, from: u64, start: u64 },
+    /// The log takes no appends now, and nothing of this one was stored: retry later (the gateway
+    /// answers 503 with `Retry-After`). It takes appends again by itself once the cause is gone.
+    #[error("the {noun} log at {path} takes no records now: {pressure}")]
+    Backpressure { noun: &'static str, path: String, pressure: Pressure },
 }
 
 impl Error {
@@ -370,6 +455,12 @@ pub trait EventLog: Send + Sync + 'static {
     /// it; for the others offsets are positions already and this does nothing.
     fn resume_hint(&self, name: &str, partition: u32, next: u64, after: &str) {
         let _ = (name, partition, next, after);
+    }
+
+    /// Why the log refuses appends now, if it does (as last seen; cheap). Only the embedded log
+    /// refuses by itself; the remote ones say so per call ([`Error::Unavailable`]).
+    fn pressure(&self) -> Option<Pressure> {
+        None
     }
 }
 

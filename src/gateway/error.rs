@@ -24,6 +24,7 @@
 //! | unknown topic (or a name no topic can have) | 404 | 40401 |
 //! | explicit partition out of range | 404 | 40402 |
 //! | log unavailable (storage failed, writer stopped) | 503 | 50301 |
+//! | log takes no records now (disk under `min_free`, disk full, `max_pending` records waiting); `Retry-After: 1` | 503 | 50302 |
 //! | anything else | 500 | 500 |
 //!
 //! # Kinesis routes (`/streams…`): body `{"__type":"…","message":"…"}`
@@ -42,6 +43,7 @@
 //! | unknown stream | 404 | `ResourceNotFoundException` |
 //! | creating a stream that exists | 409 | `ResourceInUseException` |
 //! | log unavailable | 503 | `ServiceUnavailableException` |
+//! | log takes no records now (as above); `Retry-After: 1` | 503 | `ProvisionedThroughputExceededException` |
 //! | anything else | 500 | `InternalFailure` |
 //!
 //! No failed request is ever answered with 200.
@@ -52,6 +54,9 @@ use serde::Serialize;
 
 use crate::eventlog;
 use crate::observe::ErrorChain;
+
+/// Seconds a client is told to wait (`Retry-After`) when the log takes no records now.
+pub(crate) const RETRY_AFTER_SECS: u64 = 1;
 
 /// The Kafka REST proxy's content type for replies.
 pub(crate) const KAFKA_CONTENT_TYPE: &str = "application/vnd.kafka.v2+json";
@@ -252,12 +257,14 @@ impl ApiError {
                             | L::NoSuchPartition { .. }
                             | L::InvalidName { .. }
                             | L::InvalidPartitionCount(_)
+                            | L::Backpressure { .. }
                     )
             }
             E::Internal(_) | E::Config(_) | E::Serve(_) => true,
             _ => false,
         };
         let unavailable = matches!(err, E::Log(l) if l.is_unavailable());
+        let refusing = matches!(err, E::Log(L::Backpressure { .. }));
         if server_side {
             tracing::error!(error = %ErrorChain(err), family = ?self.family, "request failed");
         } else {
@@ -304,6 +311,7 @@ impl ApiError {
                         (S::CONFLICT, 40902, format!("Topic {name} already exists."))
                     }
                     E::Log(L::InvalidPartitionCount(_)) => (S::UNPROCESSABLE_ENTITY, 422, err.to_string()),
+                    _ if refusing => (S::SERVICE_UNAVAILABLE, 50302, REFUSING.to_owned()),
                     _ if unavailable => (S::SERVICE_UNAVAILABLE, 50301, "Service unavailable".to_owned()),
                     _ => (S::INTERNAL_SERVER_ERROR, 500, "Internal server error".to_owned()),
                 };
@@ -345,6 +353,9 @@ impl ApiError {
                         "ResourceInUseException",
                         format!("Stream {name} under account {ACCOUNT} already exists."),
                     ),
+                    _ if refusing => {
+                        (S::SERVICE_UNAVAILABLE, "ProvisionedThroughputExceededException", REFUSING.to_owned())
+                    }
                     _ if unavailable => {
                         (S::SERVICE_UNAVAILABLE, "ServiceUnavailableException", "Service unavailable".to_owned())
                     }
@@ -356,10 +367,18 @@ impl ApiError {
     }
 }
 
+/// The message of a 503 for an append the log refused for now (the reason goes to the log).
+const REFUSING: &str = "The event log takes no records now; nothing was stored. Retry after the Retry-After seconds.";
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        let refusing = matches!(self.error, Error::Log(eventlog::Error::Backpressure { .. }));
         let (status, body, content_type) = self.parts();
-        super::reply(status, content_type, body)
+        let mut response = super::reply(status, content_type, body);
+        if refusing {
+            response.headers_mut().insert(axum::http::header::RETRY_AFTER, RETRY_AFTER_SECS.into());
+        }
+        response
     }
 }
 

@@ -272,6 +272,17 @@ impl Metrics {
     }
 }
 
+/// Appends `pinpipe_gateway_log_accepting`: per log, 1 while it takes appends, 0 while it answers
+/// 503 with `Retry-After` (backpressure), with the reason (`low_space`, `disk_full`, `queue`).
+pub fn render_intake(out: &mut String, logs: &[(&str, Option<crate::eventlog::Pressure>)]) {
+    out.push_str("# HELP pinpipe_gateway_log_accepting 1 while the log takes appends, 0 while it answers 503 (reason: low_space, disk_full, queue).\n");
+    out.push_str("# TYPE pinpipe_gateway_log_accepting gauge\n");
+    for (log, pressure) in logs {
+        let (reason, accepting) = pressure.as_ref().map_or(("", 1), |p| (p.label(), 0));
+        let _ = writeln!(out, "pinpipe_gateway_log_accepting{{log=\"{log}\",reason=\"{reason}\"}} {accepting}");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

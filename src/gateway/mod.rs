@@ -333,7 +333,10 @@ async fn healthz() -> &'static str {
 
 /// `GET /metrics`: Prometheus text format 0.0.4.
 async fn metrics_text(State(state): State<AppState>) -> Response {
-    reply(StatusCode::OK, "text/plain; version=0.0.4", state.metrics().render().into_bytes())
+    let mut text = state.metrics().render();
+    let intake = [("topics", state.topics().pressure()), ("streams", state.streams().pressure())];
+    metrics::render_intake(&mut text, &intake);
+    reply(StatusCode::OK, "text/plain; version=0.0.4", text.into_bytes())
 }
 
 #[cfg(test)]

@@ -55,6 +55,8 @@ pub struct Status {
     pub logs: Vec<LogStatus>,
     /// Requests answered with an error status since the gateway started, by route family.
     pub rejected_requests: RejectedRequests,
+    /// Whether each log takes appends now: `null`, or why it answers 503 (backpressure).
+    pub intake: Intake,
     /// The last batch run, if the results folder holds one.
     pub batch: Option<RunMeta>,
     /// Why something could not be read (the rest of the status is still given).
@@ -79,7 +81,14 @@ pub struct LogStatus {
     pub partitions: Vec<PartitionLag>,
 }
 
-/// Error answers of the gateway's API, by route family.
+/// Whether each log takes appends: `None`, or why not.
+#[derive(Debug, Serialize)]
+pub struct Intake {
+    pub topics: Option<String>,
+    pub streams: Option<String>,
+}
+
+/// Requests answered with an error, by route family.
 #[derive(Debug, Serialize)]
 pub struct RejectedRequests {
     pub topics: u64,
@@ -144,7 +153,11 @@ pub async fn collect(state: &AppState) -> Status {
         admin: m.rejected(super::metrics::Route::Admin),
     };
     let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
-    Status { now_ms, id: sources.map(|s| s.id.clone()), logs, rejected_requests, batch, problems }
+    let intake = Intake {
+        topics: state.topics().pressure().map(|p| p.to_string()),
+        streams: state.streams().pressure().map(|p| p.to_string()),
+    };
+    Status { now_ms, id: sources.map(|s| s.id.clone()), logs, rejected_requests, intake, batch, problems }
 }
 
 async fn log_status(
@@ -192,6 +205,7 @@ dl{display:grid;grid-template-columns:max-content 1fr;gap:2px 14px;margin:0}dt{c
 <section><h2>Topics and streams</h2>
 <table id="logs"><thead><tr><th>kind</th><th>name</th><th>records/s</th><th>appended here</th>
 <th>log end</th><th>written by</th><th>lag</th></tr></thead><tbody></tbody></table></section>
+<section><h2>Event log intake</h2><dl id="intake"></dl></section>
 <section><h2>Rejected requests</h2><dl id="rejects"></dl></section>
 <section><h2>Last batch run</h2><div id="batch" class="muted">none yet</div></section>
 <section id="problems-section" hidden><h2>Problems</h2><ul id="problems" class="bad"></ul></section>
@@ -234,6 +248,13 @@ function render(s) {
     cell(row, log.reader);
     cell(row, log.lag === null ? "unknown" : String(log.lag), "num").dataset.field = "lag";
     body.appendChild(row);
+  }
+  const intake = document.getElementById("intake");
+  intake.replaceChildren();
+  for (const [kind, why] of [["topics", s.intake.topics], ["streams", s.intake.streams]]) {
+    const dd = pair(intake, kind, why === null ? "accepting" : "refusing (503): " + why);
+    dd.dataset.field = "intake-" + kind;
+    if (why !== null) dd.className = "bad";
   }
   const rejects = document.getElementById("rejects");
   rejects.replaceChildren();

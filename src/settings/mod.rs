@@ -27,7 +27,7 @@ pub use sections::{BatchSection, EmulatorSection, GatewaySection, LogSection, Si
 pub use url::{KafkaUrl, KinesisUrl, LakeUrl, LogUrl, SourceUrl, UrlError};
 pub use values::{Worker, display_duration, parse_duration};
 
-use crate::eventlog::{ClientSettings, Namespace, Policy, Retention};
+use crate::eventlog::{ClientSettings, MinFree, Namespace, Policy, Retention};
 
 /// Default pipeline id: names the topics, streams and Delta tables.
 const DEFAULT_ID: &str = "pinterest";
@@ -82,6 +82,8 @@ pub struct Globals {
     pub log_format: Option<LogFormat>,
     pub retention: Option<Retention>,
     pub stream_retention: Option<Retention>,
+    pub min_free: Option<MinFree>,
+    pub max_pending: Option<usize>,
 }
 
 /// The global settings after flags, environment and file are merged, with the file's stage
@@ -135,12 +137,20 @@ impl Settings {
                 .retention
                 .or(file.log.retention)
                 .unwrap_or_else(|| Retention::default_for(Namespace::Topics)),
+            min_free: over.min_free.or(file.log.min_free).unwrap_or_default(),
+            max_pending: over.max_pending.or(file.log.max_pending).unwrap_or(Policy::DEFAULT_MAX_PENDING),
         };
         let streams_policy = Policy {
             retention: over
                 .stream_retention
                 .or(file.streams.retention)
                 .unwrap_or_else(|| Retention::default_for(Namespace::Streams)),
+            min_free: over.min_free.or(file.streams.min_free).or(file.log.min_free).unwrap_or_default(),
+            max_pending: over
+                .max_pending
+                .or(file.streams.max_pending)
+                .or(file.log.max_pending)
+                .unwrap_or(Policy::DEFAULT_MAX_PENDING),
         };
         Ok(Settings { data, id, source, log, streams, lake, log_format, topics_policy, streams_policy, clients, file })
     }
@@ -171,6 +181,8 @@ impl std::fmt::Display for Settings {
         writeln!(f, "log_format = {:?}", self.log_format)?;
         writeln!(f, "retention = \"{}\"", self.topics_policy.retention)?;
         writeln!(f, "stream_retention = \"{}\"", self.streams_policy.retention)?;
+        writeln!(f, "min_free = \"{}\" (streams: \"{}\")", self.topics_policy.min_free, self.streams_policy.min_free)?;
+        writeln!(f, "max_pending = {} (streams: {})", self.topics_policy.max_pending, self.streams_policy.max_pending)?;
         let kafka: Vec<String> = self
             .clients
             .kafka

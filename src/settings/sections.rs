@@ -15,7 +15,7 @@ use serde::de::{self, Deserializer, MapAccess, Visitor};
 use super::url::LogUrl;
 use super::values::{self, CountRange, DurationRange, RateRange, Worker};
 use crate::emulator::{EmulatorConfig, Pace};
-use crate::eventlog::{OnGap, Retention};
+use crate::eventlog::{MinFree, OnGap, Retention};
 use crate::gateway::GatewayConfig;
 use crate::sink::SinkConfig;
 use crate::stream::StreamConfig;
@@ -230,6 +230,15 @@ pub struct LogSection {
     /// creates; on Kinesis the retention period of the streams it creates.
     #[serde(deserialize_with = "retention")]
     pub retention: Option<Retention>,
+    /// Free space the embedded log leaves on its disk; under it the gateway answers 503 with
+    /// `Retry-After` until space is back: a size (`2GiB`, `500MB`, `0` for none) or a share
+    /// (`5%`) (default: 1GiB or 5%, whichever is smaller). `[streams]` falls back to `[log]`.
+    #[serde(deserialize_with = "min_free")]
+    pub min_free: Option<MinFree>,
+    /// Most records waiting for the embedded log's writer; past it appends get 503 with
+    /// `Retry-After` (default 100000; 1 to 100,000,000). `[streams]` falls back to `[log]`.
+    #[serde(deserialize_with = "max_pending")]
+    pub max_pending: Option<usize>,
 }
 
 impl LogSection {
@@ -242,7 +251,7 @@ impl LogSection {
                 f.write_str("an event log URL, or a table with `url`")
             }
             fn visit_str<E: de::Error>(self, text: &str) -> Result<LogSection, E> {
-                Ok(LogSection { url: Some(text.parse().map_err(E::custom)?), retention: None })
+                Ok(LogSection { url: Some(text.parse().map_err(E::custom)?), ..LogSection::default() })
             }
             fn visit_map<M: MapAccess<'de>>(self, map: M) -> Result<LogSection, M::Error> {
                 LogSection::deserialize(de::value::MapAccessDeserializer::new(map))
@@ -335,6 +344,7 @@ checked! {
     max_latency: Duration = duration(values::MAX_LATENCY);
     checkpoint_every: u64 = count(values::CHECKPOINT_EVERY);
     lake_timeout: Duration = duration(values::LAKE_TIMEOUT);
+    max_pending: usize = size(values::MAX_PENDING);
 }
 
 fn worker<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Worker>, D::Error> {
@@ -347,6 +357,11 @@ fn log_url<'de, D: Deserializer<'de>>(d: D) -> Result<Option<LogUrl>, D::Error> 
 
 fn on_gap<'de, D: Deserializer<'de>>(d: D) -> Result<Option<OnGap>, D::Error> {
     parsed(d)
+}
+
+fn min_free<'de, D: Deserializer<'de>>(d: D) -> Result<Option<MinFree>, D::Error> {
+    let raw = Raw::deserialize(d)?;
+    values::parse_min_free(&raw.text()).map(Some).map_err(de::Error::custom)
 }
 
 fn retention<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Retention>, D::Error> {

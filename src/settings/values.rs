@@ -219,6 +219,45 @@ pub fn parse_retention(text: &str) -> Result<crate::eventlog::Retention, String>
     }
 }
 
+/// `--max-pending`, `[log] max_pending`: records that may wait for the embedded log's writer.
+pub const MAX_PENDING: CountRange = CountRange { min: 1, max: 100_000_000 };
+
+/// Parses `--min-free` / `[log] min_free`: a size (`1GiB`, `500MB`, `0`) or a share of the
+/// disk (`5%`).
+pub fn parse_min_free(text: &str) -> Result<crate::eventlog::MinFree, String> {
+    use crate::eventlog::MinFree;
+    let text = text.trim();
+    let bad = || format!("`{text}` is not a size such as 2GiB, 500MB or 0, or a share such as 5%");
+    if let Some(percent) = text.strip_suffix('%') {
+        let p: f64 = percent.trim().parse().map_err(|_| bad())?;
+        return if (0.0..=100.0).contains(&p) {
+            Ok(MinFree::Percent(p))
+        } else {
+            Err(format!("{text} is out of range: use 0% to 100%"))
+        };
+    }
+    let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let value: f64 = number.parse().map_err(|_| bad())?;
+    let scale: f64 = match unit.trim() {
+        "" | "B" => 1.0,
+        "KB" | "kB" => 1e3,
+        "MB" => 1e6,
+        "GB" => 1e9,
+        "TB" => 1e12,
+        "KiB" => 1024.0,
+        "MiB" => 1024.0 * 1024.0,
+        "GiB" => 1024.0 * 1024.0 * 1024.0,
+        "TiB" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
+        _ => return Err(bad()),
+    };
+    let bytes = value * scale;
+    if !bytes.is_finite() || bytes >= u64::MAX as f64 {
+        return Err(format!("`{text}` is too large"));
+    }
+    Ok(MinFree::Bytes(bytes as u64))
+}
+
 /// `bench … --seconds`: how long a benchmark measures.
 pub const BENCH_DURATION: DurationRange = DurationRange { min: ms(100), max: DAY };
 

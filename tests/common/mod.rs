@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod chromium;
+pub mod tmpfs;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;

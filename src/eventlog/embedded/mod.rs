@@ -16,6 +16,10 @@
 //! copied and give its offset to another. A log opened anew syncs and publishes what its file
 //! already holds, when any of that is not durable yet.
 //!
+//! Backpressure ([`pressure`]): an append is refused, storing nothing, while the log's file
+//! system has less free space than its floor, while too many records wait for the writer, or
+//! after a commit found the disk full; it is taken again by itself once the cause is gone.
+//!
 //! Retention ([`retention`]): the writer removes each partition's expired oldest records between
 //! group commits, a bounded number per turn, and gives the freed space back beyond a reserve;
 //! a read from an offset that was removed fails with [`Error::Expired`].
@@ -44,6 +48,7 @@
 
 mod checkpoint;
 mod durable;
+mod pressure;
 mod retention;
 mod rowid;
 mod schema;
@@ -59,6 +64,7 @@ use tokio::sync::oneshot;
 
 use self::checkpoint::checkpoint_until;
 use self::durable::DurableEnds;
+use self::pressure::Gate;
 use self::rowid::{MAX_OFFSET, MAX_PARTITIONS, offset_of, partition_rowids, rowid};
 use self::schema::{Role, SCHEMA, migrate, open_connection, storage, storage_any};
 use self::sync::{sync_and_answer, wal_path};
@@ -79,6 +85,8 @@ pub struct EmbeddedLog {
     readers: Arc<Mutex<Vec<Connection>>>,
     /// How far each partition is durable; readers stop there ([`durable`]).
     durable: Arc<DurableEnds>,
+    /// Whether an append is taken now ([`pressure`]).
+    gate: Gate,
     /// Dropped with the log, which ends the checkpoint thread.
     _stop_checkpoints: mpsc::Sender<()>,
 }
@@ -92,6 +100,7 @@ impl EmbeddedLog {
             Namespace::Streams => "streams.db",
         };
         let path = dir.join(file);
+        let gate = Gate::new(dir.to_path_buf(), namespace, &policy);
         let dir = dir.to_path_buf();
         let opened_path = path.clone();
         let conn = tokio::task::spawn_blocking(move || -> Result<Connection> {
@@ -135,6 +144,7 @@ impl EmbeddedLog {
             writer: Mutex::new(tx),
             readers: Arc::default(),
             durable,
+            gate,
             _stop_checkpoints: stop_checkpoints,
         })
     }
@@ -230,8 +240,15 @@ impl EventLog for EmbeddedLog {
             self.describe(name).await?;
             return Ok(Vec::new());
         }
-        let positions = self.send(|reply| Command::Append { name: name.to_string(), records, reply }).await?;
-        Ok(positions.into_iter().map(Appended::Offset).collect())
+        let _waiting = self.gate.admit(records.len())?;
+        match self.send(|reply| Command::Append { name: name.to_string(), records, reply }).await {
+            Ok(positions) => {
+                self.gate.stored();
+                Ok(positions.into_iter().map(Appended::Offset).collect())
+            }
+            Err(e) if is_disk_full(&e) => Err(self.gate.full()),
+            Err(e) => Err(e),
+        }
     }
 
     async fn read(&self, name: &str, partition: u32, from: u64, max: usize) -> Result<Vec<Record>> {
@@ -277,6 +294,15 @@ impl EventLog for EmbeddedLog {
         })
         .await
     }
+
+    fn pressure(&self) -> Option<super::Pressure> {
+        self.gate.pressure()
+    }
+}
+
+/// True when SQLite could not write for want of space.
+fn is_disk_full(e: &Error) -> bool {
+    matches!(e, Error::Storage { source: rusqlite::Error::SqliteFailure(f, _), .. } if f.code == rusqlite::ErrorCode::DiskFull)
 }
 
 /// A log as a reader finds it.
@@ -424,7 +450,10 @@ mod tests {
     #[tokio::test]
     async fn retention_removes_the_oldest_records_and_a_read_behind_it_fails() {
         let dir = tempfile::tempdir().unwrap();
-        let short = Policy { retention: Retention::For(std::time::Duration::from_millis(300)) };
+        let short = Policy {
+            retention: Retention::For(std::time::Duration::from_millis(300)),
+            ..Policy::default_for(Namespace::Topics)
+        };
         let log = EmbeddedLog::open(dir.path(), Namespace::Topics, short).await.unwrap();
         log.create("default", 1, None).await.unwrap();
         log.create("own", 2, Some(Retention::For(std::time::Duration::from_millis(300)))).await.unwrap();
