@@ -1,6 +1,7 @@
-//! `pinpipe bench ingest` and `bench stream` on each backend: a short run answers with a report
-//! that names the backend it used, measured something on every row, and leaves no log behind on
-//! a shared broker. The figures themselves are the lead's to take in a release build.
+//! `pinpipe bench ingest` and `bench stream` on each backend, and a short `bench soak`: a run
+//! answers with a report that names the backend it used, measured something on every row, and
+//! leaves no log behind on a shared broker; the soak finds every acknowledged record once. The
+//! figures themselves are the lead's to take in a release build.
 
 use std::process::Command;
 
@@ -140,4 +141,34 @@ async fn stream_bench_on_kinesis_sees_every_record_in_the_delta_table_and_delete
     let left = streams.list().await.unwrap();
     let id = stream.strip_prefix("streaming-").and_then(|s| s.strip_suffix("-pin")).expect(&report);
     assert!(!left.iter().any(|s| s.contains(id)), "streams of {id} were left on the endpoint: {left:?}");
+}
+
+#[test]
+fn soak_bench_samples_every_process_and_finds_every_acknowledged_record_once() {
+    let report =
+        bench(&["soak", "--duration", "20s", "--rate", "10", "--retention", "10s", "--sample", "4s", "--warmup", "8s"]);
+    assert!(
+        report.starts_with(
+            "soak: 20s at 10 posts/s per mode (batch and stream), retention 10s, sampled every 4s, warm-up 8s"
+        ),
+        "{report}"
+    );
+    let samples: Vec<Vec<&str>> =
+        rows(&report, "      t").into_iter().take_while(|r| r.len() == 9 && r[0].ends_with('s')).collect();
+    assert!(samples.len() >= 4, "{report}");
+    for row in &samples {
+        // Every process was alive and measured; the log and the lake grew.
+        for cell in &row[1..5] {
+            assert!(cell.parse::<f64>().unwrap() > 0.0, "{row:?} in {report}");
+        }
+    }
+    let last = samples.last().unwrap();
+    assert!(last[5].parse::<u64>().unwrap() > 0 && last[6].parse::<u64>().unwrap() > 0, "{report}");
+    for process in ["gateway RSS", "sink RSS", "stream RSS", "log "] {
+        assert!(report.lines().any(|l| l.trim_start().starts_with(process) && l.contains("MB/min")), "{report}");
+    }
+    let checks: Vec<&str> = report.lines().filter(|l| l.trim_start().starts_with('[')).collect();
+    assert_eq!(checks.len(), 8, "{report}");
+    assert!(checks.iter().all(|l| l.trim_start().starts_with("[ok]")), "{report}");
+    assert!(report.trim_end().ends_with("nothing lost or doubled"), "{report}");
 }

@@ -385,7 +385,7 @@ async fn measured<T>(name: &'static str, phase: impl Future<Output = T>) -> (T, 
 }
 
 /// A `Vm…:` line of a /proc status file, in KiB.
-fn status_kib(path: &str, field: &str) -> Option<u64> {
+pub(super) fn status_kib(path: &str, field: &str) -> Option<u64> {
     let text = fs::read_to_string(path).ok()?;
     let line = text.lines().find(|l| l.starts_with(field))?;
     line[field.len()..].trim().trim_end_matches("kB").trim().parse().ok()
@@ -426,7 +426,7 @@ fn remove_if_present(path: &Path) -> Result<(), Error> {
 }
 
 /// Total size of the files under `dir`.
-fn dir_bytes(dir: &Path) -> u64 {
+pub(super) fn dir_bytes(dir: &Path) -> u64 {
     let Ok(entries) = fs::read_dir(dir) else { return 0 };
     entries
         .flatten()

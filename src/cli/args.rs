@@ -465,6 +465,49 @@ pub enum BenchWhat {
     ///   pinpipe bench stream --backend 'kinesis://us-east-1?endpoint=http://127.0.0.1:4567'
     #[command(verbatim_doc_comment)]
     Stream(StreamBenchArgs),
+    /// The pipeline as separate long-running processes for --duration, watched for what grows
+    ///
+    /// Starts a gateway, a sink and a stream job, each its own process, on the embedded
+    /// defaults in a temporary folder, and the emulator in both modes at --rate posts/s each.
+    /// Samples each process's RSS, the log's bytes on disk, lake objects, Delta files and the
+    /// latency of a probe post a second (its 200, and its Delta commit); prints the series and
+    /// the slopes after --warmup; at the end checks that every acknowledged record is in the
+    /// lake and in the Delta tables exactly once (exit 1 if not). --retention sets the topics'
+    /// and the streams' retention (5m here by default). Example:
+    ///
+    ///   pinpipe bench soak --duration 30m --rate 1000 --retention 5m
+    #[command(verbatim_doc_comment)]
+    Soak(SoakArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SoakArgs {
+    /// How long the load runs.
+    #[arg(long, default_value = "30m", value_name = "DURATION", value_parser = range::BENCH_DURATION.parser())]
+    pub duration: Duration,
+    /// Posts per second of each emulator (batch and stream mode).
+    #[arg(long, default_value_t = 1000.0, value_parser = range::EMULATOR_RATE.parser())]
+    pub rate: f64,
+    /// How often the processes are sampled.
+    #[arg(long, default_value = "10s", value_name = "DURATION", value_parser = range::BENCH_DURATION.parser())]
+    pub sample: Duration,
+    /// The start of the run the slopes and the RSS comparison leave out.
+    #[arg(long, default_value = "5m", value_name = "DURATION", value_parser = range::BENCH_DURATION.parser())]
+    pub warmup: Duration,
+}
+
+impl SoakArgs {
+    /// The soak's options, with `retention` (the global `--retention`) for the topics and the
+    /// streams, 5 minutes when not given.
+    pub fn options(self, retention: Option<Retention>) -> bench::soak::SoakOptions {
+        bench::soak::SoakOptions {
+            duration: self.duration,
+            rate: self.rate,
+            retention: retention.unwrap_or(Retention::For(Duration::from_secs(300))),
+            sample_every: self.sample,
+            warmup: self.warmup,
+        }
+    }
 }
 
 /// Which family of API routes the emulator posts to.

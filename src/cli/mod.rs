@@ -80,6 +80,11 @@ async fn run(cli: Cli) -> Result<()> {
             println!("{}", bench::batch::run(&args.into()).await?);
             Ok(())
         }
+        Command::Bench { what: BenchWhat::Soak(args) } => {
+            let report = bench::soak::run(&args.options(own_retention.0)).await?;
+            println!("{report}");
+            if report.ok() { Ok(()) } else { Err(CheckFailed("the soak's end-of-run checks failed".into()).into()) }
+        }
         Command::Bench { what: BenchWhat::Stream(args) } => {
             println!("{}", bench::stream::run(&args.into(), &cfg.clients).await?);
             Ok(())
