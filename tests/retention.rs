@@ -182,26 +182,31 @@ async fn until_start(log: &dyn EventLog, name: &str, start: u64) {
     }
 }
 
+/// Lets `reader` (`sink` or `stream`) land 10 records of `name`, then appends 100 of which
+/// retention removes all but the newest before it runs again: it stops with exit 2 and the
+/// documented error, naming the log, the partition and the records lost.
+async fn fall_behind(data: &Path, log: &dyn EventLog, noun: &str, name: &str, reader: &str) {
+    append(log, name, 10).await;
+    ok(pinpipe(data, &[reader, "--drain"]));
+    let end = append(log, name, 100).await;
+    until_start(log, name, end - 1).await;
+    let stopped = pinpipe(data, &[reader, "--drain"]);
+    assert_eq!(stopped.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&stopped.stderr);
+    let expected = format!(
+        "{noun} `{name}` partition 0: offsets 10 to 108 were removed by retention before they were read \
+         (99 record(s) lost); the partition now starts at offset 109"
+    );
+    assert!(stderr.contains(&expected), "{stderr}");
+}
+
 #[tokio::test]
 async fn a_sink_behind_retention_stops_unless_told_to_skip() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path();
     ok(pinpipe(data, &["topics", "create", TOPIC, "--retention", "1s"]));
     let log = open(data, Namespace::Topics).await;
-    append(&*log, TOPIC, 10).await;
-    ok(pinpipe(data, &["sink", "--drain"]));
-    assert_eq!(lake_lines(data, TOPIC).len(), 10);
-    // 100 more, of which retention removes all but the newest before the sink comes back.
-    let end = append(&*log, TOPIC, 100).await;
-    until_start(&*log, TOPIC, end - 1).await;
-    let stopped = pinpipe(data, &["sink", "--drain"]);
-    assert_eq!(stopped.status.code(), Some(2));
-    let stderr = String::from_utf8_lossy(&stopped.stderr);
-    let expected = format!(
-        "topic `{TOPIC}` partition 0: offsets 10 to 108 were removed by retention before they were read \
-         (99 record(s) lost); the partition now starts at offset 109"
-    );
-    assert!(stderr.contains(&expected), "{stderr}");
+    fall_behind(data, &*log, "topic", TOPIC, "sink").await;
     assert_eq!(lake_lines(data, TOPIC).len(), 10, "a stopped sink writes nothing");
     // Told to skip, it goes on after the gap, says so, and counts it in /metrics.
     let port = free_port();
@@ -238,18 +243,7 @@ async fn a_stream_job_behind_retention_stops_unless_told_to_skip() {
     let stream = "streaming-pinterest-geo";
     ok(pinpipe(data, &["streams", "create", stream, "--retention", "1s"]));
     let log = open(data, Namespace::Streams).await;
-    append(&*log, stream, 10).await;
-    ok(pinpipe(data, &["stream", "--drain"]));
-    let end = append(&*log, stream, 100).await;
-    until_start(&*log, stream, end - 1).await;
-    let stopped = pinpipe(data, &["stream", "--drain"]);
-    assert_eq!(stopped.status.code(), Some(2));
-    let stderr = String::from_utf8_lossy(&stopped.stderr);
-    let expected = format!(
-        "stream `{stream}` partition 0: offsets 10 to 108 were removed by retention before they were read \
-         (99 record(s) lost); the partition now starts at offset 109"
-    );
-    assert!(stderr.contains(&expected), "{stderr}");
+    fall_behind(data, &*log, "stream", stream, "stream").await;
     let skipped = pinpipe(data, &["stream", "--drain", "--on-gap", "skip"]);
     assert!(skipped.status.success(), "{}", String::from_utf8_lossy(&skipped.stderr));
     let stderr = String::from_utf8_lossy(&skipped.stderr);
