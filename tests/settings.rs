@@ -80,6 +80,20 @@ const SETTINGS: &[Setting] = &[
     s(ADMIN, "log", "retention = \"forever\"", &["--retention", "forever"], ("PINPIPE_RETENTION", "forever")),
     s(ADMIN, "log", "min_free = \"2GiB\"", &["--min-free", "2GiB"], ("PINPIPE_MIN_FREE", "2GiB")),
     s(ADMIN, "log", "min_free = \"10%\"", &["--min-free", "10%"], ("PINPIPE_MIN_FREE", "10%")),
+    s(
+        ADMIN,
+        "log",
+        "retention_bytes = \"10GiB\"",
+        &["--retention-bytes", "10GiB"],
+        ("PINPIPE_RETENTION_BYTES", "10GiB"),
+    ),
+    s(
+        ADMIN,
+        "streams",
+        "retention_bytes = \"5GB\"",
+        &["--stream-retention-bytes", "5GB"],
+        ("PINPIPE_STREAM_RETENTION_BYTES", "5GB"),
+    ),
     s(ADMIN, "log", "max_pending = 500", &["--max-pending", "500"], ("PINPIPE_MAX_PENDING", "500")),
     s(ADMIN, "streams", "retention = \"48h\"", &["--stream-retention", "48h"], ("PINPIPE_STREAM_RETENTION", "48h")),
     s(
@@ -217,6 +231,7 @@ const BAD: &[Bad] = &[
     b(ADMIN, "log", "min_free", "--min-free", "lots", "\"lots\""),
     b(ADMIN, "log", "min_free", "--min-free", "120%", "\"120%\""),
     b(ADMIN, "log", "max_pending", "--max-pending", "0", "0"),
+    b(ADMIN, "log", "retention_bytes", "--retention-bytes", "100KB", "\"100KB\""),
     b(GATEWAY, "gateway", "header_read_timeout", "--header-read-timeout", "2h", "\"2h\""),
     b(GATEWAY, "gateway", "idle_timeout", "--idle-timeout", "10ms", "\"10ms\""),
     b(GATEWAY, "gateway", "body_timeout", "--body-timeout", "ten", "\"ten\""),

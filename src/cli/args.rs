@@ -15,6 +15,7 @@ use pinpipe::bench::backend::Backend;
 use pinpipe::eventlog::{MinFree, OnGap, Retention};
 use pinpipe::settings;
 use pinpipe::settings::values as range;
+use pinpipe::settings::values::ByteLimit;
 use pinpipe::settings::{
     BatchSection, EmulatorSection, GatewaySection, Globals, LakeUrl, LogUrl, SinkSection, SourceUrl, StreamSection,
     Worker,
@@ -82,6 +83,16 @@ pub struct GlobalArgs {
     #[arg(long, global = true, env = "PINPIPE_STREAM_RETENTION", value_name = "DURATION",
           value_parser = range::parse_retention)]
     pub stream_retention: Option<Retention>,
+    /// Most bytes of records the embedded log keeps for the topics, all together (like Kafka's
+    /// retention.bytes, summed): past it the oldest go, whatever their age. A size of 1MiB or
+    /// more (10GiB), or `none` [default: none; also `[log] retention_bytes`]
+    #[arg(long, global = true, env = "PINPIPE_RETENTION_BYTES", value_name = "SIZE",
+          value_parser = range::parse_retention_bytes)]
+    pub retention_bytes: Option<ByteLimit>,
+    /// The same for the streams [default: none; also `[streams] retention_bytes`]
+    #[arg(long, global = true, env = "PINPIPE_STREAM_RETENTION_BYTES", value_name = "SIZE",
+          value_parser = range::parse_retention_bytes)]
+    pub stream_retention_bytes: Option<ByteLimit>,
     /// Free space the embedded log leaves on its disk: under it the gateway answers 503 with
     /// Retry-After until space is back. A size (2GiB, 500MB, 0 for none) or a share (5%).
     /// [default: 1GiB or 5%, whichever is smaller; also `[log] min_free`]
@@ -115,6 +126,8 @@ impl GlobalArgs {
             lake: self.lake.clone(),
             retention: self.retention,
             stream_retention: self.stream_retention,
+            retention_bytes: self.retention_bytes,
+            stream_retention_bytes: self.stream_retention_bytes,
             min_free: self.min_free,
             max_pending: self.max_pending,
             log_format: self.log_format.map(|f| match f {

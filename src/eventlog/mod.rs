@@ -214,6 +214,9 @@ impl std::fmt::Display for Pressure {
 pub struct Policy {
     /// The retention of every log without one of its own.
     pub retention: Retention,
+    /// Embedded: most bytes of records the namespace's file keeps; past it the oldest go,
+    /// whatever their age (`None`: no limit).
+    pub retention_bytes: Option<u64>,
     /// Embedded: the free space to leave on the log's file system.
     pub min_free: MinFree,
     /// Embedded: most records waiting for the writer before appends are refused.
@@ -228,6 +231,7 @@ impl Policy {
     pub fn default_for(namespace: Namespace) -> Policy {
         Policy {
             retention: Retention::default_for(namespace),
+            retention_bytes: None,
             min_free: MinFree::Default,
             max_pending: Self::DEFAULT_MAX_PENDING,
         }

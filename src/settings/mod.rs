@@ -25,7 +25,7 @@ use std::path::PathBuf;
 pub use file::FileConfig;
 pub use sections::{BatchSection, EmulatorSection, GatewaySection, LogSection, SinkSection, StreamSection};
 pub use url::{KafkaUrl, KinesisUrl, LakeUrl, LogUrl, SourceUrl, UrlError};
-pub use values::{Worker, display_duration, parse_duration};
+pub use values::{ByteLimit, Worker, display_duration, parse_duration};
 
 use crate::eventlog::{ClientSettings, MinFree, Namespace, Policy, Retention};
 
@@ -82,6 +82,8 @@ pub struct Globals {
     pub log_format: Option<LogFormat>,
     pub retention: Option<Retention>,
     pub stream_retention: Option<Retention>,
+    pub retention_bytes: Option<ByteLimit>,
+    pub stream_retention_bytes: Option<ByteLimit>,
     pub min_free: Option<MinFree>,
     pub max_pending: Option<usize>,
 }
@@ -137,6 +139,7 @@ impl Settings {
                 .retention
                 .or(file.log.retention)
                 .unwrap_or_else(|| Retention::default_for(Namespace::Topics)),
+            retention_bytes: over.retention_bytes.or(file.log.retention_bytes).and_then(|b| b.0),
             min_free: over.min_free.or(file.log.min_free).unwrap_or_default(),
             max_pending: over.max_pending.or(file.log.max_pending).unwrap_or(Policy::DEFAULT_MAX_PENDING),
         };
@@ -145,6 +148,7 @@ impl Settings {
                 .stream_retention
                 .or(file.streams.retention)
                 .unwrap_or_else(|| Retention::default_for(Namespace::Streams)),
+            retention_bytes: over.stream_retention_bytes.or(file.streams.retention_bytes).and_then(|b| b.0),
             min_free: over.min_free.or(file.streams.min_free).or(file.log.min_free).unwrap_or_default(),
             max_pending: over
                 .max_pending
@@ -181,6 +185,9 @@ impl std::fmt::Display for Settings {
         writeln!(f, "log_format = {:?}", self.log_format)?;
         writeln!(f, "retention = \"{}\"", self.topics_policy.retention)?;
         writeln!(f, "stream_retention = \"{}\"", self.streams_policy.retention)?;
+        let bytes = |b: Option<u64>| b.map_or("none".to_string(), |b| b.to_string());
+        writeln!(f, "retention_bytes = {}", bytes(self.topics_policy.retention_bytes))?;
+        writeln!(f, "stream_retention_bytes = {}", bytes(self.streams_policy.retention_bytes))?;
         writeln!(f, "min_free = \"{}\" (streams: \"{}\")", self.topics_policy.min_free, self.streams_policy.min_free)?;
         writeln!(f, "max_pending = {} (streams: {})", self.topics_policy.max_pending, self.streams_policy.max_pending)?;
         let kafka: Vec<String> = self

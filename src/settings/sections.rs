@@ -13,7 +13,7 @@ use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 
 use super::url::LogUrl;
-use super::values::{self, CountRange, DurationRange, RateRange, Worker};
+use super::values::{self, ByteLimit, CountRange, DurationRange, RateRange, Worker};
 use crate::emulator::{EmulatorConfig, Pace};
 use crate::eventlog::{MinFree, OnGap, Retention};
 use crate::gateway::GatewayConfig;
@@ -230,6 +230,12 @@ pub struct LogSection {
     /// creates; on Kinesis the retention period of the streams it creates.
     #[serde(deserialize_with = "retention")]
     pub retention: Option<Retention>,
+    /// Most bytes of records the embedded log's file of these logs keeps; past it the oldest
+    /// records go, whatever their age, never a partition's newest: a size of 1MiB or more
+    /// (`10GiB`), or `none` (default `none`). Like Kafka's `retention.bytes`, but for all the
+    /// topics (streams) of the file together.
+    #[serde(deserialize_with = "retention_bytes")]
+    pub retention_bytes: Option<ByteLimit>,
     /// Free space the embedded log leaves on its disk; under it the gateway answers 503 with
     /// `Retry-After` until space is back: a size (`2GiB`, `500MB`, `0` for none) or a share
     /// (`5%`) (default: 1GiB or 5%, whichever is smaller). `[streams]` falls back to `[log]`.
@@ -362,6 +368,11 @@ fn on_gap<'de, D: Deserializer<'de>>(d: D) -> Result<Option<OnGap>, D::Error> {
 fn min_free<'de, D: Deserializer<'de>>(d: D) -> Result<Option<MinFree>, D::Error> {
     let raw = Raw::deserialize(d)?;
     values::parse_min_free(&raw.text()).map(Some).map_err(de::Error::custom)
+}
+
+fn retention_bytes<'de, D: Deserializer<'de>>(d: D) -> Result<Option<ByteLimit>, D::Error> {
+    let raw = Raw::deserialize(d)?;
+    values::parse_retention_bytes(&raw.text()).map(Some).map_err(de::Error::custom)
 }
 
 fn retention<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Retention>, D::Error> {

@@ -222,20 +222,11 @@ pub fn parse_retention(text: &str) -> Result<crate::eventlog::Retention, String>
 /// `--max-pending`, `[log] max_pending`: records that may wait for the embedded log's writer.
 pub const MAX_PENDING: CountRange = CountRange { min: 1, max: 100_000_000 };
 
-/// Parses `--min-free` / `[log] min_free`: a size (`1GiB`, `500MB`, `0`) or a share of the
-/// disk (`5%`).
-pub fn parse_min_free(text: &str) -> Result<crate::eventlog::MinFree, String> {
-    use crate::eventlog::MinFree;
+/// Parses a size: a whole or decimal number with an optional unit, `B`, `KB`/`MB`/`GB`/`TB`
+/// (powers of 1000) or `KiB`/`MiB`/`GiB`/`TiB` (powers of 1024): `2GiB`, `500MB`, `0`.
+pub fn parse_size(text: &str) -> Result<u64, String> {
     let text = text.trim();
-    let bad = || format!("`{text}` is not a size such as 2GiB, 500MB or 0, or a share such as 5%");
-    if let Some(percent) = text.strip_suffix('%') {
-        let p: f64 = percent.trim().parse().map_err(|_| bad())?;
-        return if (0.0..=100.0).contains(&p) {
-            Ok(MinFree::Percent(p))
-        } else {
-            Err(format!("{text} is out of range: use 0% to 100%"))
-        };
-    }
+    let bad = || format!("`{text}` is not a size such as 2GiB, 500MB or 0");
     let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
     let value: f64 = number.parse().map_err(|_| bad())?;
@@ -255,7 +246,39 @@ pub fn parse_min_free(text: &str) -> Result<crate::eventlog::MinFree, String> {
     if !bytes.is_finite() || bytes >= u64::MAX as f64 {
         return Err(format!("`{text}` is too large"));
     }
-    Ok(MinFree::Bytes(bytes as u64))
+    Ok(bytes as u64)
+}
+
+/// Parses `--min-free` / `[log] min_free`: a size ([`parse_size`]) or a share of the disk
+/// (`5%`).
+pub fn parse_min_free(text: &str) -> Result<crate::eventlog::MinFree, String> {
+    use crate::eventlog::MinFree;
+    let text = text.trim();
+    match text.strip_suffix('%') {
+        Some(percent) => match percent.trim().parse::<f64>() {
+            Ok(p) if (0.0..=100.0).contains(&p) => Ok(MinFree::Percent(p)),
+            Ok(_) => Err(format!("{text} is out of range: use 0% to 100%")),
+            Err(_) => Err(format!("`{text}` is not a share such as 5%")),
+        },
+        None => parse_size(text).map(MinFree::Bytes).map_err(|e| format!("{e}, or a share such as 5%")),
+    }
+}
+
+/// A byte limit that may be off: `--retention-bytes`, `[log] retention_bytes`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ByteLimit(pub Option<u64>);
+
+/// Parses `--retention-bytes` / `[log] retention_bytes`: a size of at least 1 MiB
+/// ([`parse_size`]), or `none`.
+pub fn parse_retention_bytes(text: &str) -> Result<ByteLimit, String> {
+    if text.trim() == "none" {
+        return Ok(ByteLimit(None));
+    }
+    let bytes = parse_size(text).map_err(|e| format!("{e} (or `none`)"))?;
+    if bytes < 1 << 20 {
+        return Err(format!("{} is out of range: use 1MiB or more, or `none`", text.trim()));
+    }
+    Ok(ByteLimit(Some(bytes)))
 }
 
 /// `bench … --seconds`: how long a benchmark measures.

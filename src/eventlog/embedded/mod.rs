@@ -65,6 +65,7 @@ use tokio::sync::oneshot;
 use self::checkpoint::checkpoint_until;
 use self::durable::DurableEnds;
 use self::pressure::Gate;
+use self::retention::Keep;
 use self::rowid::{MAX_OFFSET, MAX_PARTITIONS, offset_of, partition_rowids, rowid};
 use self::schema::{Role, SCHEMA, migrate, open_connection, storage, storage_any};
 use self::sync::{sync_and_answer, wal_path};
@@ -116,7 +117,8 @@ impl EmbeddedLog {
         let (tx, rx) = mpsc::channel();
         let (to_syncer, committed) = mpsc::channel();
         let durable = Arc::new(DurableEnds::of(&path));
-        let writer = Writer::new(conn, path.clone(), namespace, policy.retention, to_syncer);
+        let keep = Keep { default: policy.retention, max_bytes: policy.retention_bytes };
+        let writer = Writer::new(conn, path.clone(), namespace, keep, to_syncer);
         let (opened, ends_published) = oneshot::channel();
         let spawn_failed = |source| Error::Io { path: path.display().to_string(), source };
         std::thread::Builder::new()
@@ -488,6 +490,36 @@ mod tests {
         // Appends go on after the kept record, contiguous.
         let p = log.append("default", vec![NewRecord::value("5")]).await.unwrap();
         assert_eq!(p[0].offset(), Some(5));
+    }
+
+    #[tokio::test]
+    async fn a_byte_limit_removes_the_oldest_records_first_whatever_their_age() {
+        let dir = tempfile::tempdir().unwrap();
+        let limit = Policy {
+            retention: Retention::Forever,
+            retention_bytes: Some(1 << 20),
+            ..Policy::default_for(Namespace::Topics)
+        };
+        let log = EmbeddedLog::open(dir.path(), Namespace::Topics, limit).await.unwrap();
+        // 2,000 records of 1 kB to "old", then as many to "new": four times the limit.
+        for name in ["old", "new"] {
+            log.create(name, 1, None).await.unwrap();
+            for _ in 0..4 {
+                log.append(name, (0..500).map(|_| NewRecord::value(vec![b'x'; 1000])).collect()).await.unwrap();
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(2_500)).await;
+        // "old" loses everything but its newest record before "new" loses any, then "new" its
+        // oldest, until what is left fits the limit.
+        assert_eq!(
+            log.describe("old").await.unwrap().partitions,
+            [PartitionInfo { partition: 0, start: 1999, end: 2000 }]
+        );
+        let new = log.describe("new").await.unwrap().partitions[0];
+        let kept = new.end - new.start;
+        assert!((500..=1_048).contains(&kept), "{new:?}");
+        let read = log.read("new", 0, new.start, 10_000).await.unwrap();
+        assert_eq!(read.len() as u64, kept);
     }
 
     #[tokio::test]

@@ -22,7 +22,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::oneshot;
 
 use super::durable;
-use super::retention::{self, SWEEP_EVERY};
+use super::retention::{self, Keep, SWEEP_EVERY};
 use super::rowid::{MAX_LOG_ID, MAX_OFFSET, log_rowids, offset_of, partition_rowids, rowid};
 use super::schema::{new_uid, storage};
 use super::sync::{Answer, Committed, clone_error, clone_sqlite};
@@ -65,8 +65,8 @@ pub(super) struct Writer {
     synced: mpsc::Sender<Committed>,
     /// The partition ends the group being applied reached.
     reached: HashMap<(i64, u32), u64>,
-    /// The retention of logs without their own, and when expired records are next looked for.
-    retention: Retention,
+    /// What the logs keep, and when expired records are next looked for.
+    keep: Keep,
     next_sweep: Instant,
 }
 
@@ -92,7 +92,7 @@ impl Writer {
         conn: Connection,
         path: PathBuf,
         namespace: Namespace,
-        retention: Retention,
+        keep: Keep,
         synced: mpsc::Sender<Committed>,
     ) -> Self {
         Writer {
@@ -105,7 +105,7 @@ impl Writer {
             round_robin: HashMap::new(),
             synced,
             reached: HashMap::new(),
-            retention,
+            keep,
             next_sweep: Instant::now() + SWEEP_EVERY,
         }
     }
@@ -150,7 +150,7 @@ impl Writer {
 
     /// Removes expired records ([`retention::sweep`]); looks again at once when work is left.
     fn sweep(&mut self) {
-        let pause = match retention::sweep(&self.conn, self.retention, now_ms()) {
+        let pause = match retention::sweep(&self.conn, self.keep, now_ms()) {
             Ok(swept) => {
                 if swept.removed > 0 || swept.returned_pages > 0 {
                     tracing::debug!(path = %self.path.display(), removed = swept.removed,

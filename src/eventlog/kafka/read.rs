@@ -71,7 +71,10 @@ impl KafkaLog {
 /// Reads up to `max` records of one partition from `from` (see the module doc).
 fn read_partition(reader: &mut Reader, topic: &str, partition: u32, from: u64, max: usize) -> Result<Vec<Record>> {
     let (low, high) = watermarks(&reader.consumer, topic, partition)?;
-    let from = from.max(low);
+    if from < low {
+        // The broker's retention removed what `from` names: the reader decides, never a skip here.
+        return Err(Error::Expired { noun: "topic", name: topic.to_string(), partition, from, start: low });
+    }
     let mut end = high.max(reader.end_hint);
     if reader.next != Some(from) {
         if from >= end {
