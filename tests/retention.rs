@@ -12,7 +12,11 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use pinpipe::clean::Table;
 use pinpipe::eventlog::{self, EventLog, Namespace, NewRecord};
+use pinpipe::lake::Lake;
+use pinpipe::settings::LakeUrl;
+use pinpipe::stream::Progress;
 
 fn pinpipe(data: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_pinpipe"))
@@ -209,27 +213,14 @@ async fn a_sink_behind_retention_stops_unless_told_to_skip() {
     fall_behind(data, &*log, "topic", TOPIC, "sink").await;
     assert_eq!(lake_lines(data, TOPIC).len(), 10, "a stopped sink writes nothing");
     // Told to skip, it goes on after the gap, says so, and counts it in /metrics.
-    let port = free_port();
-    let listen = format!("127.0.0.1:{port}");
-    let mut follower = Command::new(env!("CARGO_BIN_EXE_pinpipe"))
-        .args(["sink", "--on-gap", "skip", "--flush-interval", "100ms", "--metrics-listen", &listen, "--data"])
-        .env("RUST_LOG", "warn")
-        .arg(data)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let (follower, listen) = follow_skipping(data, &["sink", "--flush-interval", "100ms"]);
     let metrics =
         scrape_until(&listen, "pinpipe_sink_skipped_records_total{log=\"pinterest.pin\",partition=\"0\"} 99").await;
     let deadline = Instant::now() + Duration::from_secs(20);
     while lake_lines(data, TOPIC).len() < 11 && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let _ = follower.kill();
-    let out = follower.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("removed by retention before they were read; skipping them"), "{stderr}");
-    assert!(stderr.contains("lost=99"), "{stderr}");
+    stop_and_check_log(follower);
     assert!(metrics.contains("# TYPE pinpipe_sink_skipped_records_total counter"), "{metrics}");
     let lines = lake_lines(data, TOPIC);
     assert_eq!(lines.keys().copied().collect::<Vec<_>>(), (0..10).chain([109]).collect::<Vec<_>>());
@@ -244,14 +235,50 @@ async fn a_stream_job_behind_retention_stops_unless_told_to_skip() {
     ok(pinpipe(data, &["streams", "create", stream, "--retention", "1s"]));
     let log = open(data, Namespace::Streams).await;
     fall_behind(data, &*log, "stream", stream, "stream").await;
-    let skipped = pinpipe(data, &["stream", "--drain", "--on-gap", "skip"]);
-    assert!(skipped.status.success(), "{}", String::from_utf8_lossy(&skipped.stderr));
-    let stderr = String::from_utf8_lossy(&skipped.stderr);
-    assert!(stderr.contains("removed by retention before they were read; skipping them"), "{stderr}");
-    assert!(stderr.contains("lost=99"), "{stderr}");
+    // Told to skip, it goes on after the gap, says so, and counts it in /metrics.
+    let (follower, listen) = follow_skipping(data, &["stream"]);
+    let metrics = scrape_until(
+        &listen,
+        "pinpipe_stream_skipped_records_total{log=\"streaming-pinterest-geo\",partition=\"0\"} 99",
+    )
+    .await;
+    assert!(metrics.contains("# TYPE pinpipe_stream_skipped_records_total counter"), "{metrics}");
+    let lake = Lake::open(&LakeUrl::File(data.join("lake"))).unwrap();
+    let mut progress = Progress::open(&lake, "pinterest", Table::Geo).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while progress.visible(0).await.unwrap() != Some(109) {
+        assert!(Instant::now() < deadline, "the stream job did not commit past the gap");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    stop_and_check_log(follower);
     // Nothing is left to read: a run after it has nothing to skip.
     let again = pinpipe(data, &["stream", "--drain"]);
     assert!(again.status.success(), "{}", String::from_utf8_lossy(&again.stderr));
+}
+
+/// Starts `args` (the sink or the stream job, following) with `--on-gap skip` and metrics on a
+/// free port; returns the child and the metrics address.
+fn follow_skipping(data: &Path, args: &[&str]) -> (std::process::Child, String) {
+    let listen = format!("127.0.0.1:{}", free_port());
+    let child = Command::new(env!("CARGO_BIN_EXE_pinpipe"))
+        .args(args)
+        .args(["--on-gap", "skip", "--metrics-listen", &listen, "--data"])
+        .arg(data)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the follower");
+    (child, listen)
+}
+
+/// Stops a [`follow_skipping`] child; its log says what it skipped and why.
+fn stop_and_check_log(mut child: std::process::Child) {
+    let _ = child.kill();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("removed by retention before they were read; skipping them"), "{stderr}");
+    assert!(stderr.contains("lost=99"), "{stderr}");
 }
 
 fn free_port() -> u16 {
