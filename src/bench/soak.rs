@@ -474,7 +474,7 @@ async fn settle_and_check(
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
     let mut checks = Vec::new();
-    let mut topic_total = 0;
+    let (mut topic_total, mut stream_total) = (0, 0);
     for table in Table::ALL {
         let topic = contract::topic(id, table);
         let info = topics.describe(&topic).await?;
@@ -488,6 +488,7 @@ async fn settle_and_check(
         let stream = contract::stream(id, table);
         let info = streams.describe(&stream).await?;
         let end: u64 = info.partitions.iter().map(|p| p.end).sum();
+        stream_total += end;
         let rows = delta_rows(&data.join("lake"), &contract::delta_table(id, table), None).await?;
         let rejects = delta_rows(&data.join("lake"), &contract::rejects_table(id), Some(&stream)).await?;
         checks.push(Check {
@@ -495,14 +496,6 @@ async fn settle_and_check(
             ok: rows + rejects == end,
         });
     }
-    let stream_total: u64 = {
-        let mut total = 0;
-        for table in Table::ALL {
-            let info = streams.describe(&contract::stream(id, table)).await?;
-            total += info.partitions.iter().map(|p| p.end).sum::<u64>();
-        }
-        total
-    };
     checks.push(Check {
         what: format!("the topics hold every acknowledged record: {topic_total} of {}", acknowledged.0),
         ok: topic_total == acknowledged.0,

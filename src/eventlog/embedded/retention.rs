@@ -83,9 +83,10 @@ pub(super) fn sweep(conn: &Connection, keep: Keep, now_ms: i64) -> rusqlite::Res
             }
             let Some(oldest) = oldest_prefix(conn)? else { break };
             remove_planned(conn, &[oldest], &mut swept)?;
-            swept.more = true;
         }
-        swept.more &= used_bytes(conn)? > max_bytes;
+        // Over the limit still (with something left to remove): another turn at once. What the
+        // age-based part left for another turn stays so.
+        swept.more |= used_bytes(conn)? > max_bytes && oldest_prefix(conn)?.is_some();
     }
     let (returned, more) = give_back(conn)?;
     swept.returned_pages = returned;
