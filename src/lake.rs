@@ -155,6 +155,9 @@ impl Lake {
             storage_options.insert("AWS_REGION".into(), "us-east-1".into());
         }
         let store = builder.build().map_err(|source| Error::Store { url: url.clone(), source })?;
+        // deltalake opens `s3://` tables only once its S3 handlers are registered.
+        static DELTA_S3: std::sync::Once = std::sync::Once::new();
+        DELTA_S3.call_once(|| deltalake::aws::register_handlers(None));
         Ok(Lake { store: Arc::new(store), root: Path::from(prefix.as_str()), url, storage_options, local: None })
     }
 

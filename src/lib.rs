@@ -11,7 +11,7 @@
 //! Modules are listed below in pipeline order, a group per stage: what every stage shares (the
 //! data `contract`; the `settings` from flags, environment and `pinpipe.toml`, parsed and checked
 //! once; the `backoff` of retries), then `source` → `emulator` → `gateway` → `eventlog` → `sink`
-//! (into the `lake`) → `clean` (shared by both jobs) → `batch` → `report` (run by hand or by `schedule`), and `eventlog` → `clean` → `stream`;
+//! (into the `lake`) → `clean` (shared by both jobs) → `batch` → `report` (run by hand or by `schedule`), and `eventlog` → `clean` → `stream` → `upkeep` (compaction and vacuum of its Delta tables);
 //! `lag` and `observe` read how far the workers are (the gateway's status page, the workers'
 //! `/metrics`); `demo` runs them all and `bench` measures them. Every stage is a library
 //! function; the `pinpipe` binary (`main.rs` and its `cli/`) only parses flags, handles signals
@@ -36,8 +36,9 @@ pub mod batch;
 pub mod report;
 pub mod schedule;
 
-// The stream path: event log → cleaning → Delta tables.
+// The stream path: event log → cleaning → Delta tables, kept compact and vacuumed.
 pub mod stream;
+pub mod upkeep;
 
 // Watching it run.
 pub mod lag;

@@ -335,6 +335,7 @@ async fn stream_job_on_kinesis_into_delta_on_s3_equals_the_embedded_run_and_surv
         checkpoint_every: 10,
         lake_timeout: None,
         on_gap: Default::default(),
+        upkeep: Default::default(),
         worker: pinpipe::settings::Worker::ALL,
     };
     stream::run(&cfg, emb.clone(), &local, CancellationToken::new()).await.expect("reference run");
@@ -426,6 +427,7 @@ async fn a_frozen_kinesis_gets_503_and_the_stream_job_waits_then_holds_every_ack
         checkpoint_every: 10,
         lake_timeout: None,
         on_gap: Default::default(),
+        upkeep: Default::default(),
         worker: pinpipe::settings::Worker::ALL,
     };
     let stop = CancellationToken::new();

@@ -188,6 +188,7 @@ async fn a_recreated_kinesis_stream_is_read_from_its_start() {
         checkpoint_every: 100,
         lake_timeout: None,
         on_gap: Default::default(),
+        upkeep: Default::default(),
         worker: Worker::ALL,
     };
     let pin = format!("streaming-{id}-pin");

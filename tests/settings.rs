@@ -151,6 +151,18 @@ const SETTINGS: &[Setting] = &[
         &["--metrics-listen", "127.0.0.1:9101"],
         ("PINPIPE_METRICS_LISTEN", "127.0.0.1:9101"),
     ),
+    s(STREAM, "stream", "compact_files = 7", &["--compact-files", "7"], ("PINPIPE_COMPACT_FILES", "7")),
+    s(STREAM, "stream", "compact_files = \"off\"", &["--compact-files", "off"], ("PINPIPE_COMPACT_FILES", "off")),
+    s(
+        STREAM,
+        "stream",
+        "target_file_size = \"64MiB\"",
+        &["--target-file-size", "64MiB"],
+        ("PINPIPE_TARGET_FILE_SIZE", "64MiB"),
+    ),
+    s(STREAM, "stream", "file_retention = \"2d\"", &["--file-retention", "2d"], ("PINPIPE_FILE_RETENTION", "2d")),
+    s(STREAM, "stream", "vacuum_every = \"10m\"", &["--vacuum-every", "10m"], ("PINPIPE_VACUUM_EVERY", "10m")),
+    s(STREAM, "stream", "vacuum_every = \"off\"", &["--vacuum-every", "off"], ("PINPIPE_VACUUM_EVERY", "off")),
     s(&["batch"], "batch", "out = \"/srv/results\"", &["--out", "/srv/results"], ("PINPIPE_OUT", "/srv/results")),
     s(&["report"], "batch", "out = \"/srv/results\"", &["--out", "/srv/results"], ("PINPIPE_OUT", "/srv/results")),
     s(&["schedule"], "batch", "cron = \"0 5 * * *\"", &["--cron", "0 5 * * *"], ("PINPIPE_CRON", "0 5 * * *")),
@@ -247,6 +259,10 @@ const BAD: &[Bad] = &[
     b(STREAM, "stream", "lake_timeout", "--lake-timeout", "100ms", "\"100ms\""),
     b(STREAM, "stream", "worker", "--worker", "0/0", "\"0/0\""),
     b(SINK, "sink", "on_gap", "--on-gap", "ignore", "\"ignore\""),
+    b(STREAM, "stream", "compact_files", "--compact-files", "0", "0"),
+    b(STREAM, "stream", "target_file_size", "--target-file-size", "1KB", "\"1KB\""),
+    b(STREAM, "stream", "file_retention", "--file-retention", "0s", "\"0s\""),
+    b(STREAM, "stream", "vacuum_every", "--vacuum-every", "never", "\"never\""),
 ];
 
 fn one_line_error(out: Output) -> String {

@@ -92,6 +92,7 @@ async fn pipeline() -> Pipeline {
         checkpoint_every: 100,
         lake_timeout: None,
         on_gap: Default::default(),
+        upkeep: Default::default(),
         worker: pinpipe::settings::Worker::ALL,
     };
     stream::run(&stream_cfg, Arc::clone(&streams), &lake, CancellationToken::new()).await.unwrap();

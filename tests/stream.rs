@@ -28,21 +28,10 @@ use tokio_util::sync::CancellationToken;
 
 const ID: &str = "pinterest";
 
-/// A pipeline folder with the embedded streams log (default streams created) and a local lake,
-/// laid out as `pinpipe --data DIR` expects.
-struct Pipeline {
-    dir: tempfile::TempDir,
-    streams: Arc<dyn EventLog>,
-    lake: Lake,
-}
+use common::StreamPipeline as Pipeline;
 
 async fn pipeline() -> Pipeline {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let url = format!("embedded://{}", dir.path().join("log").display());
-    let streams = eventlog::open(&url.parse().unwrap(), Namespace::Streams).await.expect("open streams");
-    eventlog::ensure_defaults(&*streams, ID).await.expect("default streams");
-    let lake = Lake::open(&format!("file://{}", dir.path().join("lake").display()).parse().unwrap()).expect("lake");
-    Pipeline { dir, streams, lake }
+    common::stream_pipeline(ID).await
 }
 
 fn stream_name(table: Table) -> String {
@@ -53,15 +42,8 @@ fn table_name(table: Table) -> String {
     format!("{ID}_{}_table", table.name())
 }
 
-async fn append(log: &dyn EventLog, table: Table, values: &[String]) {
-    let records = values.iter().map(|v| NewRecord::value(v.as_bytes())).collect();
-    log.append(&stream_name(table), records).await.expect("append");
-}
-
 async fn append_all(log: &dyn EventLog, records: &BTreeMap<Table, Vec<String>>) {
-    for (&table, values) in records {
-        append(log, table, values).await;
-    }
+    common::append_streams(log, ID, records).await
 }
 
 fn drain_config() -> StreamConfig {
@@ -73,6 +55,7 @@ fn drain_config() -> StreamConfig {
         checkpoint_every: 3,
         lake_timeout: None,
         on_gap: Default::default(),
+        upkeep: Default::default(),
         worker: Worker::ALL,
     }
 }
@@ -303,17 +286,6 @@ async fn killing_the_job_at_random_moments_loses_and_doubles_nothing() {
     assert_tables_hold(&p.lake, &appended).await;
 }
 
-/// Runs `script` with the Python named by `PINPIPE_TEST_PYTHON`, or `None` when it is unset.
-fn python(script: &str, args: &[String]) -> Option<String> {
-    let Ok(python) = std::env::var("PINPIPE_TEST_PYTHON") else {
-        eprintln!("PINPIPE_TEST_PYTHON is not set: skipping the Python deltalake reader check");
-        return None;
-    };
-    let out = Command::new(&python).arg("-c").arg(script).args(args).output().expect("run python");
-    assert!(out.status.success(), "python failed: {}", String::from_utf8_lossy(&out.stderr));
-    Some(String::from_utf8(out.stdout).expect("utf-8"))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_deltalake_reads_the_stream_tables() {
     if std::env::var("PINPIPE_TEST_PYTHON").is_err() {
@@ -343,7 +315,7 @@ os._exit(0)
     let names: Vec<String> = Table::ALL.iter().map(|&t| table_name(t)).chain([format!("{ID}_rejects_table")]).collect();
     let paths: Vec<String> =
         names.iter().map(|n| p.dir.path().join("lake/delta").join(n).display().to_string()).collect();
-    let Some(out) = python(script, &paths) else { return };
+    let Some(out) = common::python(script, &paths) else { return };
     let got: serde_json::Value = serde_json::from_str(out.trim()).expect("python output is JSON");
     for (table, path) in Table::ALL.iter().zip(&paths) {
         let t = &got[path];

@@ -15,7 +15,7 @@ use pinpipe::bench::backend::Backend;
 use pinpipe::eventlog::{MinFree, OnGap, Retention};
 use pinpipe::settings;
 use pinpipe::settings::values as range;
-use pinpipe::settings::values::ByteLimit;
+use pinpipe::settings::values::{ByteLimit, OrOff};
 use pinpipe::settings::{
     BatchSection, EmulatorSection, GatewaySection, Globals, LakeUrl, LogUrl, SinkSection, SourceUrl, StreamSection,
     Worker,
@@ -175,6 +175,14 @@ pub enum Command {
     Batch(BatchArgs),
     /// Clean the streams into Delta tables under <lake>/delta, exactly once.
     Stream(StreamArgs),
+    /// Look after the stream job's Delta tables by hand: compact, vacuum, describe.
+    ///
+    /// The stream job does the same in the background while it runs; these are for a scheduler,
+    /// a job run with --drain now and then, or a look at a table.
+    Delta {
+        #[command(subcommand)]
+        action: DeltaAction,
+    },
     /// Run the batch job on a cron schedule (UTC; default daily at 00:00) until Ctrl-C or SIGTERM.
     Schedule(ScheduleArgs),
     /// Re-render the HTML report of the last batch run (<out>/report.html) from its results folder.
@@ -308,6 +316,24 @@ pub struct StreamArgs {
     /// `[stream] on_gap`]
     #[arg(long, env = "PINPIPE_ON_GAP", value_name = "stop|skip", value_parser = parse_on_gap)]
     pub on_gap: Option<OnGap>,
+    /// Compact a Delta table (rewrite its small files into files near --target-file-size, a
+    /// commit that changes no data) once it has more than N files under half that size, or
+    /// `off` [default: 100; 1 to 1,000,000; also `[stream] compact_files`]
+    #[arg(long, env = "PINPIPE_COMPACT_FILES", value_name = "N|off", value_parser = range::parse_compact_files)]
+    pub compact_files: Option<OrOff<usize>>,
+    /// The size compaction aims its files at, e.g. 128MiB (a small table gets one smaller file)
+    /// [default: 128MiB; 1MiB to 16GiB; also `[stream] target_file_size`]
+    #[arg(long, env = "PINPIPE_TARGET_FILE_SIZE", value_name = "SIZE", value_parser = range::parse_target_file_size)]
+    pub target_file_size: Option<u64>,
+    /// How long vacuum keeps data files that no version needs any more (time travel reaches
+    /// back this far), e.g. 7d [default: the table's delta.deletedFileRetentionDuration, 7d
+    /// unless set; also `[stream] file_retention`]
+    #[arg(long, env = "PINPIPE_FILE_RETENTION", value_name = "DURATION", value_parser = range::FILE_RETENTION.parser())]
+    pub file_retention: Option<Duration>,
+    /// How often the job vacuums its tables (the first time within a minute of start), or `off`
+    /// [default: 1h; 1s to 30d; also `[stream] vacuum_every`]
+    #[arg(long, env = "PINPIPE_VACUUM_EVERY", value_name = "DURATION|off", value_parser = range::parse_vacuum_every)]
+    pub vacuum_every: Option<OrOff<Duration>>,
 }
 
 impl StreamArgs {
@@ -321,8 +347,56 @@ impl StreamArgs {
             worker: self.worker,
             metrics_listen: self.metrics_listen.clone(),
             on_gap: self.on_gap,
+            compact_files: self.compact_files,
+            target_file_size: self.target_file_size,
+            file_retention: self.file_retention,
+            vacuum_every: self.vacuum_every,
         }
     }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DeltaAction {
+    /// Rewrite a table's small files into files near --target-file-size, in commits that change
+    /// no data (OPTIMIZE): rows, stored stream positions and older versions stay as they were.
+    Optimize(DeltaOptimizeArgs),
+    /// Delete data files that no version within the file retention needs (VACUUM), including
+    /// files of writes that never committed once they are that old.
+    Vacuum(DeltaVacuumArgs),
+    /// Show a table's version, data files and their sizes, retention settings and the stream
+    /// positions stored in it.
+    Describe(DeltaTableArg),
+}
+
+#[derive(Debug, Args)]
+pub struct DeltaTableArg {
+    /// A table under <lake>/delta (pinterest_pin_table), or pin, geo, user or rejects for this
+    /// pipeline's own [default: all four of this pipeline's tables]
+    pub table: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct DeltaOptimizeArgs {
+    #[command(flatten)]
+    pub table: DeltaTableArg,
+    /// The size to aim the rewritten files at [default: 128MiB; 1MiB to 16GiB; also `[stream]
+    /// target_file_size`]
+    #[arg(long, env = "PINPIPE_TARGET_FILE_SIZE", value_name = "SIZE", value_parser = range::parse_target_file_size)]
+    pub target_file_size: Option<u64>,
+}
+
+#[derive(Debug, Args)]
+pub struct DeltaVacuumArgs {
+    #[command(flatten)]
+    pub table: DeltaTableArg,
+    /// Keep files removed less than this long ago (time travel reaches back this far)
+    /// [default: the table's delta.deletedFileRetentionDuration, 7d unless set; also `[stream]
+    /// file_retention`]
+    #[arg(long, env = "PINPIPE_FILE_RETENTION", value_name = "DURATION", value_parser = range::FILE_RETENTION.parser())]
+    pub file_retention: Option<Duration>,
+    /// List the files vacuum would delete, and delete nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Args)]

@@ -11,12 +11,12 @@ use pinpipe::emulator::{self, EmulatorConfig};
 use pinpipe::eventlog::{self, EventLog, Namespace, Retention};
 use pinpipe::lake::Lake;
 use pinpipe::settings::Settings;
-use pinpipe::{batch, gateway, lag, observe, report, schedule, sink, source, stream};
+use pinpipe::{batch, gateway, lag, observe, report, schedule, sink, source, stream, upkeep};
 use tokio_util::sync::CancellationToken;
 
 use super::CheckFailed;
 use super::args::{
-    AdminAction, BatchArgs, Command, EmulateArgs, GatewayArgs, ReportArgs, ScheduleArgs, SeedArgs, SinkArgs, StreamArgs,
+    AdminAction, BatchArgs, Command, DeltaAction, EmulateArgs, GatewayArgs, ReportArgs, ScheduleArgs, SeedArgs, SinkArgs, StreamArgs,
 };
 use super::terminal::{progress_bar, shutdown_on_signal};
 
@@ -248,6 +248,64 @@ pub(super) async fn run_stream(cfg: &Settings, args: StreamArgs) -> Result<()> {
     stop_metrics(metrics).await?;
     let report = report?;
     println!("{report}");
+    Ok(())
+}
+
+/// `pinpipe delta optimize|vacuum|describe [TABLE]`: upkeep of the stream job's Delta tables by
+/// hand; without a TABLE, the pipeline's four tables (those not created yet are said so).
+pub(super) async fn delta(cfg: &Settings, action: DeltaAction) -> Result<()> {
+    let lake = Lake::open(&cfg.lake)?;
+    let stream = &cfg.file.stream;
+    let target = stream.target_file_size.unwrap_or(upkeep::DEFAULT_TARGET_FILE_SIZE);
+    let table_arg = match &action {
+        DeltaAction::Optimize(args) => &args.table,
+        DeltaAction::Vacuum(args) => &args.table,
+        DeltaAction::Describe(args) => args,
+    };
+    let names = match &table_arg.table {
+        Some(name) => vec![upkeep::table_named(&cfg.id, name)],
+        None => upkeep::pipeline_tables(&cfg.id),
+    };
+    let one = table_arg.table.is_some();
+    let stop = shutdown_on_signal();
+    for name in names {
+        let mut table = match upkeep::open(&lake, &name).await {
+            Ok(table) => table,
+            Err(upkeep::Error::NotATable { url }) if !one => {
+                println!("{name}: not created yet ({url})");
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
+        match &action {
+            DeltaAction::Optimize(args) => {
+                let target = args.target_file_size.unwrap_or(target);
+                let done = upkeep::compact(&mut table, &name, target, 0, &stop).await?;
+                println!(
+                    "{name}: {} small files ({} bytes) rewritten into {} ({} bytes) in {:.1}s; version {}{}",
+                    done.files_removed,
+                    done.bytes_removed,
+                    done.files_added,
+                    done.bytes_added,
+                    done.took.as_secs_f64(),
+                    done.version,
+                    if done.abandoned > 0 { format!("; {} groups left to a concurrent writer", done.abandoned) } else { String::new() }
+                );
+            }
+            DeltaAction::Vacuum(args) => {
+                let retention = args.file_retention.or(stream.file_retention);
+                let done = upkeep::vacuum(&mut table, &name, retention, args.dry_run).await?;
+                let verb = if args.dry_run { "would delete" } else { "deleted" };
+                println!("{name}: {verb} {} files", done.deleted.len());
+                if args.dry_run {
+                    for file in &done.deleted {
+                        println!("  {file}");
+                    }
+                }
+            }
+            DeltaAction::Describe(_) => println!("{}", upkeep::describe(&mut table, &name, target).await?),
+        }
+    }
     Ok(())
 }
 

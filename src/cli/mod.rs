@@ -69,6 +69,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Sink(args) => commands::run_sink(&cfg, args).await,
         Command::Batch(args) => commands::run_batch(&cfg, args).await,
         Command::Stream(args) => commands::run_stream(&cfg, args).await,
+        Command::Delta { action } => commands::delta(&cfg, action).await,
         Command::Schedule(args) => commands::run_schedule(&cfg, args).await,
         Command::Report(args) => commands::rerender_report(&cfg, args),
         Command::Demo(args) => demo::run_demo(&cfg, args).await,

@@ -13,7 +13,7 @@ use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 
 use super::url::LogUrl;
-use super::values::{self, ByteLimit, CountRange, DurationRange, RateRange, Worker};
+use super::values::{self, ByteLimit, CountRange, DurationRange, OrOff, RateRange, Worker};
 use crate::emulator::{EmulatorConfig, Pace};
 use crate::eventlog::{MinFree, OnGap, Retention};
 use crate::gateway::GatewayConfig;
@@ -175,12 +175,27 @@ pub struct StreamSection {
     /// and counted in `/metrics`.
     #[serde(deserialize_with = "on_gap")]
     pub on_gap: Option<OnGap>,
+    /// Compact a Delta table when it has more small files than this (default 100; 1 to
+    /// 1,000,000), or `off`.
+    #[serde(deserialize_with = "compact_files")]
+    pub compact_files: Option<OrOff<usize>>,
+    /// The size compaction aims its files at (default `128MiB`; 1MiB to 16GiB).
+    #[serde(deserialize_with = "target_file_size")]
+    pub target_file_size: Option<u64>,
+    /// How long vacuum keeps data files no version needs any more (default: the table's
+    /// `delta.deletedFileRetentionDuration`, 7 days unless set; 1s to 100 years).
+    #[serde(deserialize_with = "file_retention")]
+    pub file_retention: Option<Duration>,
+    /// How often the job vacuums its tables (default `1h`; 1s to 30d), or `off`.
+    #[serde(deserialize_with = "vacuum_every")]
+    pub vacuum_every: Option<OrOff<Duration>>,
 }
 
 impl StreamSection {
     /// The values set here, else those of `lower`.
     pub fn or(self, lower: Self) -> Self {
-        or_fields!(self, lower; max_batch, max_latency, checkpoint_every, lake_timeout, worker, metrics_listen, on_gap)
+        or_fields!(self, lower; max_batch, max_latency, checkpoint_every, lake_timeout, worker, metrics_listen, on_gap,
+            compact_files, target_file_size, file_retention, vacuum_every)
     }
 
     /// `cfg` with the values set here.
@@ -191,6 +206,10 @@ impl StreamSection {
         set(&mut cfg.lake_timeout, self.lake_timeout.map(Some));
         set(&mut cfg.worker, self.worker);
         set(&mut cfg.on_gap, self.on_gap);
+        set(&mut cfg.upkeep.compact_files, self.compact_files.map(|o| o.0));
+        set(&mut cfg.upkeep.target_file_size, self.target_file_size);
+        set(&mut cfg.upkeep.file_retention, self.file_retention.map(Some));
+        set(&mut cfg.upkeep.vacuum_every, self.vacuum_every.map(|o| o.0));
         cfg
     }
 }
@@ -351,6 +370,22 @@ checked! {
     checkpoint_every: u64 = count(values::CHECKPOINT_EVERY);
     lake_timeout: Duration = duration(values::LAKE_TIMEOUT);
     max_pending: usize = size(values::MAX_PENDING);
+    file_retention: Duration = duration(values::FILE_RETENTION);
+}
+
+fn compact_files<'de, D: Deserializer<'de>>(d: D) -> Result<Option<OrOff<usize>>, D::Error> {
+    let raw = Raw::deserialize(d)?;
+    values::parse_compact_files(&raw.text()).map(Some).map_err(de::Error::custom)
+}
+
+fn vacuum_every<'de, D: Deserializer<'de>>(d: D) -> Result<Option<OrOff<Duration>>, D::Error> {
+    let raw = Raw::deserialize(d)?;
+    values::parse_vacuum_every(&raw.text()).map(Some).map_err(de::Error::custom)
+}
+
+fn target_file_size<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    let raw = Raw::deserialize(d)?;
+    values::parse_target_file_size(&raw.text()).map(Some).map_err(de::Error::custom)
 }
 
 fn worker<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Worker>, D::Error> {

@@ -281,6 +281,48 @@ pub fn parse_retention_bytes(text: &str) -> Result<ByteLimit, String> {
     Ok(ByteLimit(Some(bytes)))
 }
 
+/// A setting that can be turned off: `Some` when on, `None` for `off`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OrOff<T>(pub Option<T>);
+
+/// `stream --compact-files`, `[stream] compact_files`: small files a Delta table may have before
+/// the stream job compacts it (or `off`).
+pub const COMPACT_FILES: CountRange = CountRange { min: 1, max: 1_000_000 };
+
+/// Parses `--compact-files` / `[stream] compact_files`: a count in [`COMPACT_FILES`] or `off`.
+pub fn parse_compact_files(text: &str) -> Result<OrOff<usize>, String> {
+    if text.trim() == "off" {
+        return Ok(OrOff(None));
+    }
+    let n = COMPACT_FILES.parse(text).map_err(|e| format!("{e} (or `off`)"))?;
+    Ok(OrOff(Some(usize::try_from(n).unwrap_or(usize::MAX))))
+}
+
+/// `stream --vacuum-every`, `[stream] vacuum_every`: how often the stream job vacuums its tables.
+pub const VACUUM_EVERY: DurationRange = DurationRange { min: secs(1), max: secs(30 * 86_400) };
+
+/// Parses `--vacuum-every` / `[stream] vacuum_every`: a duration in [`VACUUM_EVERY`] or `off`.
+pub fn parse_vacuum_every(text: &str) -> Result<OrOff<Duration>, String> {
+    if text.trim() == "off" {
+        return Ok(OrOff(None));
+    }
+    VACUUM_EVERY.parse(text).map(|d| OrOff(Some(d))).map_err(|e| format!("{e} (or `off`)"))
+}
+
+/// `--file-retention`, `[stream] file_retention`: how long vacuum keeps data files no version
+/// needs any more (Delta's `delta.deletedFileRetentionDuration`).
+pub const FILE_RETENTION: DurationRange = DurationRange { min: secs(1), max: secs(100 * 365 * 86_400) };
+
+/// Parses `--target-file-size` / `[stream] target_file_size`: a size ([`parse_size`]) from 1 MiB
+/// to 16 GiB.
+pub fn parse_target_file_size(text: &str) -> Result<u64, String> {
+    let bytes = parse_size(text)?;
+    if !(1 << 20..=16 << 30).contains(&bytes) {
+        return Err(format!("{} is out of range: use 1MiB to 16GiB", text.trim()));
+    }
+    Ok(bytes)
+}
+
 /// `bench … --seconds`: how long a benchmark measures.
 pub const BENCH_DURATION: DurationRange = DurationRange { min: ms(100), max: DAY };
 

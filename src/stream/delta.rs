@@ -11,6 +11,8 @@
 //! which any Delta reader can open.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use datafusion::arrow::array::BooleanArray;
 use datafusion::arrow::compute::{concat_batches, filter_record_batch};
@@ -56,6 +58,27 @@ pub(crate) struct StoredMeta {
     pub identities: BTreeMap<String, String>,
 }
 
+/// What a table's newest commits (the last [`NATIVE_HISTORY`]) stored beside the rows: the native
+/// positions of the newest that stored any, and per app id the newest log identity; empty when
+/// none did. Shared with `pinpipe delta describe` ([`crate::upkeep::describe`]).
+pub(crate) async fn stored_meta_of(table: &DeltaTable) -> Result<StoredMeta, DeltaTableError> {
+    let mut stored = StoredMeta::default();
+    let mut native_found = false;
+    let mut history = table.history(Some(NATIVE_HISTORY));
+    while let Some(info) = history.try_next().await? {
+        if !native_found && let Some(value) = info.info.get(positions::NATIVE_KEY) {
+            stored.native = positions::parse_native(value);
+            native_found = true;
+        }
+        if let Some(value) = info.info.get(positions::IDENTITY_KEY) {
+            for (app_id, identity) in positions::parse_identity(value) {
+                stored.identities.entry(app_id).or_insert(identity);
+            }
+        }
+    }
+    Ok(stored)
+}
+
 /// The rows one stream partition contributes to a commit, and the position they bring the table
 /// to.
 #[derive(Debug, Clone)]
@@ -92,6 +115,8 @@ pub(crate) struct DeltaSink {
     /// How long a commit waits out a full or unreachable lake before giving up; `None`: for as
     /// long as it lasts.
     lake_timeout: Option<std::time::Duration>,
+    /// Bumped after each commit: tells the table's upkeep ([`crate::upkeep`]) when to look.
+    commits: Option<Arc<AtomicU64>>,
 }
 
 impl DeltaSink {
@@ -175,7 +200,13 @@ impl DeltaSink {
             lake: lake.clone(),
             checkpoint_every: checkpoint_every.max(1),
             lake_timeout: None,
+            commits: None,
         })
+    }
+
+    /// Counts this handle's commits in `counter` from now on (`None`: stops counting).
+    pub fn count_commits(&mut self, counter: Option<Arc<AtomicU64>>) {
+        self.commits = counter;
     }
 
     /// Loads the commits other writers made since this handle last looked.
@@ -202,21 +233,7 @@ impl DeltaSink {
     /// when none did (logs without native positions, a new table, a table from before
     /// identities).
     pub async fn stored_meta(&self) -> Result<StoredMeta, Error> {
-        let mut stored = StoredMeta::default();
-        let mut native_found = false;
-        let mut history = self.table.history(Some(NATIVE_HISTORY));
-        while let Some(info) = history.try_next().await.map_err(|source| self.positions_err(source))? {
-            if !native_found && let Some(value) = info.info.get(positions::NATIVE_KEY) {
-                stored.native = positions::parse_native(value);
-                native_found = true;
-            }
-            if let Some(value) = info.info.get(positions::IDENTITY_KEY) {
-                for (app_id, identity) in positions::parse_identity(value) {
-                    stored.identities.entry(app_id).or_insert(identity);
-                }
-            }
-        }
-        Ok(stored)
+        stored_meta_of(&self.table).await.map_err(|source| self.positions_err(source))
     }
 
     fn positions_err(&self, source: DeltaTableError) -> Error {
@@ -282,6 +299,9 @@ impl DeltaSink {
                 Ok(table) => {
                     self.table = table;
                     let version = self.version();
+                    if let Some(commits) = &self.commits {
+                        commits.fetch_add(1, Ordering::Relaxed);
+                    }
                     if troubled_since.is_some() {
                         tracing::info!(table = %self.name, version, "the lake takes commits again");
                     }

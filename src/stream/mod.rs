@@ -82,7 +82,7 @@ mod rejects;
 mod progress;
 
 use std::fmt;
-use std::sync::{Arc, Once};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio_util::sync::CancellationToken;
@@ -92,12 +92,14 @@ use crate::contract::{self, Table};
 use crate::eventlog::{EventLog, OnGap, Record};
 use crate::lake::Lake;
 use crate::settings::Worker;
+use crate::upkeep::{self, UpkeepConfig};
 use delta::DeltaSink;
 use positions::Cursor;
 use round::commit_round;
 
 pub use progress::Progress;
 pub use rejects::schema as rejects_schema;
+pub(crate) use delta::stored_meta_of;
 
 /// What `pinpipe stream` runs with ([`StreamConfig::new`] has the defaults; `[stream]` in
 /// `pinpipe.toml` and the flags change them through [`crate::settings::StreamSection`]).
@@ -123,6 +125,9 @@ pub struct StreamConfig {
     /// What to do when retention removed records before they reached the tables: stop (the
     /// default) or skip them, logged and counted.
     pub on_gap: OnGap,
+    /// How the job keeps its tables compact and vacuumed while it runs (done by the first
+    /// worker, `--worker 0/N`, only).
+    pub upkeep: UpkeepConfig,
 }
 
 impl StreamConfig {
@@ -139,6 +144,7 @@ impl StreamConfig {
             lake_timeout: drain.then_some(Duration::from_secs(600)),
             worker: Worker::ALL,
             on_gap: OnGap::Stop,
+            upkeep: UpkeepConfig::default(),
         }
     }
 }
@@ -293,14 +299,21 @@ pub async fn run(
     lake: &Lake,
     shutdown: CancellationToken,
 ) -> Result<StreamReport, Error> {
-    static S3: Once = Once::new();
-    if lake.url().starts_with("s3://") {
-        S3.call_once(|| deltalake::aws::register_handlers(None));
-    }
     let mut report = StreamReport { rejects_table: contract::rejects_table(&cfg.id), ..Default::default() };
     let Some((mut rejects, mut sources)) = resume::open(cfg, &*streams, lake, &shutdown).await? else {
         return Ok(report);
     };
+
+    // The first worker keeps the tables: in the background while following the streams, once
+    // at the end of a drain.
+    let keeps = cfg.worker.index == 0;
+    let names: Vec<String> = sources.iter().map(|s| s.sink.name.clone()).chain([rejects.name.clone()]).collect();
+    let background = (keeps && !cfg.drain).then(|| upkeep::spawn(lake.clone(), names.clone(), cfg.upkeep.clone()));
+    if let Some(background) = &background {
+        for sink in sources.iter_mut().map(|s| &mut s.sink).chain([&mut rejects]) {
+            sink.count_commits(background.commit_counter(&sink.name));
+        }
+    }
 
     let mut latency = hdrhistogram::Histogram::<u64>::new(3).ok();
     loop {
@@ -321,6 +334,12 @@ pub async fn run(
         if shutdown.is_cancelled() {
             break;
         }
+    }
+    if let Some(background) = background {
+        background.stop().await;
+    }
+    if keeps && cfg.drain {
+        upkeep::keep_once(lake, &names, &cfg.upkeep, &shutdown).await;
     }
     report.tables = sources.into_iter().map(|s| TableReport { version: s.sink.version(), ..s.report }).collect();
     if let Some(h) = latency.filter(|h| !h.is_empty()) {

@@ -222,3 +222,42 @@ pub async fn delta_tables(
     }
     out
 }
+
+/// A pipeline folder with the embedded streams log (the default streams of `id` created) and a
+/// local lake, laid out as `pinpipe --data DIR` expects.
+pub struct StreamPipeline {
+    pub dir: tempfile::TempDir,
+    pub streams: Arc<dyn EventLog>,
+    pub lake: pinpipe::lake::Lake,
+}
+
+/// A fresh [`StreamPipeline`] for pipeline `id`.
+pub async fn stream_pipeline(id: &str) -> StreamPipeline {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("embedded://{}", dir.path().join("log").display());
+    let streams = eventlog::open(&url.parse().unwrap(), Namespace::Streams).await.expect("open streams");
+    eventlog::ensure_defaults(&*streams, id).await.expect("default streams");
+    let lake = pinpipe::lake::Lake::open(&format!("file://{}", dir.path().join("lake").display()).parse().unwrap())
+        .expect("lake");
+    StreamPipeline { dir, streams, lake }
+}
+
+/// Appends `records` to the streams of pipeline `id`, `streaming-<id>-<table>`.
+pub async fn append_streams(log: &dyn EventLog, id: &str, records: &BTreeMap<Table, Vec<String>>) {
+    for (&table, values) in records {
+        let batch = values.iter().map(|v| eventlog::NewRecord::value(v.as_bytes())).collect();
+        log.append(&format!("streaming-{id}-{}", table.name()), batch).await.expect("append");
+    }
+}
+
+/// Runs `script` with the Python named by `PINPIPE_TEST_PYTHON` (which has the `deltalake`
+/// package), or `None` when it is unset.
+pub fn python(script: &str, args: &[String]) -> Option<String> {
+    let Ok(python) = std::env::var("PINPIPE_TEST_PYTHON") else {
+        eprintln!("PINPIPE_TEST_PYTHON is not set: skipping the Python deltalake reader check");
+        return None;
+    };
+    let out = std::process::Command::new(&python).arg("-c").arg(script).args(args).output().expect("run python");
+    assert!(out.status.success(), "python failed: {}", String::from_utf8_lossy(&out.stderr));
+    Some(String::from_utf8(out.stdout).expect("utf-8"))
+}
