@@ -145,8 +145,12 @@ async fn stream_bench_on_kinesis_sees_every_record_in_the_delta_table_and_delete
 
 #[test]
 fn soak_bench_samples_every_process_and_finds_every_acknowledged_record_once() {
-    let report =
-        bench(&["soak", "--duration", "20s", "--rate", "10", "--retention", "10s", "--sample", "4s", "--warmup", "8s"]);
+    let mut args = vec!["soak", "--duration", "20s", "--rate", "10", "--retention", "10s", "--sample", "4s", "--warmup", "8s"];
+    let python = std::env::var("PINPIPE_TEST_PYTHON").ok();
+    if let Some(python) = &python {
+        args.extend(["--python", python]);
+    }
+    let report = bench(&args);
     assert!(
         report.starts_with(
             "soak: 20s at 10 posts/s per mode (batch and stream), retention 10s, sampled every 4s, warm-up 8s"
@@ -154,7 +158,7 @@ fn soak_bench_samples_every_process_and_finds_every_acknowledged_record_once() {
         "{report}"
     );
     let samples: Vec<Vec<&str>> =
-        rows(&report, "      t").into_iter().take_while(|r| r.len() == 9 && r[0].ends_with('s')).collect();
+        rows(&report, "      t").into_iter().take_while(|r| r.len() == 11 && r[0].ends_with('s')).collect();
     assert!(samples.len() >= 4, "{report}");
     for row in &samples {
         // Every process was alive and measured; the log and the lake grew.
@@ -164,6 +168,11 @@ fn soak_bench_samples_every_process_and_finds_every_acknowledged_record_once() {
     }
     let last = samples.last().unwrap();
     assert!(last[5].parse::<u64>().unwrap() > 0 && last[6].parse::<u64>().unwrap() > 0, "{report}");
+    // The pin table's data files, and with a Python, how long it took to read.
+    assert!(last[7].parse::<u64>().unwrap() > 0, "{report}");
+    if python.is_some() {
+        assert!(last[8].parse::<f64>().is_ok(), "a Python deltalake read time: {report}");
+    }
     for process in ["gateway RSS", "sink RSS", "stream RSS", "log "] {
         assert!(report.lines().any(|l| l.trim_start().starts_with(process) && l.contains("MB/min")), "{report}");
     }

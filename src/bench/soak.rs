@@ -43,6 +43,9 @@ pub struct SoakOptions {
     pub sample_every: Duration,
     /// The part of the run the slopes leave out.
     pub warmup: Duration,
+    /// A Python with the `deltalake` package: when given, every sample times a whole read of
+    /// the pin table with it (what a reader of the table waits).
+    pub python: Option<PathBuf>,
 }
 
 /// Errors of the soak benchmark.
@@ -85,6 +88,10 @@ pub struct Sample {
     pub lake_objects: u64,
     /// Files of the Delta tables (data, logs, checkpoints).
     pub delta_files: u64,
+    /// Data files of the pin table's current version (what its readers open).
+    pub pin_files: Option<u64>,
+    /// A whole read of the pin table by Python `deltalake`, in ms (with `--python`).
+    pub pin_read_ms: Option<f64>,
     /// The slowest probe 200 of the interval (both routes), in ms.
     pub ingest_ms: Option<f64>,
     /// The slowest probe's time from its 200 to its Delta commit, in ms.
@@ -153,7 +160,7 @@ impl fmt::Display for SoakReport {
         )?;
         writeln!(
             f,
-            "{:>7}  {:>11}  {:>8}  {:>10}  {:>8}  {:>12}  {:>11}  {:>10}  {:>13}",
+            "{:>7}  {:>11}  {:>8}  {:>10}  {:>8}  {:>12}  {:>11}  {:>9}  {:>11}  {:>10}  {:>13}",
             "t",
             "gateway MB",
             "sink MB",
@@ -161,6 +168,8 @@ impl fmt::Display for SoakReport {
             "log MB",
             "lake objects",
             "delta files",
+            "pin files",
+            "pin read ms",
             "ingest ms",
             "HTTP→Delta ms"
         )?;
@@ -168,7 +177,7 @@ impl fmt::Display for SoakReport {
         for s in &self.samples {
             writeln!(
                 f,
-                "{:>7}  {:>11.1}  {:>8.1}  {:>10.1}  {:>8.1}  {:>12}  {:>11}  {:>10}  {:>13}",
+                "{:>7}  {:>11.1}  {:>8.1}  {:>10.1}  {:>8.1}  {:>12}  {:>11}  {:>9}  {:>11}  {:>10}  {:>13}",
                 display_duration(Duration::from_secs(s.at.as_secs())),
                 s.rss_kib[0] as f64 / 1024.0,
                 s.rss_kib[1] as f64 / 1024.0,
@@ -176,6 +185,8 @@ impl fmt::Display for SoakReport {
                 s.log_bytes as f64 / 1e6,
                 s.lake_objects,
                 s.delta_files,
+                s.pin_files.map_or("-".to_string(), |n| n.to_string()),
+                ms(s.pin_read_ms),
                 ms(s.ingest_ms),
                 ms(s.delta_ms),
             )?;
@@ -309,6 +320,8 @@ pub async fn run(opts: &SoakOptions) -> Result<SoakReport, Error> {
     let mut probes = (0u64, 0u64);
     let mut next_sample = started + opts.sample_every;
     let (mut ingest_max, mut delta_max): (Option<f64>, Option<f64>) = (None, None);
+    let pin = contract::delta_table(id, Table::Pin);
+    let mut pin_table = None;
     while started.elapsed() < opts.duration {
         let tick = Instant::now();
         if let Some((ingest, delta)) = probe.once(&mut progress).await {
@@ -330,6 +343,11 @@ pub async fn run(opts: &SoakOptions) -> Result<SoakReport, Error> {
                 log_bytes: dir_bytes(&data.join("log")),
                 lake_objects: count_files(&data.join("lake").join("topics")),
                 delta_files: count_files(&data.join("lake").join(contract::DELTA_DIR)),
+                pin_files: pin_files(&lake, &pin, &mut pin_table).await,
+                pin_read_ms: match &opts.python {
+                    Some(python) => python_read_ms(python, &data.join("lake").join(contract::DELTA_DIR).join(&pin)).await,
+                    None => None,
+                },
                 ingest_ms: ingest_max.take(),
                 delta_ms: delta_max.take(),
             });
@@ -423,6 +441,29 @@ impl Probe {
         }
         Some((topic_ms.max(stream_ms), delta))
     }
+}
+
+/// The data files of table `name`'s current version (`None` before the stream job created it).
+async fn pin_files(lake: &Lake, name: &str, table: &mut Option<deltalake::DeltaTable>) -> Option<u64> {
+    if table.is_none() {
+        *table = crate::upkeep::open(lake, name).await.ok();
+    }
+    let table = table.as_mut()?;
+    table.update_state().await.ok()?;
+    Some(table.snapshot().ok()?.log_data().num_files() as u64)
+}
+
+/// How long `python` takes to read the whole Delta table at `path` with `deltalake` (the read
+/// only, not the interpreter's start), in ms; `None` if it failed.
+async fn python_read_ms(python: &Path, path: &Path) -> Option<f64> {
+    let script = "import os, sys, time, deltalake\n\
+                  t = time.perf_counter()\n\
+                  deltalake.DeltaTable(sys.argv[1]).to_pyarrow_table()\n\
+                  print((time.perf_counter() - t) * 1000)\n\
+                  sys.stdout.flush()\n\
+                  os._exit(0)\n";
+    let out = Command::new(python).arg("-c").arg(script).arg(path).output().await.ok()?;
+    String::from_utf8_lossy(&out.stdout).trim().parse().ok()
 }
 
 /// `sent N records` from an emulator's summary line.

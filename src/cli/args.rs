@@ -581,6 +581,10 @@ pub struct SoakArgs {
     /// The start of the run the slopes and the RSS comparison leave out.
     #[arg(long, default_value = "5m", value_name = "DURATION", value_parser = range::BENCH_DURATION.parser())]
     pub warmup: Duration,
+    /// A Python that has the `deltalake` package: every sample then also times a whole read of
+    /// the pin table with it.
+    #[arg(long, env = "PINPIPE_PYTHON", value_name = "PATH")]
+    pub python: Option<PathBuf>,
 }
 
 impl SoakArgs {
@@ -593,6 +597,7 @@ impl SoakArgs {
             retention: retention.unwrap_or(Retention::For(Duration::from_secs(300))),
             sample_every: self.sample,
             warmup: self.warmup,
+            python: self.python,
         }
     }
 }
