@@ -123,24 +123,38 @@ async fn stream_bench_on_kinesis_sees_every_record_in_the_delta_table_and_delete
         return;
     };
     let url = format!("kinesis://us-east-1?endpoint={endpoint}");
-    let report = bench(&["stream", "--seconds", "1", "--rates", "50", "--max-connections", "4", "--backend", &url]);
+    let report =
+        bench(&["stream", "--seconds", "1", "--rates", "50", "--max-connections", "4", "--cuts", "250ms", "--backend", &url]);
     let lines: Vec<&str> = report.lines().collect();
     let rest = lines[1].strip_prefix(&format!("backend: {url} streams (PUT /streams/")).expect(&report);
     let (stream, tail) = rest.split_once("/record").expect(&report);
     assert_eq!(tail, ", 1 shard; GetRecords at most every 200 ms per shard)", "{report}");
-    let rows = rows(&report, "round");
-    let names: Vec<&str> = rows.iter().map(|r| r[0]).collect();
-    assert_eq!(names, ["50 records/s", "max (4 connections)"], "{report}");
+    let rows = rows(&report, "cut");
+    let names: Vec<(&str, &str)> = rows.iter().map(|r| (r[0], r[1])).collect();
+    assert_eq!(names, [("250ms", "50 records/s"), ("250ms", "max (4 connections)")], "{report}");
     for r in &rows {
         // Every acknowledged record was seen in the table (else the bench fails), after at
         // least one Kinesis read.
-        let records: u64 = r[2].parse().unwrap();
-        assert!(records > 0 && ms(r[3]) > 0.0 && ms(r[5]) >= ms(r[4]) && ms(r[4]) >= ms(r[3]), "{report}");
+        let records: u64 = r[3].parse().unwrap();
+        assert!(records > 0 && ms(r[4]) > 0.0 && ms(r[6]) >= ms(r[5]) && ms(r[5]) >= ms(r[4]), "{report}");
     }
     let streams = eventlog::open(&url.parse().unwrap(), Namespace::Streams).await.unwrap();
     let left = streams.list().await.unwrap();
     let id = stream.strip_prefix("streaming-").and_then(|s| s.strip_suffix("-pin")).expect(&report);
     assert!(!left.iter().any(|s| s.contains(id)), "streams of {id} were left on the endpoint: {left:?}");
+}
+
+#[test]
+fn stream_bench_measures_each_cut_beside_the_others_on_the_embedded_log() {
+    let report = bench(&["stream", "--seconds", "1", "--rates", "100", "--max-connections", "0", "--cuts", "1s,100ms"]);
+    assert!(report.lines().nth(1).unwrap().starts_with("backend: embedded streams (PUT /streams/"), "{report}");
+    let rows = rows(&report, "cut");
+    let names: Vec<(&str, &str)> = rows.iter().map(|r| (r[0], r[1])).collect();
+    assert_eq!(names, [("1s", "100 records/s"), ("100ms", "100 records/s")], "{report}");
+    for r in &rows {
+        let records: u64 = r[3].parse().unwrap();
+        assert!(records > 0 && ms(r[6]) >= ms(r[5]) && ms(r[5]) >= ms(r[4]), "{report}");
+    }
 }
 
 #[test]

@@ -1,8 +1,8 @@
 //! `pinpipe bench stream`: end-to-end latency from the gateway's HTTP 200 to the row being
 //! visible in the Delta table, at fixed rates and at the sustained maximum.
 //!
-//! Runs the real gateway and the stream job (default settings: micro-batches cut at 1 s) in this
-//! process, with the streams in a temporary embedded log or on the backend `--backend` names
+//! Runs the real gateway and the stream job (default settings, with micro-batches cut at each of
+//! `--cuts`: the old default 1 s beside today's [`stream::DEFAULT_MAX_LATENCY`]) in this process, with the streams in a temporary embedded log or on the backend `--backend` names
 //! (`kinesis://…`: fresh one-shard streams `streaming-bench-<uuid>-{pin,geo,user}`, created before
 //! the load and deleted after; see [`super::backend`]) and the Delta tables in a temporary folder.
 //! It sends posts with `PUT /streams/<stream>/record` and watches the `pin` table's committed
@@ -30,7 +30,7 @@ use super::backend::{self, Backend, BenchLogs};
 use crate::clean::Table;
 use crate::eventlog::{ClientSettings, Namespace};
 use crate::lake::Lake;
-use crate::settings::LakeUrl;
+use crate::settings::{LakeUrl, display_duration};
 use crate::{lake, stream};
 
 /// Options of `pinpipe bench stream`.
@@ -42,6 +42,9 @@ pub struct StreamBenchOptions {
     pub seconds: Duration,
     /// Connections of the closed-loop round that finds the sustained maximum (0 skips it).
     pub max_connections: usize,
+    /// The micro-batch cuts (the stream job's `max_latency`) to measure, each a run of every
+    /// round on fresh streams and tables, in order.
+    pub cuts: Vec<Duration>,
     /// Where the streams live: `embedded` (a temporary folder), or a URL such as
     /// kinesis://us-east-1?endpoint=http://127.0.0.1:4567 (fresh streams are created there for
     /// the run and deleted after). Kinesis allows five GetRecords calls a second per shard, so
@@ -84,35 +87,43 @@ pub struct Round {
 pub struct StreamBenchReport {
     /// The backend the streams were on (URL with secrets hidden, or `embedded`).
     pub backend: Backend,
-    /// The stream the posts went to.
+    /// The stream the posts went to (of the last cut's run).
     pub stream: String,
-    pub rounds: Vec<Round>,
+    /// Per cut measured, its rounds.
+    pub cuts: Vec<(Duration, Vec<Round>)>,
 }
 
 impl fmt::Display for StreamBenchReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
-            "stream benchmark: HTTP 200 from the gateway → row visible in the Delta table (stream job defaults)"
+            "stream benchmark: HTTP 200 from the gateway → row visible in the Delta table (stream job defaults, micro-batches cut at each `cut`)"
         )?;
         let pacing = match self.backend.kind() {
             "kinesis" => "; GetRecords at most every 200 ms per shard",
             _ => "",
         };
         writeln!(f, "backend: {} streams (PUT /streams/{}/record, 1 shard{pacing})", self.backend, self.stream)?;
-        writeln!(f, "{:<28} {:>12} {:>9} {:>10} {:>10} {:>10}", "round", "records/s", "records", "p50", "p99", "max")?;
-        for r in &self.rounds {
-            let ms = |d: Duration| format!("{:.0}ms", d.as_secs_f64() * 1e3);
-            writeln!(
-                f,
-                "{:<28} {:>12.0} {:>9} {:>10} {:>10} {:>10}",
-                r.name,
-                r.achieved,
-                r.records,
-                ms(r.p50),
-                ms(r.p99),
-                ms(r.max)
-            )?;
+        writeln!(
+            f,
+            "{:<10} {:<28} {:>12} {:>9} {:>10} {:>10} {:>10}",
+            "cut", "round", "records/s", "records", "p50", "p99", "max"
+        )?;
+        for (cut, rounds) in &self.cuts {
+            for r in rounds {
+                let ms = |d: Duration| format!("{:.0}ms", d.as_secs_f64() * 1e3);
+                writeln!(
+                    f,
+                    "{:<10} {:<28} {:>12.0} {:>9} {:>10} {:>10} {:>10}",
+                    display_duration(*cut),
+                    r.name,
+                    r.achieved,
+                    r.records,
+                    ms(r.p50),
+                    ms(r.p99),
+                    ms(r.max)
+                )?;
+            }
         }
         Ok(())
     }
@@ -140,23 +151,31 @@ impl Sequence {
 /// The sequence number of each record acknowledged in a round, with when its 200 arrived.
 type Acks = Arc<Mutex<Vec<(Sequence, Instant)>>>;
 
-/// Runs the rounds: each fixed rate, then the closed-loop maximum; `settings` are the client
-/// settings of the configuration file.
+/// Runs the rounds (each fixed rate, then the closed-loop maximum) for each cut, on fresh
+/// streams and tables per cut; `settings` are the client settings of the configuration file.
 pub async fn run(opts: &StreamBenchOptions, settings: &ClientSettings) -> Result<StreamBenchReport, Error> {
-    let mut logs = BenchLogs::open(&opts.backend, Namespace::Streams, settings).await?;
-    let stop = CancellationToken::new();
-    let measured = measure(opts, &mut logs, &stop).await;
-    stop.cancel();
-    logs.remove().await;
-    measured
+    let mut report = StreamBenchReport { backend: opts.backend.clone(), stream: String::new(), cuts: Vec::new() };
+    for &cut in &opts.cuts {
+        let mut logs = BenchLogs::open(&opts.backend, Namespace::Streams, settings).await?;
+        let stop = CancellationToken::new();
+        let measured = measure(opts, cut, &mut logs, &stop).await;
+        stop.cancel();
+        logs.remove().await;
+        let (backend, stream, rounds) = measured?;
+        (report.backend, report.stream) = (backend, stream);
+        report.cuts.push((cut, rounds));
+    }
+    Ok(report)
 }
 
-/// Creates the streams, starts the gateway and the stream job, runs the rounds and stops the job.
+/// Creates the streams, starts the gateway and the stream job cutting micro-batches at `cut`,
+/// runs the rounds and stops the job; the backend, the stream and the rounds.
 async fn measure(
     opts: &StreamBenchOptions,
+    cut: Duration,
     logs: &mut BenchLogs,
     stop: &CancellationToken,
-) -> Result<StreamBenchReport, Error> {
+) -> Result<(Backend, String, Vec<Round>), Error> {
     for name in Namespace::Streams.default_names(&logs.id) {
         logs.create(Namespace::Streams, &name).await?;
     }
@@ -164,8 +183,8 @@ async fn measure(
     let lake = Lake::open(&LakeUrl::File(logs.dir.path().join("lake")))?;
     let gw = logs.serve(stop.child_token()).await?;
     let url = format!("http://{gw}/streams/{stream_name}/record");
-    // The stream job's defaults: what the README's latency figures are for.
-    let job_cfg = stream::StreamConfig::new(&logs.id, false);
+    // The stream job's defaults but the cut: what the README's latency figures are for.
+    let job_cfg = stream::StreamConfig { max_latency: cut, ..stream::StreamConfig::new(&logs.id, false) };
     let job_stop = stop.child_token();
     let job = {
         let (lake, streams, job_stop) = (lake.clone(), Arc::clone(&logs.streams), job_stop.clone());
@@ -179,8 +198,7 @@ async fn measure(
     };
     // A job that failed on its own is why its rows never showed; stopped, it ends cleanly.
     job?;
-    let rounds = rounds?;
-    Ok(StreamBenchReport { backend: logs.backend.clone(), stream: stream_name, rounds })
+    Ok((logs.backend.clone(), stream_name, rounds?))
 }
 
 /// The rounds, against the gateway's `url` and the stream job of pipeline `id` writing to `lake`.

@@ -653,6 +653,10 @@ pub struct StreamBenchArgs {
     /// Connections of the closed-loop round that finds the sustained maximum (0 skips it).
     #[arg(long, env = "PINPIPE_CONCURRENCY", default_value_t = 64)]
     pub max_connections: usize,
+    /// Micro-batch cuts (the stream job's --max-latency) to measure, each a run of every round
+    /// [default: 1s (the default before compaction) and today's default]
+    #[arg(long, value_delimiter = ',', value_name = "DURATION,…", value_parser = range::MAX_LATENCY.parser())]
+    pub cuts: Vec<Duration>,
     /// Where the streams live: `embedded` (a temporary folder), or a URL such as
     /// kinesis://us-east-1?endpoint=http://127.0.0.1:4567 (fresh streams are created there for
     /// the run and deleted after). Kinesis allows five GetRecords calls a second per shard, so
@@ -668,6 +672,13 @@ impl From<StreamBenchArgs> for bench::stream::StreamBenchOptions {
             rates: a.rates,
             seconds: a.seconds,
             max_connections: a.max_connections,
+            cuts: if a.cuts.is_empty() {
+                let mut cuts = vec![Duration::from_secs(1), pinpipe::stream::DEFAULT_MAX_LATENCY];
+                cuts.dedup();
+                cuts
+            } else {
+                a.cuts
+            },
             backend: a.backend,
         }
     }

@@ -130,6 +130,9 @@ pub struct StreamConfig {
     pub upkeep: UpkeepConfig,
 }
 
+/// The default micro-batch cut (`--max-latency`).
+pub const DEFAULT_MAX_LATENCY: Duration = Duration::from_secs(1);
+
 impl StreamConfig {
     /// The defaults for pipeline `id`: micro-batches of at most 10,000 records or 1 s, a
     /// checkpoint every 100 commits, every partition; a job that follows the streams waits out
@@ -138,7 +141,7 @@ impl StreamConfig {
         StreamConfig {
             id: id.to_string(),
             max_batch_records: 10_000,
-            max_latency: Duration::from_secs(1),
+            max_latency: DEFAULT_MAX_LATENCY,
             drain,
             checkpoint_every: 100,
             lake_timeout: drain.then_some(Duration::from_secs(600)),
