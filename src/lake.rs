@@ -211,6 +211,19 @@ impl Lake {
         format!("{}/{}", self.url, relative.trim_matches('/'))
     }
 
+    /// The URL of the Delta table `name` of this lake, `<lake>/delta/<name>`.
+    pub(crate) fn delta_url(&self, name: &str) -> String {
+        self.url_of(&format!("{}/{name}", crate::contract::DELTA_DIR))
+    }
+
+    /// A handle on the Delta table `name` of this lake, not loaded yet (the table may not exist).
+    pub(crate) fn delta_table(&self, name: &str) -> Result<deltalake::DeltaTable, deltalake::DeltaTableError> {
+        let url = self.delta_url(name);
+        let parsed = url::Url::parse(&url)
+            .map_err(|e| deltalake::DeltaTableError::InvalidTableLocation(format!("{url}: {e}")))?;
+        deltalake::DeltaTableBuilder::from_url(parsed)?.with_storage_options(self.storage_options.clone()).build()
+    }
+
     /// Storage options for `deltalake` (the AWS settings in effect; empty for local folders).
     pub fn storage_options(&self) -> &HashMap<String, String> {
         &self.storage_options

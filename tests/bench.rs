@@ -123,8 +123,19 @@ async fn stream_bench_on_kinesis_sees_every_record_in_the_delta_table_and_delete
         return;
     };
     let url = format!("kinesis://us-east-1?endpoint={endpoint}");
-    let report =
-        bench(&["stream", "--seconds", "1", "--rates", "50", "--max-connections", "4", "--cuts", "250ms", "--backend", &url]);
+    let report = bench(&[
+        "stream",
+        "--seconds",
+        "1",
+        "--rates",
+        "50",
+        "--max-connections",
+        "4",
+        "--cuts",
+        "250ms",
+        "--backend",
+        &url,
+    ]);
     let lines: Vec<&str> = report.lines().collect();
     let rest = lines[1].strip_prefix(&format!("backend: {url} streams (PUT /streams/")).expect(&report);
     let (stream, tail) = rest.split_once("/record").expect(&report);
@@ -159,7 +170,8 @@ fn stream_bench_measures_each_cut_beside_the_others_on_the_embedded_log() {
 
 #[test]
 fn soak_bench_samples_every_process_and_finds_every_acknowledged_record_once() {
-    let mut args = vec!["soak", "--duration", "20s", "--rate", "10", "--retention", "10s", "--sample", "4s", "--warmup", "8s"];
+    let mut args =
+        vec!["soak", "--duration", "20s", "--rate", "10", "--retention", "10s", "--sample", "4s", "--warmup", "8s"];
     let python = std::env::var("PINPIPE_TEST_PYTHON").ok();
     if let Some(python) = &python {
         args.extend(["--python", python]);

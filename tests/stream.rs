@@ -9,8 +9,7 @@
 mod common;
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -238,22 +237,6 @@ async fn a_following_job_commits_within_its_latency_and_stops_on_cancel() {
     assert_tables_hold(&p.lake, &records).await;
 }
 
-/// `pinpipe stream` on `dir` as a child process.
-fn spawn_stream(dir: &Path, extra: &[&str]) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_pinpipe"))
-        .args(["stream", "--data"])
-        .arg(dir)
-        .args(extra)
-        .env_remove("PINPIPE_LAKE")
-        .env_remove("PINPIPE_STREAMS")
-        .env_remove("PINPIPE_LOG")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn pinpipe stream")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killing_the_job_at_random_moments_loses_and_doubles_nothing() {
     let p = pipeline().await;
@@ -261,7 +244,7 @@ async fn killing_the_job_at_random_moments_loses_and_doubles_nothing() {
     let mut appended: BTreeMap<Table, Vec<String>> = Table::ALL.iter().map(|&t| (t, Vec::new())).collect();
     let mut next = 0;
     for trial in 0..6 {
-        let mut child = spawn_stream(p.dir.path(), &["--max-latency", "30ms", "--max-batch", "40"]);
+        let mut child = common::spawn_stream(p.dir.path(), &["--max-latency", "30ms", "--max-batch", "40"]);
         let until = tokio::time::Instant::now() + Duration::from_millis(rng.random_range(300..2_500));
         while tokio::time::Instant::now() < until {
             let n = rng.random_range(1..30);
@@ -281,7 +264,7 @@ async fn killing_the_job_at_random_moments_loses_and_doubles_nothing() {
         child.kill().expect("SIGKILL the stream job");
         child.wait().expect("reap");
     }
-    let status = spawn_stream(p.dir.path(), &["--drain"]).wait().expect("run drain");
+    let status = common::spawn_stream(p.dir.path(), &["--drain"]).wait().expect("run drain");
     assert!(status.success(), "pinpipe stream --drain failed: {status}");
     assert_tables_hold(&p.lake, &appended).await;
 }

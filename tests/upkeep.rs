@@ -11,7 +11,7 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, SystemTime};
 
 use pinpipe::clean::Table;
@@ -246,22 +246,6 @@ async fn the_job_compacts_its_tables_while_it_appends() {
     );
 }
 
-/// `pinpipe stream` on `dir` as a child process, compacting past 3 small files.
-fn spawn_stream(dir: &Path, extra: &[&str]) -> std::process::Child {
-    Command::new(env!("CARGO_BIN_EXE_pinpipe"))
-        .args(["stream", "--compact-files", "3", "--data"])
-        .arg(dir)
-        .args(extra)
-        .env_remove("PINPIPE_LAKE")
-        .env_remove("PINPIPE_STREAMS")
-        .env_remove("PINPIPE_LOG")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn pinpipe stream")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killing_the_job_while_it_compacts_and_appends_loses_and_doubles_nothing() {
     let p = common::stream_pipeline(ID).await;
@@ -269,7 +253,8 @@ async fn killing_the_job_while_it_compacts_and_appends_loses_and_doubles_nothing
     let mut all: BTreeMap<Table, Vec<String>> = BTreeMap::new();
     let mut next = 0;
     for trial in 0..6 {
-        let mut child = spawn_stream(p.dir.path(), &["--max-latency", "30ms", "--max-batch", "40"]);
+        let mut child =
+            common::spawn_stream(p.dir.path(), &["--compact-files", "3", "--max-latency", "30ms", "--max-batch", "40"]);
         let until = tokio::time::Instant::now() + Duration::from_millis(rng.random_range(800..3_500));
         while tokio::time::Instant::now() < until {
             let n = rng.random_range(1..20);
@@ -289,7 +274,7 @@ async fn killing_the_job_while_it_compacts_and_appends_loses_and_doubles_nothing
     }
     let dir = table_dir(&p, &pin_table());
     assert!(operations(&dir).iter().any(|o| o == "OPTIMIZE"), "the killed jobs compacted at least once");
-    let status = spawn_stream(p.dir.path(), &["--drain"]).wait().expect("run drain");
+    let status = common::spawn_stream(p.dir.path(), &["--compact-files", "3", "--drain"]).wait().expect("run drain");
     assert!(status.success(), "pinpipe stream --drain failed: {status}");
     let want = common::expected_stream_tables(ID, &all);
     assert_eq!(tables_now(&p.lake).await, want, "every record once after the kills");
@@ -357,7 +342,11 @@ async fn vacuum_deletes_only_files_no_retained_version_needs() {
     assert!(!old_orphan.exists(), "an old uncommitted file is deleted");
     assert_eq!(read_table(&reader).await, current, "a reader of the current version is unaffected");
     assert_eq!(tables_now(&p.lake).await[&name], common::expected_stream_tables(ID, &all)[&name]);
-    assert_eq!(rows_at(&p.lake, &name, first.version).await.len(), 42, "the version the first compaction made still reads");
+    assert_eq!(
+        rows_at(&p.lake, &name, first.version).await.len(),
+        42,
+        "the version the first compaction made still reads"
+    );
 }
 
 /// `pinpipe <args> --data <dir>`: exit status, stdout, stderr.
@@ -370,7 +359,11 @@ fn pinpipe(dir: &Path, args: &[&str]) -> (Option<i32>, String, String) {
         .env("RUST_LOG", "warn")
         .output()
         .expect("run pinpipe");
-    (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

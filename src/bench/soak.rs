@@ -345,7 +345,9 @@ pub async fn run(opts: &SoakOptions) -> Result<SoakReport, Error> {
                 delta_files: count_files(&data.join("lake").join(contract::DELTA_DIR)),
                 pin_files: pin_files(&lake, &pin, &mut pin_table).await,
                 pin_read_ms: match &opts.python {
-                    Some(python) => python_read_ms(python, &data.join("lake").join(contract::DELTA_DIR).join(&pin)).await,
+                    Some(python) => {
+                        python_read_ms(python, &data.join("lake").join(contract::DELTA_DIR).join(&pin)).await
+                    }
                     None => None,
                 },
                 ingest_ms: ingest_max.take(),

@@ -16,7 +16,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::CheckFailed;
 use super::args::{
-    AdminAction, BatchArgs, Command, DeltaAction, EmulateArgs, GatewayArgs, ReportArgs, ScheduleArgs, SeedArgs, SinkArgs, StreamArgs,
+    AdminAction, BatchArgs, Command, DeltaAction, EmulateArgs, GatewayArgs, ReportArgs, ScheduleArgs, SeedArgs,
+    SinkArgs, StreamArgs,
 };
 use super::terminal::{progress_bar, shutdown_on_signal};
 
@@ -289,7 +290,11 @@ pub(super) async fn delta(cfg: &Settings, action: DeltaAction) -> Result<()> {
                     done.bytes_added,
                     done.took.as_secs_f64(),
                     done.version,
-                    if done.abandoned > 0 { format!("; {} groups left to a concurrent writer", done.abandoned) } else { String::new() }
+                    if done.abandoned > 0 {
+                        format!("; {} groups left to a concurrent writer", done.abandoned)
+                    } else {
+                        String::new()
+                    }
                 );
             }
             DeltaAction::Vacuum(args) => {

@@ -22,7 +22,7 @@ use deltalake::kernel::engine::arrow_conversion::TryIntoKernel as _;
 use deltalake::kernel::transaction::CommitProperties;
 use deltalake::kernel::{StructType, Transaction};
 use deltalake::protocol::SaveMode;
-use deltalake::{DeltaTable, DeltaTableBuilder, DeltaTableError};
+use deltalake::{DeltaTable, DeltaTableError};
 
 use futures::TryStreamExt as _;
 use tokio_util::sync::CancellationToken;
@@ -153,18 +153,13 @@ impl DeltaSink {
 
     /// Opens `<lake>/delta/<name>`, creating it with `schema` if it does not exist yet.
     pub async fn open(lake: &Lake, name: &str, schema: SchemaRef, checkpoint_every: u64) -> Result<DeltaSink, Error> {
-        let url = lake.url_of(&format!("{}/{name}", crate::contract::DELTA_DIR));
+        let url = lake.delta_url(name);
         let open_err = |source| Error::Open { url: url.clone(), source: Box::new(source) };
         if let Some(dir) = url.strip_prefix("file://") {
             // deltalake wants a local table's folder to exist before it opens it.
             std::fs::create_dir_all(dir).map_err(|e| open_err(DeltaTableError::Io { source: e }))?;
         }
-        let parsed = url::Url::parse(&url).map_err(|source| Error::Url { url: url.clone(), source })?;
-        let mut table = DeltaTableBuilder::from_url(parsed)
-            .map_err(open_err)?
-            .with_storage_options(lake.storage_options().clone())
-            .build()
-            .map_err(open_err)?;
+        let mut table = lake.delta_table(name).map_err(open_err)?;
         // Asking first keeps the kernel from logging a failed snapshot of a table not there yet.
         let exists = table.log_store().is_delta_table_location().await.map_err(open_err)?;
         let loaded = if exists { table.load().await } else { Err(DeltaTableError::NotATable(url.clone())) };

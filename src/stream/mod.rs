@@ -97,9 +97,9 @@ use delta::DeltaSink;
 use positions::Cursor;
 use round::commit_round;
 
+pub(crate) use delta::stored_meta_of;
 pub use progress::Progress;
 pub use rejects::schema as rejects_schema;
-pub(crate) use delta::stored_meta_of;
 
 /// What `pinpipe stream` runs with ([`StreamConfig::new`] has the defaults; `[stream]` in
 /// `pinpipe.toml` and the flags change them through [`crate::settings::StreamSection`]).
@@ -225,12 +225,6 @@ pub enum Error {
         offset: u64,
         #[source]
         source: crate::eventlog::Error,
-    },
-    #[error("invalid Delta table URL `{url}`")]
-    Url {
-        url: String,
-        #[source]
-        source: url::ParseError,
     },
     #[error("cannot open or create the Delta table at {url}")]
     Open {

@@ -206,7 +206,12 @@ async fn rewrite(
         }
         if let Some(listed) = file.rows.filter(|&listed| listed != rows) {
             writer.reset();
-            return Err(Error::RowCount { table: name.to_string(), path: file.remove.path.clone(), read: rows, listed });
+            return Err(Error::RowCount {
+                table: name.to_string(),
+                path: file.remove.path.clone(),
+                read: rows,
+                listed,
+            });
         }
     }
     let mut adds = writer.flush().await.map_err(write_err)?;
@@ -216,7 +221,8 @@ async fn rewrite(
     let written: u64 = adds.iter().map(|a| u64::try_from(a.size).unwrap_or(0)).sum();
     let mut actions: Vec<Action> = adds.iter().cloned().map(Action::Add).collect();
     actions.extend(bin.iter().map(|f| Action::Remove(f.remove.clone())));
-    let operation = DeltaOperation::Optimize { predicate: None, target_size: i64::try_from(target).unwrap_or(i64::MAX) };
+    let operation =
+        DeltaOperation::Optimize { predicate: None, target_size: i64::try_from(target).unwrap_or(i64::MAX) };
     let wanted: HashSet<&str> = bin.iter().map(|f| f.remove.path.as_str()).collect();
     let mut attempt = 0;
     loop {
@@ -226,7 +232,11 @@ async fn rewrite(
         let snapshot = table.snapshot().map_err(|source| state_err(name, source))?;
         let present = snapshot.log_data().iter().filter(|f| wanted.contains(f.path().as_ref())).count();
         if present < wanted.len() || stop.is_cancelled() {
-            tracing::info!(table = name, missing = wanted.len() - present, "files of a compaction bin left the table first; abandoning the bin");
+            tracing::info!(
+                table = name,
+                missing = wanted.len() - present,
+                "files of a compaction bin left the table first; abandoning the bin"
+            );
             discard(&store, &adds).await;
             return Ok(None);
         }
@@ -247,7 +257,11 @@ async fn rewrite(
             }
             Err(source) => {
                 discard(&store, &adds).await;
-                return Err(Error::Commit { table: name.to_string(), version: version_of(table), source: Box::new(source) });
+                return Err(Error::Commit {
+                    table: name.to_string(),
+                    version: version_of(table),
+                    source: Box::new(source),
+                });
             }
         }
     }

@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use deltalake::{DeltaTable, DeltaTableBuilder, DeltaTableError};
+use deltalake::{DeltaTable, DeltaTableError};
 use tokio_util::sync::CancellationToken;
 
 use crate::lake::Lake;
@@ -70,12 +70,6 @@ impl Default for UpkeepConfig {
 /// committed nothing, and a vacuum deletes only files no retained version needs.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("invalid Delta table URL `{url}`")]
-    Url {
-        url: String,
-        #[source]
-        source: url::ParseError,
-    },
     #[error("there is no Delta table at {url}")]
     NotATable { url: String },
     #[error("cannot open the Delta table at {url}")]
@@ -146,14 +140,9 @@ pub fn table_named(id: &str, name: &str) -> String {
 
 /// Opens the existing Delta table `<lake>/delta/<name>` (an error when there is none).
 pub async fn open(lake: &Lake, name: &str) -> Result<DeltaTable, Error> {
-    let url = lake.url_of(&format!("{}/{name}", crate::contract::DELTA_DIR));
+    let url = lake.delta_url(name);
     let open_err = |source| Error::Open { url: url.clone(), source: Box::new(source) };
-    let parsed = url::Url::parse(&url).map_err(|source| Error::Url { url: url.clone(), source })?;
-    let mut table = DeltaTableBuilder::from_url(parsed)
-        .map_err(open_err)?
-        .with_storage_options(lake.storage_options().clone())
-        .build()
-        .map_err(open_err)?;
+    let mut table = lake.delta_table(name).map_err(open_err)?;
     if !table.log_store().is_delta_table_location().await.map_err(open_err)? {
         return Err(Error::NotATable { url });
     }
@@ -312,19 +301,27 @@ pub async fn keep_once(lake: &Lake, tables: &[String], cfg: &UpkeepConfig, stop:
 fn log_compacted(name: &str, result: Result<Compacted, Error>) {
     match result {
         Ok(done) if done.files_removed > 0 => tracing::info!(
-            table = name, version = done.version, files_removed = done.files_removed,
-            files_added = done.files_added, bytes_removed = done.bytes_removed,
-            bytes_added = done.bytes_added, ms = done.took.as_millis() as u64,
+            table = name,
+            version = done.version,
+            files_removed = done.files_removed,
+            files_added = done.files_added,
+            bytes_removed = done.bytes_removed,
+            bytes_added = done.bytes_added,
+            ms = done.took.as_millis() as u64,
             "compacted small files"
         ),
         Ok(_) => {}
-        Err(error) => tracing::warn!(table = name, error = %ErrorChain(&error), "compaction failed; trying again later"),
+        Err(error) => {
+            tracing::warn!(table = name, error = %ErrorChain(&error), "compaction failed; trying again later")
+        }
     }
 }
 
 fn log_vacuumed(name: &str, result: Result<Vacuumed, Error>) {
     match result {
-        Ok(done) if !done.deleted.is_empty() => tracing::info!(table = name, files_deleted = done.deleted.len(), "vacuumed"),
+        Ok(done) if !done.deleted.is_empty() => {
+            tracing::info!(table = name, files_deleted = done.deleted.len(), "vacuumed")
+        }
         Ok(_) => {}
         Err(error) => tracing::warn!(table = name, error = %ErrorChain(&error), "vacuum failed; trying again later"),
     }

@@ -261,3 +261,20 @@ pub fn python(script: &str, args: &[String]) -> Option<String> {
     assert!(out.status.success(), "python failed: {}", String::from_utf8_lossy(&out.stderr));
     Some(String::from_utf8(out.stdout).expect("utf-8"))
 }
+
+/// `pinpipe stream --data <dir> <extra>` as a child process (output discarded), on the embedded
+/// defaults of `dir` whatever the environment says.
+pub fn spawn_stream(dir: &Path, extra: &[&str]) -> std::process::Child {
+    std::process::Command::new(env!("CARGO_BIN_EXE_pinpipe"))
+        .args(["stream", "--data"])
+        .arg(dir)
+        .args(extra)
+        .env_remove("PINPIPE_LAKE")
+        .env_remove("PINPIPE_STREAMS")
+        .env_remove("PINPIPE_LOG")
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn pinpipe stream")
+}
