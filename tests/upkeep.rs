@@ -403,3 +403,51 @@ async fn the_delta_commands_optimize_vacuum_and_describe_tables_by_hand() {
     assert_eq!(code, Some(2));
     assert!(err.contains("there is no Delta table at"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drained_job_compacts_and_vacuums_its_tables_on_s3() {
+    let Some(endpoint) = common::s3_endpoint() else { return };
+    let (bucket, _) = common::new_bucket(&endpoint, "pinpipe-upkeep").await;
+    let lake = format!("s3://{bucket}/lake");
+    let p = common::stream_pipeline(ID).await;
+    let pinpipe_s3 = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_pinpipe"))
+            .args(args)
+            .args(["--lake", &lake, "--data"])
+            .arg(p.dir.path())
+            .env("AWS_ENDPOINT_URL", &endpoint)
+            .env("AWS_ACCESS_KEY_ID", common::aws_var("AWS_ACCESS_KEY_ID"))
+            .env("AWS_SECRET_ACCESS_KEY", common::aws_var("AWS_SECRET_ACCESS_KEY"))
+            .env("AWS_REGION", common::aws_var("AWS_REGION"))
+            .env("RUST_LOG", "warn")
+            .output()
+            .expect("run pinpipe");
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "pinpipe {args:?} failed: {stderr}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let mut all: BTreeMap<Table, Vec<String>> = BTreeMap::new();
+    for round in 0..4 {
+        let records = common::posts(round * 10, 10);
+        common::append_streams(&*p.streams, ID, &records).await;
+        for (t, v) in records {
+            all.entry(t).or_default().extend(v);
+        }
+        // Each drain adds a file per data table; the fourth finds more than 3 and compacts.
+        pinpipe_s3(&["stream", "--drain", "--compact-files", "3", "--vacuum-every", "off"]);
+    }
+    let described = pinpipe_s3(&["delta", "describe", "pin"]);
+    assert!(described.contains("data files: 1 ("), "{described}");
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let vacuumed = pinpipe_s3(&["delta", "vacuum", "pin", "--file-retention", "1s"]);
+    assert_eq!(vacuumed.trim(), format!("{}: deleted 4 files", pin_table()));
+    let options = std::collections::HashMap::from([
+        ("AWS_ENDPOINT_URL".to_string(), endpoint.clone()),
+        ("AWS_ALLOW_HTTP".to_string(), "true".to_string()),
+        ("AWS_ACCESS_KEY_ID".to_string(), common::aws_var("AWS_ACCESS_KEY_ID")),
+        ("AWS_SECRET_ACCESS_KEY".to_string(), common::aws_var("AWS_SECRET_ACCESS_KEY")),
+        ("AWS_REGION".to_string(), common::aws_var("AWS_REGION")),
+    ]);
+    let tables = common::delta_tables(&format!("{lake}/delta"), &options, &upkeep::pipeline_tables(ID)).await;
+    assert_eq!(tables, common::expected_stream_tables(ID, &all), "every record once after compaction and vacuum");
+}
