@@ -295,7 +295,8 @@ pub struct StreamArgs {
     #[arg(long, env = "PINPIPE_MAX_BATCH", value_name = "N", value_parser = range::MAX_BATCH.usize_parser())]
     pub max_batch: Option<usize>,
     /// Longest a record waits before its micro-batch is committed, e.g. 1s or 250ms
-    /// [default: 1s; 10ms to 1h; also `[stream] max_latency`]
+    /// (each micro-batch is a Delta commit per table: on S3, a longer cut means fewer requests)
+    /// [default: 250ms; 10ms to 1h; also `[stream] max_latency`]
     #[arg(long, env = "PINPIPE_MAX_LATENCY", value_name = "DURATION", value_parser = range::MAX_LATENCY.parser())]
     pub max_latency: Option<Duration>,
     /// Write a Delta checkpoint every N commits of a table

@@ -155,7 +155,7 @@ pub struct StreamSection {
     /// Most records per micro-batch (default 10000; 1 to 1,000,000).
     #[serde(deserialize_with = "max_batch")]
     pub max_batch: Option<usize>,
-    /// Longest a record waits before its micro-batch is committed (default `1s`; 10ms to 1h).
+    /// Longest a record waits before its micro-batch is committed (default `250ms`; 10ms to 1h).
     #[serde(deserialize_with = "max_latency")]
     pub max_latency: Option<Duration>,
     /// A Delta checkpoint every this many commits of a table (default 100; 1 to 1,000,000).
