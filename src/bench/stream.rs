@@ -1,8 +1,10 @@
 //! `pinpipe bench stream`: end-to-end latency from the gateway's HTTP 200 to the row being
 //! visible in the Delta table, at fixed rates and at the sustained maximum.
 //!
-//! Runs the real gateway and the stream job (default settings, with micro-batches cut at each of
-//! `--cuts`: the old default 1 s beside today's [`stream::DEFAULT_MAX_LATENCY`]) in this process, with the streams in a temporary embedded log or on the backend `--backend` names
+//! Runs the real gateway and the stream job (default settings, compaction included, with
+//! micro-batches cut at each of `--cuts`: the old default 1 s beside today's
+//! [`stream::DEFAULT_MAX_LATENCY`]) in this process, with the streams in a temporary embedded log
+//! or on the backend `--backend` names
 //! (`kinesis://…`: fresh one-shard streams `streaming-bench-<uuid>-{pin,geo,user}`, created before
 //! the load and deleted after; see [`super::backend`]) and the Delta tables in a temporary folder.
 //! It sends posts with `PUT /streams/<stream>/record` and watches the `pin` table's committed
@@ -90,7 +92,17 @@ pub struct StreamBenchReport {
     /// The stream the posts went to (of the last cut's run).
     pub stream: String,
     /// Per cut measured, its rounds.
-    pub cuts: Vec<(Duration, Vec<Round>)>,
+    pub cuts: Vec<CutRun>,
+}
+
+/// The rounds of one cut.
+#[derive(Debug, Clone)]
+pub struct CutRun {
+    /// The stream job's `max_latency`.
+    pub cut: Duration,
+    pub rounds: Vec<Round>,
+    /// Compactions of the pin table while the rounds ran (the latency holds while they run).
+    pub compactions: usize,
 }
 
 impl fmt::Display for StreamBenchReport {
@@ -109,7 +121,8 @@ impl fmt::Display for StreamBenchReport {
             "{:<10} {:<28} {:>12} {:>9} {:>10} {:>10} {:>10}",
             "cut", "round", "records/s", "records", "p50", "p99", "max"
         )?;
-        for (cut, rounds) in &self.cuts {
+        for run in &self.cuts {
+            let (cut, rounds) = (&run.cut, &run.rounds);
             for r in rounds {
                 let ms = |d: Duration| format!("{:.0}ms", d.as_secs_f64() * 1e3);
                 writeln!(
@@ -125,7 +138,9 @@ impl fmt::Display for StreamBenchReport {
                 )?;
             }
         }
-        Ok(())
+        let compactions: Vec<String> =
+            self.cuts.iter().map(|c| format!("{} with the {} cut", c.compactions, display_duration(c.cut))).collect();
+        write!(f, "\ncompactions of the pin table during the rounds: {}", compactions.join(", "))
     }
 }
 
@@ -161,21 +176,22 @@ pub async fn run(opts: &StreamBenchOptions, settings: &ClientSettings) -> Result
         let measured = measure(opts, cut, &mut logs, &stop).await;
         stop.cancel();
         logs.remove().await;
-        let (backend, stream, rounds) = measured?;
+        let (backend, stream, rounds, compactions) = measured?;
         (report.backend, report.stream) = (backend, stream);
-        report.cuts.push((cut, rounds));
+        report.cuts.push(CutRun { cut, rounds, compactions });
     }
     Ok(report)
 }
 
 /// Creates the streams, starts the gateway and the stream job cutting micro-batches at `cut`,
-/// runs the rounds and stops the job; the backend, the stream and the rounds.
+/// runs the rounds and stops the job; the backend, the stream, the rounds and how many times the
+/// pin table was compacted meanwhile.
 async fn measure(
     opts: &StreamBenchOptions,
     cut: Duration,
     logs: &mut BenchLogs,
     stop: &CancellationToken,
-) -> Result<(Backend, String, Vec<Round>), Error> {
+) -> Result<(Backend, String, Vec<Round>, usize), Error> {
     for name in Namespace::Streams.default_names(&logs.id) {
         logs.create(Namespace::Streams, &name).await?;
     }
@@ -198,7 +214,20 @@ async fn measure(
     };
     // A job that failed on its own is why its rows never showed; stopped, it ends cleanly.
     job?;
-    Ok((logs.backend.clone(), stream_name, rounds?))
+    let rounds = rounds?;
+    let compactions = compactions(&lake, &crate::contract::delta_table(&logs.id, Table::Pin)).await;
+    Ok((logs.backend.clone(), stream_name, rounds, compactions))
+}
+
+/// The OPTIMIZE commits in the history of table `name` (0 if it cannot be read).
+async fn compactions(lake: &Lake, name: &str) -> usize {
+    use futures::StreamExt as _;
+    let Ok(table) = crate::upkeep::open(lake, name).await else { return 0 };
+    table
+        .history(None)
+        .filter(|info| std::future::ready(matches!(info, Ok(info) if info.operation.as_deref() == Some("OPTIMIZE"))))
+        .count()
+        .await
 }
 
 /// The rounds, against the gateway's `url` and the stream job of pipeline `id` writing to `lake`.
