@@ -290,6 +290,7 @@ impl DeltaSink {
             }
             let n = rows.num_rows();
             let started = std::time::Instant::now();
+            let before = self.version();
             match self.table.clone().write([rows]).with_commit_properties(props).await {
                 Ok(table) => {
                     self.table = table;
@@ -305,7 +306,7 @@ impl DeltaSink {
                     if attempt > 1 {
                         tracing::info!(table = %self.name, version, attempt, "Delta commit succeeded after retrying");
                     }
-                    self.checkpoint_if_due(version).await;
+                    self.checkpoint_if_due(before, version).await;
                     return Ok(Committed { rows: n, version: Some(version) });
                 }
                 Err(source) => match Trouble::of(&source) {
@@ -387,12 +388,15 @@ impl DeltaSink {
         }
     }
 
-    /// Writes a Delta checkpoint when `version` is a multiple of `checkpoint_every`, so readers
-    /// replay at most that many commit files, then deletes the log files older than the table's
-    /// `delta.logRetentionDuration` (30 days unless set) that the checkpoint made unnecessary.
-    /// A failed checkpoint or cleanup only costs readers time: it is logged, not fatal.
-    async fn checkpoint_if_due(&self, version: i64) {
-        if version <= 0 || !version.unsigned_abs().is_multiple_of(self.checkpoint_every) {
+    /// Writes a Delta checkpoint when the commit that took the table from version `before` (as
+    /// this handle saw it) to `version` passed a multiple of `checkpoint_every` — other writers'
+    /// commits in between (compaction's among them) may have taken the multiple itself — so
+    /// readers replay at most about that many commit files; then deletes the log files older
+    /// than the table's `delta.logRetentionDuration` (30 days unless set) that the checkpoint
+    /// made unnecessary. A failed checkpoint or cleanup only costs readers time: it is logged,
+    /// not fatal.
+    async fn checkpoint_if_due(&self, before: i64, version: i64) {
+        if !checkpoint_due(before, version, self.checkpoint_every) {
             return;
         }
         match deltalake::checkpoints::create_checkpoint(&self.table, None).await {
@@ -441,6 +445,13 @@ async fn wait_out(
     Ok(())
 }
 
+/// Whether a commit that took a table from version `before` to `version` passed a multiple of
+/// `every` (version 0, the table's creation, needs no checkpoint).
+fn checkpoint_due(before: i64, version: i64, every: u64) -> bool {
+    let every = i64::try_from(every.max(1)).unwrap_or(i64::MAX);
+    version > 0 && version.div_euclid(every) > before.max(0).div_euclid(every)
+}
+
 impl Part {
     /// Drops the rows at or below `stored`, the version the table holds for this part's app id.
     fn drop_through(&mut self, stored: i64, table: &str) -> Result<(), Error> {
@@ -459,6 +470,16 @@ mod tests {
 
     fn generic() -> object_store::Error {
         object_store::Error::Generic { store: "S3", source: "error sending request: operation timed out".into() }
+    }
+
+    #[test]
+    fn a_checkpoint_is_due_when_a_commit_passes_a_multiple_even_if_another_writer_took_it() {
+        assert!(checkpoint_due(99, 100, 100));
+        assert!(checkpoint_due(99, 101, 100), "a compaction took version 100");
+        assert!(!checkpoint_due(100, 101, 100));
+        assert!(!checkpoint_due(-1, 0, 100), "the table's creation");
+        assert!(checkpoint_due(2, 3, 1));
+        assert!(!checkpoint_due(0, 99, 100));
     }
 
     #[test]
