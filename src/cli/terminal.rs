@@ -18,8 +18,13 @@ use pinpipe::settings::LogFormat;
 pub(super) fn init_logging(format: LogFormat) {
     use tracing_subscriber::EnvFilter;
     use tracing_subscriber::prelude::*;
+    // deltalake warns of every commit that found another ahead of it and rebased: routine while
+    // the stream job compacts beside its own appends, so not a warning by default.
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        EnvFilter::new("info,buoyant_kernel=warn,delta_kernel=warn,deltalake_core=warn,rdkafka=warn,aws_config=warn")
+        EnvFilter::new(
+            "info,buoyant_kernel=warn,delta_kernel=warn,deltalake_core=warn,deltalake_core::kernel::transaction=error,\
+             rdkafka=warn,aws_config=warn",
+        )
     });
     let lines = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
     // Counts warnings and errors for the workers' /metrics.

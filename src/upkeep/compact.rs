@@ -11,7 +11,9 @@
 //! replaces must still be in it. delta-rs's own OPTIMIZE rebases over concurrent commits without
 //! looking at removes marked `dataChange = false`, so two compactions of the same files could
 //! both commit and the table would hold their rows twice; this check is what rules that out.
-//! A bin whose files another compaction took is abandoned (its new file deleted).
+//! A bin whose files another compaction took is abandoned (its new file deleted, unless a try
+//! whose answer was lost might have committed it: then it is left to vacuum). A try whose answer
+//! was lost but that did land is recognised by its new file being in the table.
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
@@ -31,6 +33,10 @@ use super::{Error, version_of};
 
 /// Most files one compacted file replaces (bounds a commit's size and a bin's time).
 const MAX_BIN_FILES: usize = 10_000;
+/// Files of one size tier that the background compaction lets gather before merging them.
+const FAN_IN: usize = 10;
+/// Rows per row group of a compacted file: what the writer holds in memory at once.
+const ROW_GROUP_ROWS: usize = 64 * 1024;
 /// Tries at committing one bin (each after re-reading the table) before leaving it for later.
 const COMMIT_ATTEMPTS: u32 = 8;
 
@@ -57,17 +63,24 @@ pub struct Compacted {
 #[derive(Debug, Clone)]
 struct Small {
     remove: Remove,
+    /// Where the file is in the table's store.
+    location: object_store::path::Path,
     size: u64,
     modified: i64,
     rows: Option<usize>,
 }
 
 /// Compacts `table` (named `name` in messages) when it has more than `min_files` files under
-/// half of `target` bytes: they are packed, oldest first, into bins of at most `target` bytes
-/// (a bin of one file is left alone) and each bin is rewritten into one file and committed on
-/// its own. `min_files` 0 compacts whenever two small files can be merged (`pinpipe delta
-/// optimize`). Stops between bins when `stop` is cancelled. Leaves the handle at the newest
-/// version.
+/// half of `target` bytes. The small files are grouped in size tiers (a tier per power of ten
+/// of bytes) and a tier is compacted only once it has more than [`FAN_IN`] files (or
+/// `min_files`, if fewer): micro-batch files merge into files ten or a hundred times their
+/// size, and those merge with their peers later, so a row is rewritten about once per tier
+/// instead of every time new small files come (which merging everything small would do, until
+/// the merged file reached half the target). In a tier, files are packed oldest first into bins
+/// of at most `target` bytes (a bin of one file is left alone); each bin is rewritten into one
+/// file and committed on its own. `min_files` 0 packs every small file, whatever its tier,
+/// whenever two can be merged (`pinpipe delta optimize`). Stops between bins when `stop` is
+/// cancelled. Leaves the handle at the newest version.
 pub async fn compact(
     table: &mut DeltaTable,
     name: &str,
@@ -84,7 +97,8 @@ pub async fn compact(
         done.took = started.elapsed();
         return Ok(done);
     }
-    for bin in plan(small, target) {
+    let bins = if min_files == 0 { plan(small, target) } else { plan_tiers(small, target, FAN_IN.min(min_files)) };
+    for bin in bins {
         if stop.is_cancelled() {
             break;
         }
@@ -134,6 +148,7 @@ fn small_files(table: &DeltaTable, name: &str, target: u64) -> Result<Vec<Small>
             let size = u64::try_from(f.size()).ok()?;
             (size < target / 2).then(|| Small {
                 remove: f.remove_action(false),
+                location: f.object_store_path(),
                 size,
                 modified: f.modification_time(),
                 rows: f.num_records(),
@@ -142,6 +157,16 @@ fn small_files(table: &DeltaTable, name: &str, target: u64) -> Result<Vec<Small>
         .collect();
     small.sort_by(|a, b| (a.modified, &a.remove.path).cmp(&(b.modified, &b.remove.path)));
     Ok(small)
+}
+
+/// Packs each size tier of `files` (a tier per power of ten of bytes) that has more than
+/// `fan_in` files with [`plan`]; smaller tiers first.
+fn plan_tiers(files: Vec<Small>, target: u64, fan_in: usize) -> Vec<Vec<Small>> {
+    let mut tiers: std::collections::BTreeMap<u32, Vec<Small>> = std::collections::BTreeMap::new();
+    for file in files {
+        tiers.entry(file.size.max(1).ilog10()).or_default().push(file);
+    }
+    tiers.into_values().filter(|tier| tier.len() > fan_in).flat_map(|tier| plan(tier, target)).collect()
 }
 
 /// Packs `files` in order into bins of at most `target` bytes and [`MAX_BIN_FILES`] files; bins
@@ -177,6 +202,8 @@ async fn rewrite(
     let store = table.log_store().object_store(None);
     let properties = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).unwrap_or_default()))
+        // The row group in progress is held in memory until it is complete: keep it small.
+        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
         .build();
     let mut writer = RecordBatchWriter::for_table(table)
         .map_err(write_err)?
@@ -191,7 +218,7 @@ async fn rewrite(
         let read_err = |source| Error::ReadFile { table: name.to_string(), path: file.remove.path.clone(), source };
         // A small file (under half the target) is read whole, then decoded batch by batch.
         let bytes = store
-            .get(&file.remove.path.as_str().into())
+            .get(&file.location)
             .await
             .map_err(|e| read_err(deltalake::parquet::errors::ParquetError::External(Box::new(e))))?
             .bytes()
@@ -224,12 +251,20 @@ async fn rewrite(
     let operation =
         DeltaOperation::Optimize { predicate: None, target_size: i64::try_from(target).unwrap_or(i64::MAX) };
     let wanted: HashSet<&str> = bin.iter().map(|f| f.remove.path.as_str()).collect();
+    let written_paths: HashSet<&str> = adds.iter().map(|a| a.path.as_str()).collect();
+    // Whether a failed try may have landed after all (its answer lost): then the new file is
+    // never deleted here, only by vacuum once no version needs it.
+    let mut ambiguous = false;
     let mut attempt = 0;
     loop {
         attempt += 1;
-        // Commit only against a state where every file of the bin is still there.
         table.update_state().await.map_err(|source| state_err(name, source))?;
         let snapshot = table.snapshot().map_err(|source| state_err(name, source))?;
+        if snapshot.log_data().iter().any(|f| written_paths.contains(f.path().as_ref())) {
+            // A try whose answer was lost did land.
+            return Ok(Some(written));
+        }
+        // Commit only against a state where every file of the bin is still there.
         let present = snapshot.log_data().iter().filter(|f| wanted.contains(f.path().as_ref())).count();
         if present < wanted.len() || stop.is_cancelled() {
             tracing::info!(
@@ -237,7 +272,9 @@ async fn rewrite(
                 missing = wanted.len() - present,
                 "files of a compaction bin left the table first; abandoning the bin"
             );
-            discard(&store, &adds).await;
+            if !ambiguous {
+                discard(&store, &adds).await;
+            }
             return Ok(None);
         }
         let committed = CommitBuilder::from(CommitProperties::default())
@@ -251,20 +288,27 @@ async fn rewrite(
                 table.update_state().await.map_err(|source| state_err(name, source))?;
                 return Ok(Some(written));
             }
-            Err(source) if attempt < COMMIT_ATTEMPTS => {
-                tracing::debug!(table = name, attempt, error = %source, "compaction commit lost a race; re-reading the table");
-                tokio::time::sleep(Duration::from_millis(20 * u64::from(attempt))).await;
-            }
             Err(source) => {
-                discard(&store, &adds).await;
-                return Err(Error::Commit {
-                    table: name.to_string(),
-                    version: version_of(table),
-                    source: Box::new(source),
-                });
+                ambiguous |= !lost_the_race(&source);
+                if attempt >= COMMIT_ATTEMPTS {
+                    return Err(Error::Commit {
+                        table: name.to_string(),
+                        version: version_of(table),
+                        source: Box::new(source),
+                    });
+                }
+                tracing::debug!(table = name, attempt, error = %source, "compaction commit failed; re-reading the table");
+                tokio::time::sleep(Duration::from_millis(20 * u64::from(attempt))).await;
             }
         }
     }
+}
+
+/// Whether a failed commit certainly wrote nothing: another commit had taken the version.
+fn lost_the_race(error: &deltalake::DeltaTableError) -> bool {
+    use deltalake::DeltaTableError as E;
+    use deltalake::kernel::transaction::TransactionError as T;
+    matches!(error, E::VersionAlreadyExists(_) | E::Transaction { source: T::MaxCommitAttempts(_) })
 }
 
 /// Deletes files written for a bin that was not committed (best effort: vacuum deletes what is
@@ -284,6 +328,7 @@ mod tests {
     fn file(path: &str, size: u64) -> Small {
         Small {
             remove: Remove { path: path.into(), data_change: false, ..Default::default() },
+            location: path.into(),
             size,
             modified: 0,
             rows: None,
@@ -300,5 +345,20 @@ mod tests {
         assert_eq!(paths(&plan(files, 100)), vec![vec!["a", "b"], vec!["d", "e"]]);
         assert!(plan(vec![file("a", 10)], 100).is_empty());
         assert!(plan(Vec::new(), 100).is_empty());
+    }
+
+    #[test]
+    fn only_tiers_with_more_files_than_the_fan_in_are_merged_so_a_big_file_is_not_rewritten_each_time() {
+        // One merged file of 40 kB beside micro-batch files of 2–3 kB: the micro-batch files are
+        // merged among themselves; the big one waits for peers of its size.
+        let mut files = vec![file("merged", 40_000)];
+        files.extend((0..4).map(|i| file(&format!("m{i}"), 2_000 + i)));
+        assert_eq!(paths(&plan_tiers(files.clone(), 1 << 20, 3)), vec![vec!["m0", "m1", "m2", "m3"]]);
+        assert!(plan_tiers(files.clone(), 1 << 20, 4).is_empty(), "no tier has more than 4 files");
+        files.extend((0..3).map(|i| file(&format!("big{i}"), 50_000)));
+        assert_eq!(
+            paths(&plan_tiers(files, 1 << 20, 3)),
+            vec![vec!["m0", "m1", "m2", "m3"], vec!["merged", "big0", "big1", "big2"]]
+        );
     }
 }
