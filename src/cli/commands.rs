@@ -256,8 +256,8 @@ pub(super) async fn run_stream(cfg: &Settings, args: StreamArgs) -> Result<()> {
 /// hand; without a TABLE, the pipeline's four tables (those not created yet are said so).
 pub(super) async fn delta(cfg: &Settings, action: DeltaAction) -> Result<()> {
     let lake = Lake::open(&cfg.lake)?;
-    let stream = &cfg.file.stream;
-    let target = stream.target_file_size.unwrap_or(upkeep::DEFAULT_TARGET_FILE_SIZE);
+    // `[stream]` over the defaults, as the stream job keeps its tables; the flags win over both.
+    let kept = cfg.file.stream.apply(stream::StreamConfig::new(&cfg.id, false)).upkeep;
     let table_arg = match &action {
         DeltaAction::Optimize(args) => &args.table,
         DeltaAction::Vacuum(args) => &args.table,
@@ -280,7 +280,7 @@ pub(super) async fn delta(cfg: &Settings, action: DeltaAction) -> Result<()> {
         };
         match &action {
             DeltaAction::Optimize(args) => {
-                let target = args.target_file_size.unwrap_or(target);
+                let target = args.target_file_size.unwrap_or(kept.target_file_size);
                 let done = upkeep::compact(&mut table, &name, target, 0, &stop).await?;
                 println!(
                     "{name}: {} small files ({} bytes) rewritten into {} ({} bytes) in {:.1}s; version {}{}",
@@ -298,7 +298,7 @@ pub(super) async fn delta(cfg: &Settings, action: DeltaAction) -> Result<()> {
                 );
             }
             DeltaAction::Vacuum(args) => {
-                let retention = args.file_retention.or(stream.file_retention);
+                let retention = args.file_retention.or(kept.file_retention);
                 let done = upkeep::vacuum(&mut table, &name, retention, args.dry_run).await?;
                 let verb = if args.dry_run { "would delete" } else { "deleted" };
                 println!("{name}: {verb} {} files", done.deleted.len());
@@ -308,7 +308,9 @@ pub(super) async fn delta(cfg: &Settings, action: DeltaAction) -> Result<()> {
                     }
                 }
             }
-            DeltaAction::Describe(_) => println!("{}", upkeep::describe(&mut table, &name, target).await?),
+            DeltaAction::Describe(_) => {
+                println!("{}", upkeep::describe(&mut table, &name, kept.target_file_size).await?)
+            }
         }
     }
     Ok(())

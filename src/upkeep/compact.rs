@@ -51,7 +51,8 @@ pub struct Compacted {
     pub bytes_removed: u64,
     /// Bytes of the files written.
     pub bytes_added: u64,
-    /// Bins given up because another writer removed some of their files first.
+    /// Bins given up because another writer removed some of their files first, or because the
+    /// compaction was stopped before their commit.
     pub abandoned: usize,
     /// The table version after the last compaction commit (the version it was at when none).
     pub version: i64,
@@ -146,7 +147,7 @@ fn small_files(table: &DeltaTable, name: &str, target: u64) -> Result<Vec<Small>
         .filter(|f| f.deletion_vector_descriptor().is_none())
         .filter_map(|f| {
             let size = u64::try_from(f.size()).ok()?;
-            (size < target / 2).then(|| Small {
+            is_small(size, target).then(|| Small {
                 remove: f.remove_action(false),
                 location: f.object_store_path(),
                 size,
@@ -157,6 +158,11 @@ fn small_files(table: &DeltaTable, name: &str, target: u64) -> Result<Vec<Small>
         .collect();
     small.sort_by(|a, b| (a.modified, &a.remove.path).cmp(&(b.modified, &b.remove.path)));
     Ok(small)
+}
+
+/// Whether a file of `size` bytes is small for compaction aiming at `target`: under half of it.
+pub(super) fn is_small(size: u64, target: u64) -> bool {
+    size < target / 2
 }
 
 /// Packs each size tier of `files` (a tier per power of ten of bytes) that has more than

@@ -94,7 +94,7 @@ pub async fn describe(table: &mut DeltaTable, name: &str, target: u64) -> Result
             median: sizes.get(sizes.len() / 2).copied().unwrap_or(0),
             max: sizes.last().copied().unwrap_or(0),
         },
-        small_files: sizes.iter().filter(|&&s| s < target / 2).count(),
+        small_files: sizes.iter().filter(|&&s| super::compact::is_small(s, target)).count(),
         file_retention: config.deleted_file_retention_duration(),
         log_retention: config.log_retention_duration(),
         positions,

@@ -50,8 +50,6 @@ pub struct UpkeepConfig {
 pub const DEFAULT_COMPACT_FILES: usize = 100;
 /// Delta's own default target for OPTIMIZE.
 pub const DEFAULT_TARGET_FILE_SIZE: u64 = 128 << 20;
-/// Delta's default `delta.deletedFileRetentionDuration`.
-pub const DEFAULT_FILE_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
 
 impl Default for UpkeepConfig {
     /// Compaction past 100 small files into 128 MiB files; vacuum every hour with the table's
