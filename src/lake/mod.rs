@@ -28,6 +28,8 @@ use object_store::path::Path;
 
 use crate::settings::LakeUrl;
 
+pub mod delta_log;
+
 /// Errors opening the lake.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -212,16 +214,20 @@ impl Lake {
     }
 
     /// The URL of the Delta table `name` of this lake, `<lake>/delta/<name>`.
-    pub(crate) fn delta_url(&self, name: &str) -> String {
+    pub fn delta_url(&self, name: &str) -> String {
         self.url_of(&format!("{}/{name}", crate::contract::DELTA_DIR))
     }
 
-    /// A handle on the Delta table `name` of this lake, not loaded yet (the table may not exist).
-    pub(crate) fn delta_table(&self, name: &str) -> Result<deltalake::DeltaTable, deltalake::DeltaTableError> {
+    /// A handle on the Delta table `name` of this lake, not loaded yet (the table may not exist),
+    /// whose log replays are bounded ([`delta_log`]).
+    pub fn delta_table(&self, name: &str) -> Result<deltalake::DeltaTable, deltalake::DeltaTableError> {
         let url = self.delta_url(name);
         let parsed = url::Url::parse(&url)
             .map_err(|e| deltalake::DeltaTableError::InvalidTableLocation(format!("{url}: {e}")))?;
-        deltalake::DeltaTableBuilder::from_url(parsed)?.with_storage_options(self.storage_options.clone()).build()
+        let store = deltalake::DeltaTableBuilder::from_url(parsed)?
+            .with_storage_options(self.storage_options.clone())
+            .build_storage()?;
+        Ok(deltalake::DeltaTable::new(delta_log::bounded(store)))
     }
 
     /// Storage options for `deltalake` (the AWS settings in effect; empty for local folders).
