@@ -7,11 +7,13 @@
 //! log schema in each (about 0.26 MB a file, `tests/delta_log.rs`). In the stream job several
 //! replays run at once (the writers of three tables, their checkpoints, the upkeep), each over up
 //! to a hundred commits: a heap profile of `pinpipe stream` found 174 MB of such decoders alive at
-//! its peak, 89% of the heap; bounded, they took 17 MB (README "Memory"). Everything else is
-//! passed through to deltalake's own log store unchanged.
+//! its peak, 89% of the heap; bounded, they took 17 MB (README "Memory"). Outside a
+//! multi-threaded runtime the reads run on one background thread for the process instead of a
+//! thread started for each. Everything else is passed through to deltalake's own log store
+//! unchanged.
 
 use std::num::NonZero;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use buoyant_kernel::Engine;
 use buoyant_kernel_engine::DefaultEngineBuilder;
@@ -36,6 +38,13 @@ pub const BATCH_ROWS: NonZero<usize> = NonZero::new(256).unwrap();
 /// `inner` with its log replays bounded as the module doc says.
 pub fn bounded(inner: LogStoreRef) -> LogStoreRef {
     Arc::new(Bounded { inner })
+}
+
+/// The background runtime thread of the engines made outside a multi-threaded runtime (the
+/// stream job's upkeep thread), started by the first of them.
+fn background() -> Arc<TokioBackgroundExecutor> {
+    static BACKGROUND: OnceLock<Arc<TokioBackgroundExecutor>> = OnceLock::new();
+    BACKGROUND.get_or_init(|| Arc::new(TokioBackgroundExecutor::new())).clone()
 }
 
 /// A log store whose engine has a bounded read-ahead; everything else is `inner`'s.
@@ -91,13 +100,15 @@ impl LogStore for Bounded {
     fn engine(&self, operation_id: Option<Uuid>) -> Arc<dyn Engine> {
         let store = self.inner.root_object_store(operation_id);
         let builder = DefaultEngineBuilder::new(store).with_buffer_size(READ_AHEAD).with_batch_size(BATCH_ROWS);
-        // As deltalake's own engine: the caller's runtime when it has worker threads, a
-        // background one otherwise (the kernel blocks on its reads).
+        // The kernel blocks on its reads: they run on the caller's runtime when it has worker
+        // threads, otherwise on one background runtime thread for the whole process (deltalake
+        // starts and stops a thread for every read there, and each thread gone left the process
+        // holding its allocator's memory).
         match Handle::try_current() {
             Ok(handle) if handle.runtime_flavor() == RuntimeFlavor::MultiThread => {
                 Arc::new(builder.with_task_executor(Arc::new(TokioMultiThreadExecutor::new(handle))).build())
             }
-            _ => Arc::new(builder.with_task_executor(Arc::new(TokioBackgroundExecutor::new())).build()),
+            _ => Arc::new(builder.with_task_executor(background()).build()),
         }
     }
 
