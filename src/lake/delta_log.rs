@@ -4,9 +4,9 @@
 //! log (every load, update, commit rebase and checkpoint) decodes at most [`READ_AHEAD`] commit
 //! files at once, in batches of [`BATCH_ROWS`] actions. deltalake's default engine opens up to
 //! 1,000 commit files at once, and its JSON decoder reserves room for 1,000 actions of the whole
-//! log schema in each (about 0.26 MB a file, `tests/delta_log.rs`). In the stream job several
-//! replays run at once (the writers of three tables, their checkpoints, the upkeep), each over up
-//! to a hundred commits: a heap profile of `pinpipe stream` found 174 MB of such decoders alive at
+//! log schema in each (a quarter to half a megabyte a file, `tests/delta_log.rs`). In the stream
+//! job several replays run at once (the writers of three tables, their checkpoints, the upkeep),
+//! each over up to a hundred commits: a heap profile of `pinpipe stream` found 174 MB of such decoders alive at
 //! its peak, 89% of the heap; bounded, they took 17 MB (README "Memory"). Outside a
 //! multi-threaded runtime the reads run on one background thread for the process instead of a
 //! thread started for each. Everything else is passed through to deltalake's own log store

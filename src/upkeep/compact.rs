@@ -297,6 +297,9 @@ async fn rewrite(
             Err(source) => {
                 ambiguous |= !lost_the_race(&source);
                 if attempt >= COMMIT_ATTEMPTS {
+                    if !ambiguous {
+                        discard(&store, &adds).await;
+                    }
                     return Err(Error::Commit {
                         table: name.to_string(),
                         version: version_of(table),
