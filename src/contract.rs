@@ -175,7 +175,20 @@ pub fn rejects_table(id: &str) -> String {
     format!("{id}_rejects_table")
 }
 
-/// The folder of the stream job's Delta tables under the lake.
+/// The batch job's cleaned Delta table of `table`: `<id>_batch_pin`.
+pub fn batch_table(id: &str, table: Table) -> String {
+    format!("{id}_batch_{table}")
+}
+
+/// The batch job's rejects table: `<id>_batch_rejects`.
+pub fn batch_rejects_table(id: &str) -> String {
+    format!("{id}_batch_rejects")
+}
+
+/// The `txn` app id under which each batch table stores the last batch run it holds.
+pub(crate) const BATCH_APP_ID: &str = "pinpipe-batch";
+
+/// The folder of the stream job's and the batch job's Delta tables under the lake.
 pub const DELTA_DIR: &str = "delta";
 
 /// The `txn` app id under which a data table stores how far it holds `stream`'s `partition`
@@ -200,6 +213,8 @@ mod tests {
         assert_eq!(stream("pinterest", Table::Geo), "streaming-pinterest-geo");
         assert_eq!(delta_table("p", Table::User), "p_user_table");
         assert_eq!(rejects_table("p"), "p_rejects_table");
+        assert_eq!(batch_table("p", Table::Geo), "p_batch_geo");
+        assert_eq!(batch_rejects_table("p"), "p_batch_rejects");
         assert_eq!(data_app_id("streaming-p-pin", 3), "pinpipe-streaming-p-pin-3");
         assert_eq!(rejects_app_id("streaming-p-geo", 0), "pinpipe-rejects-streaming-p-geo-0");
     }

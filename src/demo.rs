@@ -165,7 +165,7 @@ pub async fn run(
     phase(Phase::Stream, 0);
     let stream_job = stream::run(&StreamConfig::new(&cfg.id, true), streams, &lake, shutdown.child_token()).await?;
     phase(Phase::Batch, 0);
-    let batch_job = batch::run(&BatchConfig { id: cfg.id.clone(), out: cfg.results(None) }, &lake).await?;
+    let batch_job = batch::run(&BatchConfig::new(cfg.id.clone(), cfg.results(None)), &lake).await?;
     Ok(DemoReport { seeded, batch: summaries[0], stream: summaries[1], landed, sink, stream_job, batch_job })
 }
 

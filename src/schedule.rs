@@ -103,7 +103,7 @@ pub async fn run(
 ) -> Result<Summary, Error> {
     let mut summary = Summary::default();
     let mut number = 0;
-    tracing::info!(cron = %cron.text, out = %batch.out.display(), "schedule starting (times in UTC)");
+    tracing::info!(cron = %cron.text, out = %batch.out.show(""), "schedule starting (times in UTC)");
     loop {
         let now = Utc::now();
         let Some(tick) = cron.next_after(&now) else {
@@ -131,7 +131,7 @@ pub async fn run(
                 summary.succeeded += 1;
                 let read: u64 = report.tables.iter().map(|t| t.records).sum();
                 tracing::info!(
-                    run = number, seconds = took.as_secs_f64(), records = read, out = %report.out.display(),
+                    run = number, seconds = took.as_secs_f64(), records = read, out = %report.out,
                     "batch run finished"
                 );
             }

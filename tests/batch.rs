@@ -15,7 +15,7 @@ use datafusion::arrow::csv;
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-use pinpipe::batch::{self, BatchConfig, TableCounts};
+use pinpipe::batch::{self, BatchConfig, BatchTable, TableCounts};
 use pinpipe::clean::{self, Table};
 use pinpipe::lake::Lake;
 
@@ -24,12 +24,17 @@ fn golden() -> PathBuf {
 }
 
 /// A temporary lake holding the golden sink files, and a results folder beside it.
-fn golden_lake() -> (tempfile::TempDir, Lake, BatchConfig) {
+fn golden_lake() -> (tempfile::TempDir, Lake, BatchConfig, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     common::copy_dir(&golden().join("topics"), &dir.path().join("lake/topics"));
     let lake = Lake::open(&format!("file://{}", dir.path().join("lake").display()).parse().unwrap()).unwrap();
-    let cfg = BatchConfig { id: "pinterest".into(), out: dir.path().join("results") };
-    (dir, lake, cfg)
+    let out = dir.path().join("results");
+    (dir, lake, BatchConfig::new("pinterest", out.clone()), out)
+}
+
+/// Batch table `which` as it is now.
+async fn batch_table(lake: &Lake, which: BatchTable) -> (SchemaRef, Vec<RecordBatch>) {
+    batch::read_table(lake, "pinterest", which).await.unwrap()
 }
 
 fn read_parquet(path: &Path) -> (SchemaRef, Vec<RecordBatch>) {
@@ -80,9 +85,8 @@ const ANSWERS: [&str; 9] = ["q1", "q2", "q3a", "q3b", "q4", "q5", "q6", "q7", "q
 
 /// Every file SPEC §10 names for `batch`, sorted.
 fn spec_files() -> Vec<String> {
-    let mut files: Vec<String> = ["pin", "geo", "user", "rejects"].iter().map(|t| format!("{t}.parquet")).collect();
     // The run metadata and the HTML report (tests/report.rs checks them).
-    files.extend(["report.html".to_string(), "run.json".to_string()]);
+    let mut files = vec!["report.html".to_string(), "run.json".to_string()];
     for q in ANSWERS {
         files.push(format!("{q}.csv"));
         files.push(format!("{q}.parquet"));
@@ -100,23 +104,24 @@ fn listing(dir: &Path) -> Vec<String> {
 
 #[tokio::test]
 async fn golden_input_gives_the_hand_derived_tables_and_answers() {
-    let (_dir, lake, cfg) = golden_lake();
+    let (_dir, lake, cfg, out) = golden_lake();
     let report = batch::run(&cfg, &lake).await.unwrap();
     if let Ok(keep) = std::env::var("PINPIPE_GOLDEN_KEEP") {
         // For checking the answers with another engine (e.g. Spark) by hand.
-        common::copy_dir(&cfg.out, Path::new(&keep));
+        common::copy_dir(&out, Path::new(&keep));
     }
-    assert_eq!(listing(&cfg.out), spec_files(), "exactly the files SPEC §10 names");
+    assert_eq!(listing(&out), spec_files(), "exactly the files SPEC §10 names");
 
-    // Cleaned tables: schema exactly SPEC §6, rows one per ind in the order first received.
+    // Cleaned tables, as Delta tables: schema exactly SPEC §6, rows one per ind in the order
+    // first received.
     for table in Table::ALL {
-        let (schema, batches) = read_parquet(&cfg.out.join(format!("{}.parquet", table.name())));
+        let (schema, batches) = batch_table(&lake, BatchTable::Clean(table)).await;
         assert_eq!(columns(&schema), columns(&clean::cleaned_schema(table)), "{} schema", table.name());
         assert_eq!(table_text(&schema, &batches), expected(&format!("{}.txt", table.name())), "{}", table.name());
     }
 
     // Rejects: where from, why, and the record as received.
-    let (schema, batches) = read_parquet(&cfg.out.join("rejects.parquet"));
+    let (schema, batches) = batch_table(&lake, BatchTable::Rejects).await;
     assert_eq!(columns(&schema), ["table Utf8", "source Utf8", "raw Utf8", "reason Utf8"]);
     let projected: Vec<RecordBatch> = batches.iter().map(|b| b.project(&[0, 1, 3]).unwrap()).collect();
     let projected_schema = projected.first().map(|b| b.schema()).unwrap();
@@ -150,8 +155,8 @@ async fn golden_input_gives_the_hand_derived_tables_and_answers() {
     .collect();
     for q in ANSWERS {
         let want = expected(&format!("{q}.csv"));
-        assert_eq!(fs::read_to_string(cfg.out.join(format!("{q}.csv"))).unwrap(), want, "{q}.csv");
-        let (schema, batches) = read_parquet(&cfg.out.join(format!("{q}.parquet")));
+        assert_eq!(fs::read_to_string(out.join(format!("{q}.csv"))).unwrap(), want, "{q}.csv");
+        let (schema, batches) = read_parquet(&out.join(format!("{q}.parquet")));
         let got_types: Vec<&DataType> = schema.fields().iter().map(|f| f.data_type()).collect();
         assert_eq!(got_types, types[q], "{q} types");
         assert_eq!(csv_text(&batches), want, "{q}.parquet");
@@ -167,6 +172,7 @@ async fn golden_input_gives_the_hand_derived_tables_and_answers() {
         rejected: rejected.iter().map(|(r, n)| (r.to_string(), *n)).collect(),
         unreadable_follower_counts: unreadable,
         kept,
+        rows: kept,
     };
     assert_eq!(
         report.tables,
@@ -215,35 +221,35 @@ async fn golden_input_gives_the_hand_derived_tables_and_answers() {
 
 #[tokio::test]
 async fn a_second_run_replaces_the_first_runs_results() {
-    let (dir, lake, cfg) = golden_lake();
+    let (dir, lake, cfg, out) = golden_lake();
     batch::run(&cfg, &lake).await.unwrap();
-    fs::write(cfg.out.join("stale.txt"), "left by someone").unwrap();
+    fs::write(out.join("stale.txt"), "left by someone").unwrap();
     // A new user who joined in 2019: Q6 counts two users that year now.
     let extra = dir.path().join("lake/topics/pinterest.user/partition=0/pinterest.user+0+0000000019.json");
     fs::write(&extra, "{\"ind\": 30, \"first_name\": \"New\", \"last_name\": \"One\", \"age\": 40, \"date_joined\": \"2019-01-01 00:00:00\"}\n").unwrap();
     let report = batch::run(&cfg, &lake).await.unwrap();
-    assert_eq!(listing(&cfg.out), spec_files(), "nothing of the old folder is left");
+    assert_eq!(listing(&out), spec_files(), "nothing of the old folder is left");
     assert_eq!(
-        fs::read_to_string(cfg.out.join("q6.csv")).unwrap(),
+        fs::read_to_string(out.join("q6.csv")).unwrap(),
         "post_year,number_users_joined\n2015,3\n2016,2\n2017,2\n2018,1\n2019,2\n2020,1\n"
     );
-    assert_eq!(report.tables[2].kept, 15);
+    assert_eq!((report.run, report.tables[2].files, report.tables[2].kept, report.tables[2].rows), (2, 1, 1, 15));
     let siblings = listing(dir.path());
     assert_eq!(siblings, ["lake", "results"], "no temporary folders are left beside the results");
 }
 
 #[tokio::test]
 async fn a_failed_run_leaves_the_previous_results_intact() {
-    let (dir, lake, cfg) = golden_lake();
+    let (dir, lake, cfg, out) = golden_lake();
     batch::run(&cfg, &lake).await.unwrap();
     let before: Vec<(String, Vec<u8>)> =
-        listing(&cfg.out).into_iter().map(|f| (f.clone(), fs::read(cfg.out.join(&f)).unwrap())).collect();
+        listing(&out).into_iter().map(|f| (f.clone(), fs::read(out.join(&f)).unwrap())).collect();
     // A symbolic-link loop makes the pin topic unlistable.
     std::os::unix::fs::symlink("..", dir.path().join("lake/topics/pinterest.pin/partition=0/loop")).unwrap();
     let error = batch::run(&cfg, &lake).await.unwrap_err();
     assert!(matches!(error, batch::Error::List { ref topic, .. } if topic == "pinterest.pin"), "{error:?}");
     let after: Vec<(String, Vec<u8>)> =
-        listing(&cfg.out).into_iter().map(|f| (f.clone(), fs::read(cfg.out.join(&f)).unwrap())).collect();
+        listing(&out).into_iter().map(|f| (f.clone(), fs::read(out.join(&f)).unwrap())).collect();
     assert!(before == after, "the results folder is unchanged");
     assert_eq!(listing(dir.path()), ["lake", "results"]);
 }
@@ -252,11 +258,11 @@ async fn a_failed_run_leaves_the_previous_results_intact() {
 async fn an_empty_lake_gives_empty_tables_and_answers_with_headers() {
     let dir = tempfile::tempdir().unwrap();
     let lake = Lake::open(&format!("file://{}", dir.path().join("lake").display()).parse().unwrap()).unwrap();
-    let cfg = BatchConfig { id: "pinterest".into(), out: dir.path().join("out") };
-    let report = batch::run(&cfg, &lake).await.unwrap();
-    assert_eq!(listing(&cfg.out), spec_files());
-    assert_eq!(fs::read_to_string(cfg.out.join("q8.csv")).unwrap(), "age_group,post_year,median_follower_count\n");
-    let (schema, batches) = read_parquet(&cfg.out.join("geo.parquet"));
+    let out = dir.path().join("out");
+    let report = batch::run(&BatchConfig::new("pinterest", out.clone()), &lake).await.unwrap();
+    assert_eq!(listing(&out), spec_files());
+    assert_eq!(fs::read_to_string(out.join("q8.csv")).unwrap(), "age_group,post_year,median_follower_count\n");
+    let (schema, batches) = batch_table(&lake, BatchTable::Clean(Table::Geo)).await;
     assert_eq!(columns(&schema), columns(&clean::cleaned_schema(Table::Geo)));
     assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), 0);
     assert!(report.tables.iter().all(|t| t.records == 0 && t.kept == 0));
@@ -299,7 +305,7 @@ async fn timing_of_a_batch_run_over_many_posts() {
         }
     }
     println!("wrote {posts} posts from {rows} rows in {:.1} s", started.elapsed().as_secs_f64());
-    let cfg = BatchConfig { id: "pinterest".into(), out: dir.path().join("results") };
+    let cfg = BatchConfig::new("pinterest", dir.path().join("results"));
     let started = std::time::Instant::now();
     let report = batch::run(&cfg, &lake).await.unwrap();
     println!("{report}\nbatch::run took {:.2} s", started.elapsed().as_secs_f64());

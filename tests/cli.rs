@@ -88,9 +88,12 @@ fn demo_runs_end_to_end_and_every_sent_record_lands() {
     let stream = "stream path: sent 600 = in the streams 600 = in the Delta tables 600 (pin 200, geo 200, user 200)";
     assert!(text.contains(batch), "{text}");
     assert!(text.contains(stream), "{text}");
-    for file in ["pin.parquet", "geo.parquet", "user.parquet", "rejects.parquet", "q1.csv", "q8.parquet", "report.html"]
-    {
+    for file in ["q1.csv", "q8.parquet", "report.html", "run.json"] {
         assert!(dir.path().join("results").join(file).is_file(), "results/{file} missing");
+    }
+    for table in ["pinterest_batch_pin", "pinterest_batch_geo", "pinterest_batch_user", "pinterest_batch_rejects"] {
+        let log = dir.path().join("lake/delta").join(table).join("_delta_log");
+        assert!(log.is_dir(), "the batch table {table} is missing");
     }
     let report = dir.path().join("results/report.html");
     assert!(text.contains(&format!("  report:  {}\n", report.display())), "the demo says where the report is:\n{text}");

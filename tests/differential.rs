@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use pinpipe::batch::{self, BatchConfig};
-use pinpipe::bench::batch::{Comparison, append_values, compare_results, land, run_spark_job};
+use pinpipe::bench::batch::{Comparison, append_values, compare_results, export_tables, land, run_spark_job};
 use pinpipe::eventlog::{self, Namespace};
 use pinpipe::lake::Lake;
 use pinpipe::source::generator::Generator;
@@ -161,7 +161,8 @@ async fn pinpipe_batch_answers_equal_the_independent_spark_job() {
     land(log, &lake).await.expect("sink");
 
     let ours = dir.path().join("ours");
-    batch::run(&BatchConfig { id: ID.into(), out: ours.clone() }, &lake).await.expect("pinpipe batch");
+    batch::run(&BatchConfig::new(ID, ours.clone()), &lake).await.expect("pinpipe batch");
+    export_tables(&lake, ID, &ours).await.expect("export the batch tables");
 
     let theirs = dir.path().join("spark");
     let comparison = tokio::task::spawn_blocking({

@@ -23,9 +23,8 @@ async fn golden_run() -> (tempfile::TempDir, PathBuf) {
     let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/golden/topics");
     common::copy_dir(&golden, &dir.path().join("lake/topics"));
     let lake = Lake::open(&format!("file://{}", dir.path().join("lake").display()).parse().unwrap()).unwrap();
-    let cfg = BatchConfig { id: "pinterest".into(), out: dir.path().join("results") };
-    batch::run(&cfg, &lake).await.unwrap();
-    let out = cfg.out.clone();
+    let out = dir.path().join("results");
+    batch::run(&BatchConfig::new("pinterest", out.clone()), &lake).await.unwrap();
     (dir, out)
 }
 

@@ -96,7 +96,7 @@ async fn pipeline() -> Pipeline {
         worker: pinpipe::settings::Worker::ALL,
     };
     stream::run(&stream_cfg, Arc::clone(&streams), &lake, CancellationToken::new()).await.unwrap();
-    batch::run(&BatchConfig { id: "pinterest".into(), out: results.clone() }, &lake).await.unwrap();
+    batch::run(&BatchConfig::new("pinterest", results.clone()), &lake).await.unwrap();
 
     assert_eq!(produce("pinterest.pin", pins[5..].to_vec()).await.unwrap().status(), 200);
     assert_eq!(put("streaming-pinterest-pin", pins[4..].to_vec()).await.unwrap().status(), 200);

@@ -460,15 +460,13 @@ async fn the_batch_job_and_the_stream_job_clean_the_same_records_into_the_same_r
     };
     pinpipe::sink::run(&sink_cfg, topics, &p.lake, CancellationToken::new()).await.expect("sink");
     let out = p.dir.path().join("results");
-    let batch_cfg = pinpipe::batch::BatchConfig { id: ID.into(), out: out.clone() };
+    let batch_cfg = pinpipe::batch::BatchConfig::new(ID, out.clone());
     pinpipe::batch::run(&batch_cfg, &p.lake).await.expect("batch job");
     drain(&p).await;
 
-    let ctx = SessionContext::new();
     for table in Table::ALL {
-        let parquet = out.join(format!("{}.parquet", table.name()));
-        let options = datafusion::prelude::ParquetReadOptions::default();
-        let batch_rows = ctx.read_parquet(parquet.to_str().unwrap(), options).await.unwrap().collect().await.unwrap();
+        let which = pinpipe::batch::BatchTable::Clean(table);
+        let (_, batch_rows) = pinpipe::batch::read_table(&p.lake, ID, which).await.expect("batch table");
         let batch_rows = common::table_rows(&batch_rows);
         let stream_rows = common::table_rows(&read_delta(&p.lake, &table_name(table)).await);
         assert_eq!(batch_rows.len(), 400, "{table}: every distinct post kept by the batch job");

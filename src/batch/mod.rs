@@ -1,51 +1,78 @@
-//! The batch job (SPEC §6, the Databricks part): every sink file of the three topics → cleaned
-//! tables with one row per `ind` → Q1–Q8 → the results folder (SPEC §10 `batch`).
+//! The batch job (SPEC §6, the Databricks part): the sink files of the three topics → cleaned
+//! Delta tables with one row per `ind` → Q1–Q8 → the results (SPEC §10 `batch`).
 //!
-//! Fed by the sink's JSON files in the lake; feeds `--out` (read by users, the report and
-//! Spark) and the printed report. Phases, each timed:
+//! Incremental: each run cleans only the sink files that are new since the last, and adds to the
+//! batch tables in the lake only the `ind`s they do not hold (the first record received wins,
+//! and stays). Runs are numbered; a run writes its plan, the files it takes, before it reads
+//! them ([`plan`]), and every table's commit records the run's number ([`tables`]). So a run that
+//! was killed is completed by the next one (same files, same rows), two runs at once cannot both
+//! take the same new files, and `--full-refresh` rebuilds the tables from every file in the order
+//! the runs took them — the same tables and answers. Phases, each timed:
 //! - `read` (`read.rs`): list, fetch, decode + clean (the shared [`crate::clean`] code) in
-//!   parallel over files, keep the first row received per `ind`, collect the rejects;
-//! - `queries` (`queries.rs`): the SQL files of `sql/` in DataFusion;
-//! - `write` (`output.rs`): Parquet and CSV into a new folder, with the run metadata and the
-//!   HTML report ([`crate::report`]), swapped in for the old one.
+//!   parallel over files, keep the first row per `ind`, write the new rows' data files;
+//! - `commit` (`tables.rs`): the four tables, each in one Delta commit with the run's number;
+//! - `queries` (`queries.rs`): the SQL files of `sql/` in DataFusion over the tables' files;
+//! - `write` (`output.rs`): CSV and Parquet answers, the run metadata and the HTML report
+//!   ([`crate::report`]) into `--out`, a local folder or `s3://…`.
 
 mod output;
+mod plan;
 mod queries;
 mod read;
+mod tables;
 
 use std::fmt;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use datafusion::arrow::util::pretty::pretty_format_batches;
+use roaring::RoaringTreemap;
 
 use crate::clean::Table;
 use crate::lake::Lake;
 use crate::report;
 pub use crate::report::TableCounts;
 
-pub use output::rejects_schema;
+pub use output::{Out, rejects_schema};
+pub use plan::Plan;
 pub use queries::{Answer, QUERIES};
+pub use tables::{BatchTable, read_table};
 
 /// What `pinpipe batch` runs with.
 #[derive(Debug, Clone)]
 pub struct BatchConfig {
-    /// Pipeline id: the job reads the sink files of `<id>.pin`, `<id>.geo`, `<id>.user`.
+    /// Pipeline id: the job reads the sink files of `<id>.pin`, `<id>.geo`, `<id>.user` and
+    /// keeps the tables `<id>_batch_pin`, … .
     pub id: String,
-    /// Results folder (SPEC §10 lists its files); replaced by each run.
-    pub out: PathBuf,
+    /// Where the answers and the report go (SPEC §10 lists the files); replaced by each run.
+    pub out: Out,
+    /// Rebuild the tables from every sink file instead of adding the new files' rows.
+    pub full_refresh: bool,
+}
+
+impl BatchConfig {
+    /// An incremental run of pipeline `id` answering into `out`.
+    pub fn new(id: impl Into<String>, out: impl Into<Out>) -> BatchConfig {
+        BatchConfig { id: id.into(), out: out.into(), full_refresh: false }
+    }
 }
 
 /// What a batch run found and answered.
 #[derive(Debug, Clone, Default)]
 pub struct BatchReport {
-    /// The folder the results were written to.
-    pub out: PathBuf,
-    /// pin, geo, user.
+    /// Where the results were written (a folder or a URL).
+    pub out: String,
+    /// The run whose tables the answers read (0: no sink file yet).
+    pub run: u64,
+    /// Whether the tables were rebuilt from every file.
+    pub full_refresh: bool,
+    /// pin, geo, user: what this invocation read and added (summed over the runs it carried
+    /// out: an unfinished one, then a new one), and the rows after it.
     pub tables: Vec<TableCounts>,
     /// Q1–Q8 in SPEC order (`q1`, `q2`, `q3a`, `q3b`, `q4` … `q8`).
     pub answers: Vec<Answer>,
-    /// Wall time per phase: `read` (list, fetch, decode, clean, dedupe), `queries`, `write`.
+    /// Wall time per phase: `read` (list, fetch, decode, clean, dedupe, write the new rows),
+    /// `commit`, `queries`, `write`.
     pub phases: Vec<(&'static str, Duration)>,
 }
 
@@ -67,16 +94,19 @@ impl fmt::Display for BatchReport {
                 _ => writeln!(f, "(no rows)")?,
             }
         }
-        writeln!(f, "{:<6} {:>7} {:>12} {:>10} {:>10}", "table", "files", "read", "rejected", "kept")?;
+        let kind = if self.full_refresh { "full refresh" } else { "incremental" };
+        writeln!(f, "run {} ({kind}): new sink files read, rows added, rows in the table", self.run)?;
+        writeln!(f, "{:<6} {:>7} {:>12} {:>10} {:>10} {:>12}", "table", "files", "read", "rejected", "added", "rows")?;
         for t in &self.tables {
             writeln!(
                 f,
-                "{:<6} {:>7} {:>12} {:>10} {:>10}",
+                "{:<6} {:>7} {:>12} {:>10} {:>10} {:>12}",
                 t.table.name(),
                 t.files,
                 t.records,
                 t.rejected_total(),
-                t.kept
+                t.kept,
+                t.rows
             )?;
             for (reason, count) in &t.rejected {
                 writeln!(f, "         rejected {count}: {reason}")?;
@@ -89,9 +119,13 @@ impl fmt::Display for BatchReport {
             self.phases.iter().map(|(name, d)| format!("{name} {:.3} s", d.as_secs_f64())).collect();
         let total: Duration = self.phases.iter().map(|(_, d)| *d).sum();
         writeln!(f, "time: {} (total {:.3} s)", phases.join(", "), total.as_secs_f64())?;
-        writeln!(f, "results: {}", self.out.display())?;
-        write!(f, "report:  {}", self.out.join(report::REPORT_FILE).display())
+        writeln!(f, "results: {}", self.out)?;
+        write!(f, "report:  {}", report_location(&self.out))
     }
+}
+
+fn report_location(out: &str) -> String {
+    format!("{}/{}", out.trim_end_matches('/'), report::REPORT_FILE)
 }
 
 /// Errors of the batch job.
@@ -111,9 +145,53 @@ pub enum Error {
         #[source]
         source: object_store::Error,
     },
+    #[error("cannot read the batch run plans ({key})")]
+    Plans {
+        key: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    #[error(
+        "another batch run is working: run {run} was started by {by} at {since}; try again once it is done \
+         (if that process is gone, just run again: the next run completes its work)"
+    )]
+    Busy { run: u64, by: String, since: String },
+    #[error(
+        "batch table {table} holds run {held:?} but the plans are at run {planned}: it was removed or \
+         replaced; rebuild the tables with `pinpipe batch --full-refresh`"
+    )]
+    Behind { table: String, held: Option<u64>, planned: u64 },
+    #[error("batch table {table}")]
+    Table {
+        table: String,
+        #[source]
+        source: Box<deltalake::DeltaTableError>,
+    },
+    #[error("cannot read {path} of batch table {table}")]
+    ReadTable {
+        table: String,
+        path: String,
+        #[source]
+        source: datafusion::parquet::errors::ParquetError,
+    },
+    #[error("cannot commit run {run} to batch table {table}")]
+    Commit {
+        table: String,
+        run: u64,
+        #[source]
+        source: Box<deltalake::DeltaTableError>,
+    },
+    #[error("--out {out}: {reason}")]
+    Out { out: String, reason: String },
+    #[error("cannot put result object {key}")]
+    Upload {
+        key: String,
+        #[source]
+        source: object_store::Error,
+    },
     #[error("a decoding task failed")]
     Task(#[from] tokio::task::JoinError),
-    #[error("the cleaned table's writer stopped before the end of its input")]
+    #[error("the batch table's writer stopped before the end of its input")]
     WriterStopped,
     #[error("arrow")]
     Arrow(#[from] datafusion::arrow::error::ArrowError),
@@ -151,42 +229,75 @@ pub enum Error {
     },
 }
 
-/// Reads every sink file of the three topics, cleans, answers Q1–Q8 and writes `cfg.out`.
+/// Carries out the run a killed run left unfinished, then a run over the sink files that are
+/// new (or, with `full_refresh`, a rebuild from every file), answers Q1–Q8 from the batch tables
+/// and writes the results to `cfg.out`.
 pub async fn run(cfg: &BatchConfig, lake: &Lake) -> Result<BatchReport, Error> {
     let run_started = Instant::now();
     let started_at = now_rfc3339();
     let started = Instant::now();
-    let staging = output::Staging::create(&cfg.out)?;
-    // The three tables at once: their files share the workers, so a table of few files does
-    // not leave cores idle. Each writes its cleaned rows into the new results folder as it goes.
-    let (pin, geo, user) = tokio::try_join!(
-        read::read_table(lake, &cfg.id, Table::Pin, staging.table_writer(Table::Pin)?),
-        read::read_table(lake, &cfg.id, Table::Geo, staging.table_writer(Table::Geo)?),
-        read::read_table(lake, &cfg.id, Table::User, staging.table_writer(Table::User)?),
-    )?;
-    let mut phases = vec![("read", started.elapsed())];
+    let mut targets = Vec::with_capacity(BatchTable::ALL.len());
+    for which in BatchTable::ALL {
+        targets.push(tables::Target::open(lake, &cfg.id, which).await?);
+    }
+    let mut plans = plan::read_all(lake, &cfg.id).await?;
+    let mut counts = Table::ALL.map(|table| TableCounts {
+        table,
+        files: 0,
+        records: 0,
+        rejected: Default::default(),
+        unreadable_follower_counts: 0,
+        kept: 0,
+        rows: 0,
+    });
+    let mut commit_time = Duration::ZERO;
+    // A run that was stopped before all its tables held it: carry out the same plan first.
+    if let Some(last) = plans.last().cloned() {
+        let mut unfinished = false;
+        for target in &targets {
+            let held = target.committed_run().await?;
+            match held {
+                Some(run) if run >= last.run => {}
+                Some(run) if run + 1 == last.run => unfinished = true,
+                None if last.run == 1 => unfinished = true,
+                _ => return Err(Error::Behind { table: target.name.clone(), held, planned: last.run }),
+            }
+        }
+        if unfinished {
+            tracing::info!(run = last.run, by = %last.by, "completing a batch run that did not finish");
+            commit_time += carry_out(lake, &cfg.id, &plans, &last, &mut targets, &mut counts).await?;
+        }
+    }
+    let mut listed = Vec::new();
+    for table in Table::ALL {
+        listed.extend(read::list(lake, &crate::contract::topic(&cfg.id, table)).await?);
+    }
+    let mut full_refresh = false;
+    if let Some(next) = Plan::next(plans.last(), &listed, cfg.full_refresh) {
+        plan::create(lake, &cfg.id, &next).await?;
+        plans = plan::read_all(lake, &cfg.id).await?;
+        full_refresh = next.full_refresh;
+        commit_time += carry_out(lake, &cfg.id, &plans, &next, &mut targets, &mut counts).await?;
+    }
+    let run = plans.last().map_or(0, |p| p.run);
+    for (count, target) in counts.iter_mut().zip(&targets) {
+        count.rows = target.rows()?;
+    }
+    let mut phases = vec![("read", started.elapsed().saturating_sub(commit_time)), ("commit", commit_time)];
 
     let started = Instant::now();
-    let files = Table::ALL.map(|t| (t, staging.table_path(t)));
-    let answers = queries::answer(&files).await?;
+    let mut files = Vec::with_capacity(Table::ALL.len());
+    for (table, target) in Table::ALL.into_iter().zip(&targets) {
+        let (schema, urls) = target.files()?;
+        files.push(queries::Registered { table, schema, files: urls });
+    }
+    let answers = queries::answer(lake, &files).await?;
     phases.push(("queries", started.elapsed()));
 
     let started = Instant::now();
-    let data = [(Table::Pin, pin), (Table::Geo, geo), (Table::User, user)];
-    let tables: Vec<TableCounts> = data
-        .iter()
-        .map(|(table, d)| TableCounts {
-            table: *table,
-            files: d.files as u64,
-            records: d.read,
-            rejected: d.rejected.clone(),
-            unreadable_follower_counts: d.unreadable_follower_counts,
-            kept: d.kept,
-        })
-        .collect();
-    let rejects: Vec<_> = data.iter().map(|(t, d)| (*t, d.rejects.as_slice())).collect();
-    let rejects = output::rejects_batch(&rejects)?;
-    let results = output::Results { rejects, answers };
+    let tables: Vec<TableCounts> = counts.to_vec();
+    let staging = output::Staging::create(&cfg.out)?;
+    let results = output::Results { answers };
     let mut meta = report::RunMeta {
         id: cfg.id.clone(),
         lake: lake.url().to_string(),
@@ -200,6 +311,8 @@ pub async fn run(cfg: &BatchConfig, lake: &Lake) -> Result<BatchReport, Error> {
         tables: tables.clone(),
         answers: results.answers.iter().map(|a| a.name.to_string()).collect(),
         version: env!("CARGO_PKG_VERSION").to_string(),
+        run,
+        full_refresh,
     };
     let write_started = started;
     // The report goes into the new folder after the result files, so its `write` time covers them.
@@ -215,10 +328,80 @@ pub async fn run(cfg: &BatchConfig, lake: &Lake) -> Result<BatchReport, Error> {
         report::write(dir, &meta, &answers)?;
         Ok(())
     };
-    let results = tokio::task::spawn_blocking(move || staging.commit(&results, finish).map(|()| results)).await??;
+    let (staging, results) =
+        tokio::task::spawn_blocking(move || staging.write(&results, finish).map(|()| (staging, results))).await??;
+    staging.publish().await?;
     phases.push(("write", started.elapsed()));
-    let answers = results.answers;
-    Ok(BatchReport { out: cfg.out.clone(), tables, answers, phases })
+    Ok(BatchReport { out: cfg.out.show(""), run, full_refresh, tables, answers: results.answers, phases })
+}
+
+/// Carries out `plan` on every table that does not hold it yet: reads the plan's files (all of
+/// them, in generation order, for a full refresh), writes the new rows and commits each table
+/// with the run's number. Adds what it read to `counts`; returns the time spent committing.
+async fn carry_out(
+    lake: &Lake,
+    id: &str,
+    plans: &plan::Plans,
+    plan: &Plan,
+    targets: &mut [tables::Target],
+    counts: &mut [TableCounts; 3],
+) -> Result<Duration, Error> {
+    let earlier = plans.through(plan.run - 1);
+    let rejects_due = targets[3].committed_run().await?.is_none_or(|held| held < plan.run);
+    let mut reads = Vec::new();
+    for (i, table) in Table::ALL.into_iter().enumerate() {
+        let target = &targets[i];
+        let due = target.committed_run().await?.is_none_or(|held| held < plan.run);
+        if !due && !rejects_due {
+            continue;
+        }
+        let mut files: Vec<read::SinkFile> = read::list(lake, &crate::contract::topic(id, table))
+            .await?
+            .into_iter()
+            .filter(|f| plan.covers(f) && (plan.full_refresh || !earlier.last().is_some_and(|p| p.covers(f))))
+            .collect();
+        if plan.full_refresh {
+            // The order the runs took them: a file's generation first.
+            files.sort_by_cached_key(|f| (plans.generation(f).unwrap_or(plan.run), f.partition, f.start));
+        }
+        let mut seen = if plan.full_refresh { RoaringTreemap::new() } else { target.inds(lake).await? };
+        let writer = target.writer(output::table_properties(table))?;
+        reads.push((i, due, read::read_table(lake, table, files, &mut seen, writer, target.name.clone()).await?));
+    }
+    // The rows of every table are written; now the commits, one table after another.
+    let started = Instant::now();
+    let info = |kind: &str| {
+        let mut info = serde_json::Map::new();
+        info.insert("pinpipe.batchRun".into(), serde_json::json!({ "run": plan.run, "kind": kind }));
+        info
+    };
+    let kind = if plan.full_refresh { "full-refresh" } else { "incremental" };
+    let mut rejects = Vec::new();
+    for (i, due, data) in reads {
+        let table = Table::ALL[i];
+        if due {
+            let committed = targets[i].commit(plan.run, data.adds, plan.full_refresh, info(kind)).await?;
+            tracing::info!(table = %targets[i].name, run = plan.run, ?committed, rows = data.kept, "batch table committed");
+            let count = &mut counts[i];
+            count.files += data.files as u64;
+            count.records += data.read;
+            count.kept += data.kept;
+            count.unreadable_follower_counts += data.unreadable_follower_counts;
+            for (reason, n) in &data.rejected {
+                *count.rejected.entry(reason.clone()).or_default() += n;
+            }
+        } else {
+            targets[i].discard(&data.adds).await;
+        }
+        rejects.push((table, data.rejects));
+    }
+    if rejects_due {
+        let rows: Vec<_> = rejects.iter().map(|(t, r)| (*t, r.as_slice())).collect();
+        let batch = output::rejects_batch(&rows)?;
+        let adds = targets[3].write_all(vec![batch]).await?;
+        targets[3].commit(plan.run, adds, plan.full_refresh, info(kind)).await?;
+    }
+    Ok(started.elapsed())
 }
 
 /// The time now, RFC 3339 in UTC to the second (`2026-01-31T00:00:00Z`).

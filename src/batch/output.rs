@@ -1,11 +1,12 @@
-//! Writing a run's results folder (SPEC §10 `batch`): the cleaned tables and the rejects as
-//! Parquet, each answer as CSV (header row) and Parquet.
+//! Writing a run's results (SPEC §10 `batch`): each answer as CSV (header row) and Parquet, with
+//! the run metadata and the report, into `--out`: a local folder or `s3://bucket/prefix`.
 //!
-//! Fed by the batch job's tables and answers; read by users, the report and Spark. Everything is
-//! written into a fresh folder beside `out` ([`Staging`]) and swapped in only when all is
-//! written, so a run that fails leaves the previous run's results as they were. The cleaned
-//! tables are written first, batch by batch as `read` keeps them ([`TableWriter`]), and the
-//! queries then run over those files: a run never holds a whole table in memory.
+//! Fed by the batch job's answers; read by users, the report and Spark. Everything is written
+//! into a fresh folder first ([`Staging`]: beside a local `out`, a temporary one for a bucket)
+//! and put in place only when all is written. A local `out` is swapped whole, so a run that
+//! fails leaves the previous results as they were; in a bucket each object is replaced whole,
+//! the report and `run.json` last. The rows themselves live in the batch tables of the lake
+//! ([`super::tables`]); this folder holds what they answer.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -21,12 +22,17 @@ use datafusion::parquet::errors::ParquetError;
 use datafusion::parquet::file::properties::{WriterProperties, WriterPropertiesBuilder};
 use datafusion::parquet::schema::types::ColumnPath;
 
+use object_store::{ObjectStoreExt as _, PutPayload};
+
 use super::Error;
 use super::queries::Answer;
 use super::read::RejectRow;
 use crate::clean::Table;
+use crate::lake::Lake;
+use crate::settings::LakeUrl;
 
-/// The schema of `rejects.parquet`.
+/// The columns of the rejects table (`<id>_batch_rejects`): which table, where the record was
+/// (`<sink file key>:<line>`), the record as it was, and why it was rejected.
 pub fn rejects_schema() -> SchemaRef {
     Arc::new(Schema::new(vec![
         Field::new("table", DataType::Utf8, false),
@@ -84,76 +90,123 @@ const HIGH_CARDINALITY: &[&str] = &["unique_id", "title", "description", "tag_li
 
 /// The cleaned tables' properties: [`properties`] without dictionaries for the
 /// [`HIGH_CARDINALITY`] columns.
-fn table_properties(table: Table) -> WriterProperties {
+pub(super) fn table_properties(table: Table) -> WriterProperties {
     let schema = crate::clean::cleaned_schema(table);
     let plain = schema.fields().iter().map(|f| f.name().as_str()).filter(|name| HIGH_CARDINALITY.contains(name));
     plain.fold(properties(), |props, name| props.set_column_dictionary_enabled(ColumnPath::from(name), false)).build()
 }
 
-/// One cleaned table's Parquet file, written batch by batch.
-pub(super) struct TableWriter {
-    path: PathBuf,
-    writer: ArrowWriter<File>,
+/// Where a run's results go (`--out`).
+#[derive(Debug, Clone)]
+pub enum Out {
+    /// A local folder, replaced whole by each run.
+    Folder(PathBuf),
+    /// `s3://bucket/prefix`: objects under the prefix, each replaced by each run.
+    Store(Lake),
 }
 
-impl TableWriter {
-    /// Appends `batch` (blocking: encodes and writes).
-    pub fn write(&mut self, batch: &RecordBatch) -> Result<(), Error> {
-        self.writer.write(batch).map_err(parquet(&self.path))
+impl Out {
+    /// `s3://bucket[/prefix]` (credentials and endpoint as for the lake), or a local folder.
+    pub fn parse(out: &Path) -> Result<Out, Error> {
+        match out.to_str() {
+            Some(url) if url.starts_with("s3://") => {
+                let invalid = |reason: String| Error::Out { out: url.to_string(), reason };
+                let parsed: LakeUrl = url.parse().map_err(|e: crate::settings::UrlError| invalid(e.to_string()))?;
+                Ok(Out::Store(Lake::open(&parsed).map_err(|e| invalid(format!("{e:#}")))?))
+            }
+            _ => Ok(Out::Folder(out.to_path_buf())),
+        }
     }
 
-    /// Writes the footer: the file is complete.
-    pub fn close(self) -> Result<(), Error> {
-        self.writer.close().map(|_| ()).map_err(parquet(&self.path))
+    /// Where the file `name` of the results is (a path or a URL), for messages.
+    pub fn show(&self, name: &str) -> String {
+        match self {
+            Out::Folder(dir) if name.is_empty() => dir.display().to_string(),
+            Out::Folder(dir) => dir.join(name).display().to_string(),
+            Out::Store(lake) => lake.url_of(name),
+        }
     }
 }
 
-/// A run's results folder while it is written: a fresh folder beside `out`, removed unless
-/// [`Staging::commit`] puts it in `out`'s place.
+impl From<PathBuf> for Out {
+    fn from(dir: PathBuf) -> Out {
+        Out::Folder(dir)
+    }
+}
+
+/// A run's results while they are written: a fresh local folder (beside a local `out`), removed
+/// unless [`Staging::publish`] puts it in `out`'s place.
 pub(super) struct Staging {
-    out: PathBuf,
+    out: Out,
     dir: PathBuf,
     committed: bool,
 }
 
 impl Staging {
-    /// Creates the fresh folder beside `out`.
-    pub fn create(out: &Path) -> Result<Staging, Error> {
-        let name = out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "results".into());
-        let parent = parent_of(out);
+    /// Creates the fresh folder.
+    pub fn create(out: &Out) -> Result<Staging, Error> {
+        let (parent, name) = match out {
+            Out::Folder(out) => (
+                parent_of(out),
+                out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "results".into()),
+            ),
+            Out::Store(_) => (std::env::temp_dir(), "pinpipe-results".to_string()),
+        };
         std::fs::create_dir_all(&parent).map_err(io(&parent))?;
         let dir = parent.join(format!(".{name}.new-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir(&dir).map_err(io(&dir))?;
-        Ok(Staging { out: out.to_path_buf(), dir, committed: false })
+        Ok(Staging { out: out.clone(), dir, committed: false })
     }
 
-    /// The path of `table`'s cleaned Parquet file in the folder.
-    pub fn table_path(&self, table: Table) -> PathBuf {
-        self.dir.join(format!("{}.parquet", table.name()))
-    }
-
-    /// Starts `table`'s cleaned Parquet file.
-    pub fn table_writer(&self, table: Table) -> Result<TableWriter, Error> {
-        let path = self.table_path(table);
-        let file = File::create(&path).map_err(io(&path))?;
-        let writer = ArrowWriter::try_new(file, crate::clean::cleaned_schema(table), Some(table_properties(table)))
-            .map_err(parquet(&path))?;
-        Ok(TableWriter { path, writer })
-    }
-
-    /// Writes the rejects and the answers, calls `finish` on the folder (the run metadata and
-    /// the report go in there too), then puts the folder in `out`'s place.
-    pub fn commit(
-        mut self,
+    /// Writes the answers, then calls `finish` on the folder (the run metadata and the report
+    /// go in there too).
+    pub fn write(
+        &self,
         results: &Results,
         finish: impl FnOnce(&Path, &Results) -> Result<(), Error>,
     ) -> Result<(), Error> {
         write_into(&self.dir, results)?;
-        finish(&self.dir, results)?;
-        replace(&self.out, &self.dir)?;
+        finish(&self.dir, results)
+    }
+
+    /// Puts the written folder in `out`'s place: a local folder is swapped whole; in a bucket
+    /// every file is put under the prefix (replacing the previous run's), `run.json` and the
+    /// report last.
+    pub async fn publish(mut self) -> Result<(), Error> {
+        match &self.out {
+            Out::Folder(out) => replace(out, &self.dir)?,
+            Out::Store(lake) => upload(lake, &self.dir).await?,
+        }
         self.committed = true;
+        if matches!(self.out, Out::Store(_)) {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
         Ok(())
     }
+}
+
+/// Puts every file of `dir` under `lake`'s prefix (`run.json` and the report last).
+async fn upload(lake: &Lake, dir: &Path) -> Result<(), Error> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map_err(io(dir))?
+        .filter_map(|entry| Some(entry.ok()?.file_name().to_string_lossy().into_owned()))
+        .collect();
+    let last = |name: &str| match name {
+        crate::report::RUN_FILE => 1,
+        crate::report::REPORT_FILE => 2,
+        _ => 0,
+    };
+    names.sort_by_key(|name| (last(name), name.clone()));
+    for name in &names {
+        let path = dir.join(name);
+        let body = std::fs::read(&path).map_err(io(&path))?;
+        let key = lake.path(name);
+        lake.store
+            .put(&key, PutPayload::from(body))
+            .await
+            .map_err(|source| Error::Upload { key: key.to_string(), source })?;
+    }
+    Ok(())
 }
 
 impl Drop for Staging {
@@ -188,12 +241,10 @@ fn write_csv(path: &Path, schema: &SchemaRef, batches: &[RecordBatch]) -> Result
 
 /// What a run writes.
 pub(super) struct Results {
-    pub rejects: RecordBatch,
     pub answers: Vec<Answer>,
 }
 
 fn write_into(dir: &Path, results: &Results) -> Result<(), Error> {
-    write_parquet(&dir.join("rejects.parquet"), rejects_schema(), std::slice::from_ref(&results.rejects))?;
     for answer in &results.answers {
         write_csv(&dir.join(format!("{}.csv", answer.name)), &answer.schema, &answer.batches)?;
         write_parquet(&dir.join(format!("{}.parquet", answer.name)), answer.schema.clone(), &answer.batches)?;

@@ -1,7 +1,8 @@
 //! Q1–Q8 (SPEC §6): the SQL files under `sql/` run by DataFusion over the cleaned tables.
 //!
-//! Fed by `read` (the cleaned, deduplicated `pin`, `geo` and `user` tables, registered from
-//! the Parquet files the run has just written, so only the columns a query needs are read);
+//! Fed by the batch tables (the cleaned, deduplicated `pin`, `geo` and `user` tables, registered
+//! as the Parquet data files of their current Delta versions, so only the columns a query needs
+//! are read);
 //! feeds the output and the report. Eight of the nine answers read a join of pin with geo or
 //! with user: those two joins ([`SHARED`]) are computed once, held in memory with only the
 //! columns the questions read, and dropped after the last question that reads them. Each answer
@@ -10,17 +11,19 @@
 //! answer the questions on a Spark cluster. DataFusion's `median` is exact: the middle value, or
 //! the mean of the two middle values; the inputs are cast to DOUBLE so that mean is not truncated.
 
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
-use datafusion::datasource::MemTable;
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
+use datafusion::datasource::{MemTable, TableProvider};
 use datafusion::error::DataFusionError;
-use datafusion::prelude::{ParquetReadOptions, SessionContext};
+use datafusion::prelude::SessionContext;
 
 use super::Error;
-use crate::clean::{self, Table};
+use crate::clean::Table;
+use crate::lake::Lake;
 
 /// The questions in SPEC §6 order: (name of the output files, SQL).
 pub const QUERIES: [(&str, &str); 9] = [
@@ -49,15 +52,33 @@ pub struct Answer {
     pub batches: Vec<RecordBatch>,
 }
 
-/// Registers the Parquet file `path` as table `table.name()`, with the cleaned schema.
-async fn register(ctx: &SessionContext, table: Table, path: &Path) -> Result<(), Error> {
-    let schema = clean::cleaned_schema(table);
-    let options = ParquetReadOptions { schema: Some(&schema), ..Default::default() };
-    let path = path.to_str().ok_or_else(|| Error::Query {
-        query: "register",
-        source: DataFusionError::Plan(format!("results path {} is not UTF-8", path.display())),
-    })?;
-    ctx.register_parquet(table.name(), path, options).await.map_err(|source| Error::Query { query: "register", source })
+/// A batch table as the queries read it: the data files of its current version.
+pub(super) struct Registered {
+    pub table: Table,
+    pub schema: SchemaRef,
+    /// URLs of its data files (`file:///…` or `s3://bucket/…`).
+    pub files: Vec<String>,
+}
+
+/// A session that reads `lake`'s files by URL.
+pub(super) fn session(lake: &Lake) -> SessionContext {
+    let ctx = SessionContext::new();
+    if let Some(url) = lake.object_store_url() {
+        ctx.register_object_store(&url, lake.store.clone());
+    }
+    ctx
+}
+
+/// The Parquet data files `files` (URLs) as one table of `schema`.
+pub(super) fn provider(schema: &SchemaRef, files: &[String]) -> Result<Arc<dyn TableProvider>, DataFusionError> {
+    if files.is_empty() {
+        return Ok(Arc::new(MemTable::try_new(schema.clone(), vec![vec![]])?));
+    }
+    let urls = files.iter().map(ListingTableUrl::parse).collect::<Result<Vec<_>, _>>()?;
+    let options = ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
+    let config =
+        ListingTableConfig::new_with_multi_paths(urls).with_listing_options(options).with_schema(schema.clone());
+    Ok(Arc::new(ListingTable::try_new(config)?))
 }
 
 /// The tables `sql` reads (not its CTEs), by name.
@@ -100,11 +121,13 @@ fn spans(ctx: &SessionContext) -> Result<Vec<Span>, Error> {
     Ok(spans)
 }
 
-/// Answers every question of [`QUERIES`] over the cleaned tables' Parquet files.
-pub async fn answer(tables: &[(Table, PathBuf)]) -> Result<Vec<Answer>, Error> {
-    let ctx = SessionContext::new();
-    for (table, path) in tables {
-        register(&ctx, *table, path).await?;
+/// Answers every question of [`QUERIES`] over the batch tables' data files in `lake`.
+pub(super) async fn answer(lake: &Lake, tables: &[Registered]) -> Result<Vec<Answer>, Error> {
+    let ctx = session(lake);
+    for table in tables {
+        let registered =
+            provider(&table.schema, &table.files).and_then(|provider| ctx.register_table(table.table.name(), provider));
+        registered.map_err(|source| Error::Query { query: "register", source })?;
     }
     let spans = spans(&ctx)?;
     let mut answers = Vec::with_capacity(QUERIES.len());

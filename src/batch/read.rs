@@ -1,14 +1,13 @@
-//! Reading one table's sink files out of the lake: list, fetch, decode and clean (in parallel
-//! over files), then keep the first row of each `ind` (in order).
+//! Reading sink files out of the lake: list, fetch, decode and clean (in parallel over files),
+//! then keep the first row of each `ind` (in order) that the table does not hold yet.
 //!
 //! Fed by the sink's objects (`topics/<id>.<table>/partition=<p>/<topic>+<p>+<start>.json`,
-//! one JSON record per line, a blank line at most at the end); feeds the results folder's
-//! cleaned Parquet files (which the queries then read) and the rejects. "First received" means the order of
-//! (partition, offset): files are taken in (partition, start offset) order and lines in file
-//! order, and a record that is rejected does not claim its `ind`. The kept rows of each group
-//! of files go straight to the table's Parquet file, on a writer thread of the table's own so
-//! decoding never waits for encoding; only the set of `ind`s seen stays in memory, so the input
-//! may be much larger than the memory.
+//! one JSON record per line, a blank line at most at the end) and the files a plan gives, in the
+//! order it gives them ([`super::plan`]: generation, partition, start offset); lines are taken in
+//! file order, and a record that is rejected does not claim its `ind`. The kept rows of each
+//! group of files stream into the batch table's Delta writer ([`super::tables`]) on a task of
+//! the table's own, so decoding never waits for encoding; only the set of `ind`s seen stays in
+//! memory, so the input may be much larger than the memory.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -22,8 +21,10 @@ use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
 use roaring::RoaringTreemap;
 
+use deltalake::kernel::Add;
+use deltalake::writer::{DeltaWriter as _, RecordBatchWriter};
+
 use super::Error;
-use super::output::TableWriter;
 use crate::clean::{self, Table};
 use crate::lake::Lake;
 use crate::sink::layout::{parse_file_name, topic_dir};
@@ -42,6 +43,17 @@ pub(super) struct RejectRow {
     pub reason: String,
 }
 
+/// One sink file, as listed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SinkFile {
+    pub topic: String,
+    pub partition: u32,
+    /// The offset of its first record (its name says it).
+    pub start: u64,
+    pub key: Path,
+    pub size: u64,
+}
+
 /// One table as the batch job read it.
 #[derive(Debug)]
 pub(super) struct TableData {
@@ -52,9 +64,11 @@ pub(super) struct TableData {
     pub rejected: BTreeMap<String, u64>,
     /// pin only: follower counts that were neither empty nor a placeholder nor a number.
     pub unreadable_follower_counts: u64,
-    /// Cleaned rows written to the table's file: one per `ind`, in the order received.
+    /// Cleaned rows written for the table: one per `ind` it did not hold, in the order received.
     pub kept: u64,
     pub rejects: Vec<RejectRow>,
+    /// The data files the kept rows were written to (not committed yet).
+    pub adds: Vec<Add>,
 }
 
 /// What one group of files gave.
@@ -65,8 +79,8 @@ struct FilePart {
     unreadable_follower_counts: u64,
 }
 
-/// The sink files of `topic` with their sizes, in (partition, start offset) order.
-async fn list(lake: &Lake, topic: &str) -> Result<Vec<(Path, u64)>, Error> {
+/// The sink files of `topic`, in (partition, start offset) order.
+pub(super) async fn list(lake: &Lake, topic: &str) -> Result<Vec<SinkFile>, Error> {
     let prefix = lake.path(&topic_dir(topic));
     let metas: Vec<_> = lake
         .store
@@ -74,26 +88,32 @@ async fn list(lake: &Lake, topic: &str) -> Result<Vec<(Path, u64)>, Error> {
         .try_collect()
         .await
         .map_err(|source| Error::List { topic: topic.to_string(), source })?;
-    let mut files: Vec<_> = metas
+    let mut files: Vec<SinkFile> = metas
         .into_iter()
         .filter_map(|meta| {
             let name = parse_file_name(meta.location.filename()?)?;
-            (name.topic == topic).then_some((name.partition, name.start, meta.location, meta.size))
+            (name.topic == topic).then_some(SinkFile {
+                topic: name.topic,
+                partition: name.partition,
+                start: name.start,
+                key: meta.location,
+                size: meta.size,
+            })
         })
         .collect();
-    files.sort();
-    Ok(files.into_iter().map(|(_, _, location, size)| (location, size)).collect())
+    files.sort_by_key(|f| (f.partition, f.start));
+    Ok(files)
 }
 
 /// Consecutive files of about [`CHUNK_BYTES`] together (a big file alone), so one-record files
 /// (a sink run with `flush_size` 1) are decoded by the thousand, not one by one.
-fn chunks(files: Vec<(Path, u64)>) -> Vec<Vec<Path>> {
+fn chunks(files: Vec<SinkFile>) -> Vec<Vec<Path>> {
     let mut chunks = Vec::new();
     let mut chunk = Vec::new();
     let mut bytes = 0;
-    for (location, size) in files {
-        chunk.push(location);
-        bytes += size;
+    for file in files {
+        chunk.push(file.key);
+        bytes += file.size;
         if bytes >= CHUNK_BYTES {
             chunks.push(std::mem::take(&mut chunk));
             bytes = 0;
@@ -159,29 +179,33 @@ async fn read_chunk(store: Arc<dyn ObjectStore>, chunk: Vec<Path>, table: Table)
 /// Parts in flight to the writer: enough to keep it busy while the next part is deduplicated.
 const PARTS_TO_WRITER: usize = 2;
 
-/// The table's Parquet writer on a blocking thread of its own, so that decoding goes on while it
-/// encodes: it takes each part's cleaned rows with the mask of the rows to keep and writes the
-/// kept rows (the Parquet writer cuts them into row groups itself).
+/// The table's Delta writer on a task of its own, so that decoding goes on while it encodes: it
+/// takes each part's cleaned rows with the mask of the rows to keep and writes the kept rows
+/// (the writer cuts them into row groups and files itself).
 struct KeptWriter {
     parts: tokio::sync::mpsc::Sender<(RecordBatch, BooleanArray)>,
-    thread: tokio::task::JoinHandle<Result<u64, Error>>,
+    task: tokio::task::JoinHandle<Result<(u64, Vec<Add>), Error>>,
 }
 
 impl KeptWriter {
-    fn start(mut writer: TableWriter) -> KeptWriter {
+    fn start(mut writer: RecordBatchWriter, table: String) -> KeptWriter {
         let (parts, mut received) = tokio::sync::mpsc::channel::<(RecordBatch, BooleanArray)>(PARTS_TO_WRITER);
-        let thread = tokio::task::spawn_blocking(move || {
+        let task = tokio::spawn(async move {
+            let failed = |source| Error::Table { table: table.clone(), source: Box::new(source) };
             let mut kept = 0u64;
-            while let Some((batch, keep)) = received.blocking_recv() {
+            while let Some((batch, keep)) = received.recv().await {
                 let batch =
                     if keep.true_count() == batch.num_rows() { batch } else { filter_record_batch(&batch, &keep)? };
                 kept += batch.num_rows() as u64;
-                writer.write(&batch)?;
+                if let Err(error) = writer.write(batch).await {
+                    writer.reset();
+                    return Err(failed(error));
+                }
             }
-            writer.close()?;
-            Ok(kept)
+            let adds = writer.flush().await.map_err(failed)?;
+            Ok((kept, adds))
         });
-        KeptWriter { parts, thread }
+        KeptWriter { parts, task }
     }
 
     /// Hands over the rows of `batch` that `keep` marks (waits while the writer is behind).
@@ -190,24 +214,31 @@ impl KeptWriter {
             return Ok(());
         }
         // The writer stopped: only an error ends it while the input goes on.
-        match (&mut self.thread).await? {
+        match (&mut self.task).await? {
             Err(e) => Err(e),
             Ok(_) => Err(Error::WriterStopped),
         }
     }
 
-    /// Writes what is left and closes the file; the rows written.
-    async fn finish(self) -> Result<u64, Error> {
+    /// Writes what is left and closes the files; the rows written and their files.
+    async fn finish(self) -> Result<(u64, Vec<Add>), Error> {
         drop(self.parts);
-        self.thread.await?
+        self.task.await?
     }
 }
 
-/// Reads, cleans and deduplicates every sink file of `<id>.<table>`, writing the kept rows with
-/// `writer` (closed at the end: the file is complete when this returns `Ok`).
-pub(super) async fn read_table(lake: &Lake, id: &str, table: Table, writer: TableWriter) -> Result<TableData, Error> {
-    let topic = crate::contract::topic(id, table);
-    let files = list(lake, &topic).await?;
+/// Reads, cleans and deduplicates `files` (sink files of `table`'s topic, in the order their
+/// records count as received), writing with `writer` the rows whose `ind` is not in `seen` yet
+/// (the `ind`s the table holds) and adding those to it. The files written are in the result's
+/// `adds`, complete but not committed.
+pub(super) async fn read_table(
+    lake: &Lake,
+    table: Table,
+    files: Vec<SinkFile>,
+    seen: &mut RoaringTreemap,
+    writer: RecordBatchWriter,
+    table_name: String,
+) -> Result<TableData, Error> {
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
     let file_count = files.len();
     let mut parts = futures::stream::iter(chunks(files))
@@ -220,11 +251,11 @@ pub(super) async fn read_table(lake: &Lake, id: &str, table: Table, writer: Tabl
         unreadable_follower_counts: 0,
         kept: 0,
         rejects: Vec::new(),
+        adds: Vec::new(),
     };
-    let mut writer = KeptWriter::start(writer);
-    // The `ind`s kept so far, as a compressed bitmap: ids come in dense runs, which take a bit
-    // each and stay in cache, where a hash set took ~16 bytes and a cache miss per id.
-    let mut seen = RoaringTreemap::new();
+    let mut writer = KeptWriter::start(writer, table_name);
+    // `seen` is a compressed bitmap: ids come in dense runs, which take a bit each and stay in
+    // cache, where a hash set took ~16 bytes and a cache miss per id.
     while let Some(part) = parts.next().await {
         let part = part?;
         data.read += part.records;
@@ -240,6 +271,6 @@ pub(super) async fn read_table(lake: &Lake, id: &str, table: Table, writer: Tabl
             writer.push(part.cleaned, first).await?;
         }
     }
-    data.kept = writer.finish().await?;
+    (data.kept, data.adds) = writer.finish().await?;
     Ok(data)
 }

@@ -253,10 +253,13 @@ pub async fn run(opts: &BatchBenchOptions) -> Result<BatchBenchReport, Error> {
     let lake_bytes = dir_bytes(&lake_dir.join("topics"));
 
     let ours = dir.join("results-pinpipe");
-    let cfg = BatchConfig { id: ID.to_string(), out: ours.clone() };
+    let cfg = BatchConfig::new(ID, ours.clone());
     let (answered, phase) = measured(BATCH_PHASE, batch::run(&cfg, &lake)).await;
     answered?;
     phases.push(phase);
+    if opts.spark {
+        export_tables(&lake, ID, &ours).await?;
+    }
 
     let (spark, comparison) = if opts.spark {
         let theirs = dir.join("results-spark");
@@ -274,6 +277,30 @@ pub async fn run(opts: &BatchBenchOptions) -> Result<BatchBenchReport, Error> {
         (None, None)
     };
     Ok(BatchBenchReport { rows: opts.rows, records, lake_bytes, phases, spark, comparison, kept: opts.keep.clone() })
+}
+
+/// Writes the batch tables of pipeline `id` as `<dir>/pin.parquet`, `geo.parquet`,
+/// `user.parquet` and `rejects.parquet`, where `compare.py --tables` and Spark's job put theirs.
+pub async fn export_tables(lake: &Lake, id: &str, dir: &Path) -> Result<(), Error> {
+    for which in batch::BatchTable::ALL {
+        let (schema, batches) = batch::read_table(lake, id, which).await?;
+        let stem = match which {
+            batch::BatchTable::Clean(table) => table.name(),
+            batch::BatchTable::Rejects => "rejects",
+        };
+        let path = dir.join(format!("{stem}.parquet"));
+        let file = fs::File::create(&path).map_err(io(format!("creating {}", path.display())))?;
+        let parquet = |e: datafusion::parquet::errors::ParquetError| Error::Io {
+            what: format!("writing {}", path.display()),
+            source: std::io::Error::other(e),
+        };
+        let mut writer = datafusion::parquet::arrow::ArrowWriter::try_new(file, schema, None).map_err(parquet)?;
+        for batch in &batches {
+            writer.write(batch).map_err(parquet)?;
+        }
+        writer.close().map_err(parquet)?;
+    }
+    Ok(())
 }
 
 /// Appends `values` to `topic` in chunks, each chunk one durable `append`.

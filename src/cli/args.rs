@@ -250,9 +250,14 @@ impl SinkArgs {
 
 #[derive(Debug, Args)]
 pub struct BatchArgs {
-    /// Results folder [default: <data>/results; also `[batch] out`]
-    #[arg(long, env = "PINPIPE_OUT", value_name = "DIR")]
+    /// Where the answers and the report go: a folder, or `s3://bucket/prefix` (credentials and
+    /// endpoint as for the lake) [default: <data>/results; also `[batch] out`]
+    #[arg(long, env = "PINPIPE_OUT", value_name = "DIR|s3://…")]
     pub out: Option<PathBuf>,
+    /// Rebuild the batch tables from every sink file (in the order earlier runs took them) instead
+    /// of adding only the files that are new since the last run
+    #[arg(long, env = "PINPIPE_FULL_REFRESH")]
+    pub full_refresh: bool,
 }
 
 #[derive(Debug, Args)]
@@ -262,8 +267,9 @@ pub struct ScheduleArgs {
     /// [default: 0 0 0 * * *, daily at midnight; also `[batch] cron`]
     #[arg(long, env = "PINPIPE_CRON", value_name = "EXPR")]
     pub cron: Option<String>,
-    /// Results folder [default: <data>/results; also `[batch] out`]
-    #[arg(long, env = "PINPIPE_OUT", value_name = "DIR")]
+    /// Where the answers and the report go: a folder, or `s3://bucket/prefix` [default:
+    /// <data>/results; also `[batch] out`]
+    #[arg(long, env = "PINPIPE_OUT", value_name = "DIR|s3://…")]
     pub out: Option<PathBuf>,
 }
 

@@ -220,7 +220,11 @@ pub(super) async fn run_sink(cfg: &Settings, args: SinkArgs) -> Result<()> {
 
 pub(super) async fn run_batch(cfg: &Settings, args: BatchArgs) -> Result<()> {
     let lake = Lake::open(&cfg.lake)?;
-    let bcfg = batch::BatchConfig { id: cfg.id.clone(), out: cfg.results(args.out) };
+    let bcfg = batch::BatchConfig {
+        id: cfg.id.clone(),
+        out: batch::Out::parse(&cfg.results(args.out))?,
+        full_refresh: args.full_refresh,
+    };
     let report = batch::run(&bcfg, &lake).await?;
     println!("{report}");
     Ok(())
@@ -318,14 +322,14 @@ pub(super) async fn delta(cfg: &Settings, action: DeltaAction) -> Result<()> {
 
 /// What `schedule` runs with: the cron expression and the batch job's config, from its flags
 /// over `[batch]` over the defaults.
-fn schedule_config(cfg: &Settings, args: &ScheduleArgs) -> (String, batch::BatchConfig) {
+fn schedule_config(cfg: &Settings, args: &ScheduleArgs) -> Result<(String, batch::BatchConfig)> {
     let section = args.section().or(cfg.file.batch.clone());
     let cron = section.cron.unwrap_or_else(|| schedule::DEFAULT_CRON.to_string());
-    (cron, batch::BatchConfig { id: cfg.id.clone(), out: cfg.results(section.out) })
+    Ok((cron, batch::BatchConfig::new(cfg.id.clone(), batch::Out::parse(&cfg.results(section.out))?)))
 }
 
 pub(super) async fn run_schedule(cfg: &Settings, args: ScheduleArgs) -> Result<()> {
-    let (cron, bcfg) = schedule_config(cfg, &args);
+    let (cron, bcfg) = schedule_config(cfg, &args)?;
     let cron = schedule::Cron::parse(&cron)?;
     let lake = Lake::open(&cfg.lake)?;
     let on_run = |run: &schedule::RunOutcome<'_>| match &run.result {
@@ -335,7 +339,7 @@ pub(super) async fn run_schedule(cfg: &Settings, args: ScheduleArgs) -> Result<(
             run.tick.to_rfc3339(),
             run.took.as_secs_f64(),
             report.tables.iter().map(|t| t.records).sum::<u64>(),
-            report.out.display()
+            report.out
         ),
         Err(e) => println!("run {} (tick {}): failed: {e}", run.number, run.tick.to_rfc3339()),
     };
@@ -375,10 +379,10 @@ pub(super) fn print_settings(cfg: &Settings, command: &Command) {
         }
         Command::Batch(args) => format!("results = {:?}", cfg.results(args.out.clone())),
         Command::Report(args) => format!("results = {:?}", cfg.results(args.out.clone())),
-        Command::Schedule(args) => {
-            let (cron, bcfg) = schedule_config(cfg, args);
-            format!("cron = {cron:?}\n{bcfg:#?}")
-        }
+        Command::Schedule(args) => match schedule_config(cfg, args) {
+            Ok((cron, bcfg)) => format!("cron = {cron:?}\n{bcfg:#?}"),
+            Err(error) => format!("{error:#}"),
+        },
         _ => return,
     };
     println!("{stage}");

@@ -85,8 +85,11 @@ pub(super) async fn run_demo(cfg: &Settings, args: DemoArgs) -> Result<()> {
     for table in report.stream_job.tables.iter().map(|t| &t.table).chain([&report.stream_job.rejects_table]) {
         println!("  delta:   {}", lake.url_of(&format!("{}/{table}", pinpipe::contract::DELTA_DIR)));
     }
-    println!("  results: {} (cleaned tables, rejects and answers as Parquet and CSV)", out.display());
-    println!("  report:  {}", out.join(report::REPORT_FILE).display());
+    for table in pinpipe::batch::BatchTable::ALL {
+        println!("  batch:   {}", lake.delta_url(&table.name(&cfg.id)));
+    }
+    println!("  results: {} (answers as CSV and Parquet)", out);
+    println!("  report:  {}/{}", out, report::REPORT_FILE);
     println!("demo finished in {:.1}s", started.elapsed().as_secs_f64());
     if !report.consistent(&cfg.id) {
         return Err(CheckFailed("the counts differ: some records were not acknowledged or did not land".into()).into());

@@ -208,6 +208,14 @@ impl Lake {
         &self.url
     }
 
+    /// The URL of the object store itself (`s3://bucket`) for engines that read the lake's files
+    /// by URL, such as DataFusion; `None` for a local lake (read through `file://`).
+    pub fn object_store_url(&self) -> Option<url::Url> {
+        let rest = self.url.strip_prefix("s3://")?;
+        let bucket = rest.split('/').next()?;
+        url::Url::parse(&format!("s3://{bucket}")).ok()
+    }
+
     /// The URL of `relative` under the lake, e.g. a Delta table's location.
     pub fn url_of(&self, relative: &str) -> String {
         format!("{}/{}", self.url, relative.trim_matches('/'))
@@ -228,6 +236,48 @@ impl Lake {
             .with_storage_options(self.storage_options.clone())
             .build_storage()?;
         Ok(deltalake::DeltaTable::new(delta_log::bounded(store)))
+    }
+
+    /// Loads the Delta table `name` of this lake, creating it with the columns of `schema` (and
+    /// its folder, for a local lake) if it does not exist yet. Another process creating it at
+    /// the same moment is fine: its table is loaded instead.
+    pub async fn open_or_create_table(
+        &self,
+        name: &str,
+        schema: &datafusion::arrow::datatypes::Schema,
+    ) -> Result<deltalake::DeltaTable, deltalake::DeltaTableError> {
+        use deltalake::DeltaTableError;
+        use deltalake::kernel::StructType;
+        use deltalake::kernel::engine::arrow_conversion::TryIntoKernel as _;
+        let url = self.delta_url(name);
+        if let Some(dir) = url.strip_prefix("file://") {
+            // deltalake wants a local table's folder to exist before it opens it.
+            std::fs::create_dir_all(dir).map_err(|source| DeltaTableError::Io { source })?;
+        }
+        let mut table = self.delta_table(name)?;
+        // Asking first keeps the kernel from logging a failed snapshot of a table not there yet.
+        if table.log_store().is_delta_table_location().await? {
+            match table.load().await {
+                Err(DeltaTableError::NotATable(_)) => {}
+                loaded => return loaded.map(|()| table),
+            }
+        }
+        let columns: StructType = schema.try_into_kernel()?;
+        let created = table
+            .clone()
+            .create()
+            .with_table_name(name)
+            .with_columns(columns.fields().cloned())
+            .with_save_mode(deltalake::protocol::SaveMode::Ignore)
+            .await;
+        match created {
+            Ok(created) => Ok(created),
+            Err(error) => {
+                tracing::debug!(table = name, %error, "creating the Delta table failed; loading it");
+                table.load().await.map_err(|_| error)?;
+                Ok(table)
+            }
+        }
     }
 
     /// Storage options for `deltalake` (the AWS settings in effect; empty for local folders).

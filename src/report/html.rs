@@ -285,9 +285,12 @@ mod tests {
                 rejected: [("not JSON".to_string(), 1)].into(),
                 unreadable_follower_counts: 0,
                 kept: 9,
+                rows: 0,
             }],
             answers: vec!["q1".into(), "q3b".into()],
             version: "0.1.0".into(),
+            run: 1,
+            full_refresh: false,
         }
     }
 

@@ -56,6 +56,12 @@ pub struct RunMeta {
     pub answers: Vec<String>,
     /// The pinpipe version that ran.
     pub version: String,
+    /// The batch run whose tables the answers read (the `txn` version of the batch tables).
+    #[serde(default)]
+    pub run: u64,
+    /// Whether this run rebuilt the tables from every file (`--full-refresh`).
+    #[serde(default)]
+    pub full_refresh: bool,
 }
 
 /// One phase of a run and how long it took.
@@ -82,8 +88,11 @@ pub struct TableCounts {
     /// pin: follower counts that were present but not a number (NULL in the table; SPEC §6
     /// counts them).
     pub unreadable_follower_counts: u64,
-    /// Rows kept in the cleaned table: one per `ind`.
+    /// Rows this run added to the cleaned table: one per `ind` it did not hold.
     pub kept: u64,
+    /// Rows in the cleaned table after the run.
+    #[serde(default)]
+    pub rows: u64,
 }
 
 impl TableCounts {

@@ -18,10 +18,8 @@ use datafusion::arrow::array::BooleanArray;
 use datafusion::arrow::compute::{concat_batches, filter_record_batch};
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
-use deltalake::kernel::engine::arrow_conversion::TryIntoKernel as _;
+use deltalake::kernel::Transaction;
 use deltalake::kernel::transaction::CommitProperties;
-use deltalake::kernel::{StructType, Transaction};
-use deltalake::protocol::SaveMode;
 use deltalake::{DeltaTable, DeltaTableError};
 
 use futures::TryStreamExt as _;
@@ -154,41 +152,10 @@ impl DeltaSink {
     /// Opens `<lake>/delta/<name>`, creating it with `schema` if it does not exist yet.
     pub async fn open(lake: &Lake, name: &str, schema: SchemaRef, checkpoint_every: u64) -> Result<DeltaSink, Error> {
         let url = lake.delta_url(name);
-        let open_err = |source| Error::Open { url: url.clone(), source: Box::new(source) };
-        if let Some(dir) = url.strip_prefix("file://") {
-            // deltalake wants a local table's folder to exist before it opens it.
-            std::fs::create_dir_all(dir).map_err(|e| open_err(DeltaTableError::Io { source: e }))?;
-        }
-        let mut table = lake.delta_table(name).map_err(open_err)?;
-        // Asking first keeps the kernel from logging a failed snapshot of a table not there yet.
-        let exists = table.log_store().is_delta_table_location().await.map_err(open_err)?;
-        let loaded = if exists { table.load().await } else { Err(DeltaTableError::NotATable(url.clone())) };
-        match loaded {
-            Ok(()) => {}
-            Err(DeltaTableError::NotATable(_)) => {
-                let columns: StructType = schema
-                    .as_ref()
-                    .try_into_kernel()
-                    .map_err(|source| Error::Arrow { table: name.to_string(), source })?;
-                let created = table
-                    .create()
-                    .with_table_name(name)
-                    .with_columns(columns.fields().cloned())
-                    .with_save_mode(SaveMode::Ignore)
-                    .await;
-                match created {
-                    Ok(t) => table = t,
-                    // Another process may have created it at the same moment: use theirs.
-                    Err(error) => {
-                        tracing::debug!(table = name, %error, "creating the Delta table failed; loading it");
-                        if table.load().await.is_err() {
-                            return Err(open_err(error));
-                        }
-                    }
-                }
-            }
-            Err(e) => return Err(open_err(e)),
-        }
+        let table = lake
+            .open_or_create_table(name, &schema)
+            .await
+            .map_err(|source| Error::Open { url, source: Box::new(source) })?;
         Ok(DeltaSink {
             name: name.to_string(),
             table,
