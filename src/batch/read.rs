@@ -160,16 +160,27 @@ fn read_files(table: Table, files: &[(String, Bytes)]) -> Result<FilePart, Error
     Ok(FilePart { records: lines.len() as u64, cleaned, rejects, unreadable_follower_counts })
 }
 
-async fn fetch(store: Arc<dyn ObjectStore>, location: Path) -> Result<(String, Bytes), Error> {
+/// A sink file's body, with its key relative to the lake root (what the rejects name: the same
+/// whichever bucket or prefix holds the lake).
+async fn fetch(store: Arc<dyn ObjectStore>, root: Path, location: Path) -> Result<(String, Bytes), Error> {
     let key = location.to_string();
     let read = |source| Error::Read { key: key.clone(), source };
     let bytes = store.get(&location).await.map_err(read)?.bytes().await.map_err(read)?;
-    Ok((key, bytes))
+    let relative = match location.prefix_match(&root) {
+        Some(parts) => parts.map(|p| p.as_ref().to_string()).collect::<Vec<_>>().join("/"),
+        None => key,
+    };
+    Ok((relative, bytes))
 }
 
-async fn read_chunk(store: Arc<dyn ObjectStore>, chunk: Vec<Path>, table: Table) -> Result<FilePart, Error> {
+async fn read_chunk(
+    store: Arc<dyn ObjectStore>,
+    root: Path,
+    chunk: Vec<Path>,
+    table: Table,
+) -> Result<FilePart, Error> {
     let files: Vec<(String, Bytes)> = futures::stream::iter(chunk)
-        .map(|location| fetch(store.clone(), location))
+        .map(|location| fetch(store.clone(), root.clone(), location))
         .buffered(FETCHES_PER_CHUNK)
         .try_collect()
         .await?;
@@ -242,7 +253,7 @@ pub(super) async fn read_table(
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
     let file_count = files.len();
     let mut parts = futures::stream::iter(chunks(files))
-        .map(|chunk| read_chunk(lake.store.clone(), chunk, table))
+        .map(|chunk| read_chunk(lake.store.clone(), lake.root.clone(), chunk, table))
         .buffered(workers + 1);
     let mut data = TableData {
         files: file_count,

@@ -132,17 +132,25 @@ pub struct Lake {
 impl Lake {
     /// Opens `file://DIR` (creating the folder) or `s3://bucket/prefix`.
     pub fn open(url: &LakeUrl) -> Result<Lake, Error> {
+        Self::open_with(url, HashMap::new())
+    }
+
+    /// [`Lake::open`] with S3 settings (`AWS_ENDPOINT_URL`, `AWS_ACCESS_KEY_ID`, …) given here
+    /// rather than, or over, the environment's.
+    pub fn open_with(url: &LakeUrl, options: HashMap<String, String>) -> Result<Lake, Error> {
         let (bucket, prefix) = match url {
             LakeUrl::File(dir) => return Self::open_local(dir),
             LakeUrl::S3 { bucket, prefix } => (bucket, prefix),
         };
         let url = url.to_string();
         let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket);
-        let mut storage_options = HashMap::new();
-        for (key, value) in std::env::vars() {
-            if key.starts_with("AWS_") {
-                storage_options.insert(key, value);
+        let mut storage_options: HashMap<String, String> =
+            std::env::vars().filter(|(key, _)| key.starts_with("AWS_")).collect();
+        for (key, value) in options {
+            if let Ok(config) = key.to_ascii_lowercase().parse::<AmazonS3ConfigKey>() {
+                builder = builder.with_config(config, &value);
             }
+            storage_options.insert(key, value);
         }
         if let Some(endpoint) = storage_options.get("AWS_ENDPOINT_URL").cloned() {
             builder = builder.with_endpoint(&endpoint);
