@@ -1,7 +1,9 @@
 """The pinpipe batch job as an Airflow 3 DAG (SPEC section 7, the MWAA part).
 
-Runs `pinpipe batch` once a day: it reads every sink file of the pipeline's topics from the lake,
-cleans them, answers Q1-Q8 and replaces the results folder (report included). Copy this file into
+Runs `pinpipe batch` once a day: it reads the sink files of the pipeline's topics that are new
+since its last run, adds their cleaned rows to the batch Delta tables in the lake, answers Q1-Q8
+from those tables and replaces the results folder (report included). A run that failed or was
+killed is completed by the next one (Airflow's retries included). Copy this file into
 the DAGs folder of an Airflow 3 deployment that can run the pinpipe binary.
 
 Settings, first found wins:

@@ -381,7 +381,7 @@ async fn carry_out(
         let table = Table::ALL[i];
         if due {
             let committed = targets[i].commit(plan.run, data.adds, plan.full_refresh, info(kind)).await?;
-            tracing::info!(table = %targets[i].name, run = plan.run, ?committed, rows = data.kept, "batch table committed");
+            tracing::debug!(table = %targets[i].name, run = plan.run, ?committed, rows = data.kept, "batch table committed");
             let count = &mut counts[i];
             count.files += data.files as u64;
             count.records += data.read;

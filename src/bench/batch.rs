@@ -27,6 +27,10 @@ use crate::source::generator::Generator;
 
 /// Records per `append` call while loading the log: big batches, so loading stays a small part.
 const APPEND_CHUNK: usize = 5_000;
+/// The incremental run over the new posts.
+const INCREMENTAL_PHASE: &str = "incremental (new posts)";
+/// The full refresh over every post.
+const FULL_PHASE: &str = "full refresh (all posts)";
 /// Records per sink file, as the benchmark lands them.
 const FLUSH_SIZE: usize = 10_000;
 /// The pipeline id of the benchmark's private log and lake.
@@ -41,6 +45,8 @@ const RSS_SAMPLE: Duration = Duration::from_millis(100);
 pub struct BatchBenchOptions {
     /// Posts to generate (each is one record on each of the three topics).
     pub rows: u64,
+    /// Posts landed after the first run, for the incremental run and the full refresh (0: none).
+    pub new: u64,
     /// Random seed of the generator.
     pub seed: u64,
     /// Also send every K-th post a second time (the emulator samples with replacement); 0: never.
@@ -131,6 +137,9 @@ pub struct BatchBenchReport {
     pub phases: Vec<Phase>,
     pub spark: Option<SparkRun>,
     pub comparison: Option<Comparison>,
+    /// With `--new`: the posts added, and whether the incremental run and the full refresh gave
+    /// the same answers.
+    pub incremental: Option<(u64, Comparison)>,
     /// Where the data was kept (`--keep`), if anywhere.
     pub kept: Option<PathBuf>,
 }
@@ -183,6 +192,22 @@ impl fmt::Display for BatchBenchReport {
                 writeln!(f)?;
             }
         }
+        if let (Some((new, same)), Some(inc), Some(full)) =
+            (&self.incremental, self.phase(INCREMENTAL_PHASE), self.phase(FULL_PHASE))
+        {
+            let ratio = inc.wall.as_secs_f64() / full.wall.as_secs_f64().max(1e-9);
+            writeln!(
+                f,
+                "incremental over {new} new posts / full refresh over {} posts: {ratio:.2} ({:.2} s / {:.2} s)",
+                self.rows + new,
+                inc.wall.as_secs_f64(),
+                full.wall.as_secs_f64()
+            )?;
+            match same {
+                Comparison::Equal => writeln!(f, "answers: incremental and full refresh equal (Q1-Q8)")?,
+                Comparison::Different(diff) => writeln!(f, "answers: incremental and full refresh DIFFERENT\n{diff}")?,
+            }
+        }
         match &self.comparison {
             Some(Comparison::Equal) => writeln!(f, "answers: equal (Q1-Q8 and cleaned tables)")?,
             Some(Comparison::Different(diff)) => writeln!(f, "answers: DIFFERENT\n{diff}")?,
@@ -216,38 +241,13 @@ pub async fn run(opts: &BatchBenchOptions) -> Result<BatchBenchReport, Error> {
     remove_if_present(&dir.join("lake"))?;
     let log = eventlog::open(&LogUrl::Embedded(log_dir.clone()), Namespace::Topics).await?;
     eventlog::ensure_defaults(&*log, ID).await?;
-    let (records, phase) = measured("load log (generate+append)", async {
-        let generator = Generator::new(opts.rows, opts.seed);
-        let mut indexes: Vec<u64> = (0..opts.rows).collect();
-        if opts.repeat_every > 0 {
-            indexes.extend((0..opts.rows).step_by(opts.repeat_every as usize));
-        }
-        let mut records = 0u64;
-        for chunk in indexes.chunks(APPEND_CHUNK) {
-            let mut pins = Vec::with_capacity(chunk.len());
-            let mut geos = Vec::with_capacity(chunk.len());
-            let mut users = Vec::with_capacity(chunk.len());
-            for &i in chunk {
-                let post = generator.post(i);
-                let ser = |e| Error::Serialize { index: i, source: e };
-                pins.push(serde_json::to_vec(&post.pin).map_err(ser)?);
-                geos.push(serde_json::to_vec(&post.geo).map_err(ser)?);
-                users.push(serde_json::to_vec(&post.user).map_err(ser)?);
-            }
-            records += 3 * chunk.len() as u64;
-            append_values(&*log, &format!("{ID}.pin"), pins).await?;
-            append_values(&*log, &format!("{ID}.geo"), geos).await?;
-            append_values(&*log, &format!("{ID}.user"), users).await?;
-        }
-        Ok::<_, Error>(records)
-    })
-    .await;
+    let (records, phase) = measured("load log (generate+append)", load(&*log, opts, 0..opts.rows)).await;
     let records = records?;
     phases.push(phase);
 
     let lake_dir = dir.join("lake");
     let lake = Lake::open(&LakeUrl::File(lake_dir.clone()))?;
-    let (sunk, phase) = measured("sink (drain)", land(log, &lake)).await;
+    let (sunk, phase) = measured("sink (drain)", land(log.clone(), &lake)).await;
     sunk?;
     phases.push(phase);
     let lake_bytes = dir_bytes(&lake_dir.join("topics"));
@@ -260,6 +260,26 @@ pub async fn run(opts: &BatchBenchOptions) -> Result<BatchBenchReport, Error> {
     if opts.spark {
         export_tables(&lake, ID, &ours).await?;
     }
+
+    let incremental = if opts.new > 0 {
+        let (loaded, phase) = measured("load new posts", load(&*log, opts, opts.rows..opts.rows + opts.new)).await;
+        loaded?;
+        phases.push(phase);
+        let (sunk, phase) = measured("sink new (drain)", land(log.clone(), &lake)).await;
+        sunk?;
+        phases.push(phase);
+        let cfg = BatchConfig::new(ID, dir.join("results-incremental"));
+        let (inc, phase) = measured(INCREMENTAL_PHASE, batch::run(&cfg, &lake)).await;
+        let inc = inc?;
+        phases.push(phase);
+        let cfg = BatchConfig { full_refresh: true, ..BatchConfig::new(ID, dir.join("results-full")) };
+        let (full, phase) = measured(FULL_PHASE, batch::run(&cfg, &lake)).await;
+        let full = full?;
+        phases.push(phase);
+        Some((opts.new, same_answers(&inc, &full)))
+    } else {
+        None
+    };
 
     let (spark, comparison) = if opts.spark {
         let theirs = dir.join("results-spark");
@@ -276,7 +296,66 @@ pub async fn run(opts: &BatchBenchOptions) -> Result<BatchBenchReport, Error> {
     } else {
         (None, None)
     };
-    Ok(BatchBenchReport { rows: opts.rows, records, lake_bytes, phases, spark, comparison, kept: opts.keep.clone() })
+    Ok(BatchBenchReport {
+        rows: opts.rows,
+        records,
+        lake_bytes,
+        phases,
+        spark,
+        comparison,
+        incremental,
+        kept: opts.keep.clone(),
+    })
+}
+
+/// Generates posts `indexes` (every `repeat_every`-th again) and appends them to the log's three
+/// topics; the records appended.
+async fn load(log: &dyn EventLog, opts: &BatchBenchOptions, indexes: std::ops::Range<u64>) -> Result<u64, Error> {
+    let generator = Generator::new(opts.rows + opts.new, opts.seed);
+    let mut all: Vec<u64> = indexes.clone().collect();
+    if opts.repeat_every > 0 {
+        all.extend(indexes.step_by(opts.repeat_every as usize));
+    }
+    let mut records = 0u64;
+    for chunk in all.chunks(APPEND_CHUNK) {
+        let mut pins = Vec::with_capacity(chunk.len());
+        let mut geos = Vec::with_capacity(chunk.len());
+        let mut users = Vec::with_capacity(chunk.len());
+        for &i in chunk {
+            let post = generator.post(i);
+            let ser = |e| Error::Serialize { index: i, source: e };
+            pins.push(serde_json::to_vec(&post.pin).map_err(ser)?);
+            geos.push(serde_json::to_vec(&post.geo).map_err(ser)?);
+            users.push(serde_json::to_vec(&post.user).map_err(ser)?);
+        }
+        records += 3 * chunk.len() as u64;
+        append_values(log, &format!("{ID}.pin"), pins).await?;
+        append_values(log, &format!("{ID}.geo"), geos).await?;
+        append_values(log, &format!("{ID}.user"), users).await?;
+    }
+    Ok(records)
+}
+
+/// Whether two runs gave the same nine answers (compared as CSV text).
+fn same_answers(a: &batch::BatchReport, b: &batch::BatchReport) -> Comparison {
+    let csv = |answer: &batch::Answer| {
+        let mut out = Vec::new();
+        {
+            let mut writer = datafusion::arrow::csv::WriterBuilder::new().with_header(true).build(&mut out);
+            for part in &answer.batches {
+                if writer.write(part).is_err() {
+                    return None;
+                }
+            }
+        }
+        String::from_utf8(out).ok()
+    };
+    for (x, y) in a.answers.iter().zip(&b.answers) {
+        if x.name != y.name || csv(x).is_none() || csv(x) != csv(y) {
+            return Comparison::Different(format!("{} differs", x.name));
+        }
+    }
+    if a.answers.len() == b.answers.len() { Comparison::Equal } else { Comparison::Different("answer count".into()) }
 }
 
 /// Writes the batch tables of pipeline `id` as `<dir>/pin.parquet`, `geo.parquet`,

@@ -693,9 +693,14 @@ impl From<StreamBenchArgs> for bench::stream::StreamBenchOptions {
 
 #[derive(Debug, Args)]
 pub struct BatchBenchArgs {
-    /// Posts to generate (each is one record on each of the three topics).
-    #[arg(long, env = "PINPIPE_BENCH_ROWS", default_value_t = 1_000_000)]
+    /// Posts to generate (each is one record on each of the three topics); with `--new`, the
+    /// history the first run processes.
+    #[arg(long, visible_alias = "history", env = "PINPIPE_BENCH_ROWS", default_value_t = 1_000_000)]
     pub rows: u64,
+    /// Then land this many more posts and time, in one run, the incremental batch run over them
+    /// and a `--full-refresh` over everything (their answers compared); 0: one run only.
+    #[arg(long, default_value_t = 0)]
+    pub new: u64,
     /// Random seed of the generator.
     #[arg(long, default_value_t = source::DEFAULT_SEED)]
     pub seed: u64,
@@ -720,6 +725,7 @@ impl From<BatchBenchArgs> for bench::batch::BatchBenchOptions {
     fn from(a: BatchBenchArgs) -> Self {
         bench::batch::BatchBenchOptions {
             rows: a.rows,
+            new: a.new,
             seed: a.seed,
             repeat_every: a.repeat_every,
             spark: a.spark,
