@@ -107,7 +107,8 @@ pub fn render(meta: &RunMeta, answers: &[AnswerTable]) -> String {
     let _ = writeln!(
         out,
         "<h1>pinpipe batch report: {}</h1><p class=\"muted\">The last batch run over the lake's sink files: \
-         the answers to Q1–Q8, what was read and what was rejected.</p>",
+         the answers to Q1–Q8 from the batch tables, what this run read (the files new since the run \
+         before) and what it rejected.</p>",
         escape(&meta.id)
     );
     out.push_str("<nav>");
@@ -138,7 +139,8 @@ fn run_section(out: &mut String, meta: &RunMeta) {
         ("started", meta.started_at.clone()),
         ("finished", meta.finished_at.clone()),
         ("took", format!("{:.3} s ({})", meta.duration_seconds, phases.join(", "))),
-        ("input", format!("{files} sink files, {records} records")),
+        ("batch run", format!("{}{}", meta.run, if meta.full_refresh { " (full refresh)" } else { "" })),
+        ("input", format!("{files} new sink files, {records} records")),
         ("lake", meta.lake.clone()),
         ("pinpipe", meta.version.clone()),
     ];
@@ -151,20 +153,21 @@ fn run_section(out: &mut String, meta: &RunMeta) {
 fn counts_section(out: &mut String, meta: &RunMeta) {
     out.push_str(
         "<section id=\"counts\"><h2>Pipeline counts</h2><table class=\"counts\"><thead><tr><th>table</th>\
-         <th>sink files</th><th>records read</th><th>rejected</th><th>rows kept (one per ind)</th>\
-         <th>follower_count not a number</th></tr></thead><tbody>",
+         <th>new sink files</th><th>records read</th><th>rejected</th><th>rows added</th>\
+         <th>rows in the table (one per ind)</th><th>follower_count not a number</th></tr></thead><tbody>",
     );
     for t in &meta.tables {
         let rejected: u64 = t.rejected.values().sum();
         let _ = write!(
             out,
             "<tr><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td>\
-             <td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
+             <td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
             escape(t.table.name()),
             t.files,
             t.records,
             rejected,
             t.kept,
+            t.rows,
             t.unreadable_follower_counts
         );
     }
@@ -182,7 +185,8 @@ fn rejects_section(out: &mut String, meta: &RunMeta) {
         out.push_str("<p class=\"muted\">No record was rejected.</p>");
     } else {
         out.push_str(
-            "<p class=\"muted\">Each rejected record is in <code>rejects.parquet</code> with its reason.</p>\
+            "<p class=\"muted\">Each rejected record is in the Delta table <code>&lt;id&gt;_batch_rejects</code> \
+             with its source and reason.</p>\
              <table class=\"rejects\"><thead><tr><th>table</th><th>reason</th><th>records</th></tr></thead><tbody>",
         );
         for (table, reason, n) in rows {
