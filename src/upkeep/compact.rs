@@ -6,21 +6,25 @@
 //! Owns choosing the files ([`plan`]: files under half the target, oldest first, packed into bins
 //! of at most the target), rewriting a bin (read with the parquet reader, written by deltalake's
 //! writer, which uploads as it goes, so memory stays near one row group whatever the target) and
-//! committing it safely beside other writers: the commit is tried against the newest version only
-//! (no automatic rebase), and before each try the table is re-read and every file the bin
-//! replaces must still be in it. delta-rs's own OPTIMIZE rebases over concurrent commits without
-//! looking at removes marked `dataChange = false`, so two compactions of the same files could
-//! both commit and the table would hold their rows twice; this check is what rules that out.
-//! A bin whose files another compaction took is abandoned (its new file deleted, unless a try
-//! whose answer was lost might have committed it: then it is left to vacuum). A try whose answer
-//! was lost but that did land is recognised by its new file being in the table.
+//! committing it safely beside other writers. Before each try the table is re-read and every file
+//! the bin replaces must still be in it. The commit then rebases over whatever lands meanwhile
+//! (delta-rs's conflict checker lets a layout-only commit pass over appends, so a busy writer
+//! cannot starve compaction), but never over another compaction: delta-rs ignores removes marked
+//! `dataChange = false` when it checks for files removed twice, so two compactions of the same
+//! files could both commit and the table would hold their rows twice. Every compaction commit
+//! therefore carries a `txn` action of one app id, [`COMPACTION_APP_ID`]; delta-rs fails a commit
+//! whose app ids a concurrent commit also set, and the loser re-reads the table. A removal that
+//! changes data (a delete, an overwrite) of a bin's file fails the commit too (delete-delete).
+//! A bin whose files another writer took is abandoned (its new file deleted, unless a try whose
+//! answer was lost might have committed it: then it is left to vacuum). A try whose answer was
+//! lost but that did land is recognised by its new file being in the table.
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use deltalake::DeltaTable;
 use deltalake::kernel::transaction::{CommitBuilder, CommitProperties};
-use deltalake::kernel::{Action, Add, Remove};
+use deltalake::kernel::{Action, Add, Remove, Transaction};
 use deltalake::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use deltalake::parquet::basic::{Compression, ZstdLevel};
 use deltalake::parquet::file::properties::WriterProperties;
@@ -39,6 +43,10 @@ const FAN_IN: usize = 10;
 const ROW_GROUP_ROWS: usize = 64 * 1024;
 /// Tries at committing one bin (each after re-reading the table) before leaving it for later.
 const COMMIT_ATTEMPTS: u32 = 8;
+/// Rebases of one try over commits that landed meanwhile (appends, mostly).
+const REBASES: usize = 15;
+/// The `txn` app id every compaction commit sets, so that two compactions conflict.
+pub const COMPACTION_APP_ID: &str = "pinpipe-compaction";
 
 /// What a compaction did.
 #[derive(Debug, Clone, Default)]
@@ -283,10 +291,13 @@ async fn rewrite(
             }
             return Ok(None);
         }
+        // The txn version only has to be new; the time in milliseconds is.
+        let stamp = chrono::Utc::now().timestamp_millis();
+        let mut try_actions = actions.clone();
+        try_actions.push(Action::Txn(Transaction::new(COMPACTION_APP_ID, stamp)));
         let committed = CommitBuilder::from(CommitProperties::default())
-            .with_actions(actions.clone())
-            // No rebase over a commit that landed meanwhile: re-check the files instead.
-            .with_max_retries(0)
+            .with_actions(try_actions)
+            .with_max_retries(REBASES)
             .build(Some(snapshot), table.log_store(), operation.clone())
             .await;
         match committed {
@@ -313,11 +324,15 @@ async fn rewrite(
     }
 }
 
-/// Whether a failed commit certainly wrote nothing: another commit had taken the version.
+/// Whether a failed commit certainly wrote nothing: another commit had taken the version, or
+/// conflicted with it (another compaction, a delete of a bin's file).
 fn lost_the_race(error: &deltalake::DeltaTableError) -> bool {
     use deltalake::DeltaTableError as E;
     use deltalake::kernel::transaction::TransactionError as T;
-    matches!(error, E::VersionAlreadyExists(_) | E::Transaction { source: T::MaxCommitAttempts(_) })
+    matches!(
+        error,
+        E::VersionAlreadyExists(_) | E::Transaction { source: T::MaxCommitAttempts(_) | T::CommitConflict(_) }
+    )
 }
 
 /// Deletes files written for a bin that was not committed (best effort: vacuum deletes what is
