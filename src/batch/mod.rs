@@ -240,7 +240,7 @@ pub async fn run(cfg: &BatchConfig, lake: &Lake) -> Result<BatchReport, Error> {
     for which in BatchTable::ALL {
         targets.push(tables::Target::open(lake, &cfg.id, which).await?);
     }
-    let mut plans = plan::read_all(lake, &cfg.id).await?;
+    let mut plans = plan::read_last(lake, &cfg.id, 2).await?;
     let mut counts = Table::ALL.map(|table| TableCounts {
         table,
         files: 0,
@@ -275,7 +275,7 @@ pub async fn run(cfg: &BatchConfig, lake: &Lake) -> Result<BatchReport, Error> {
     let mut full_refresh = false;
     if let Some(next) = Plan::next(plans.last(), &listed, cfg.full_refresh) {
         plan::create(lake, &cfg.id, &next).await?;
-        plans = plan::read_all(lake, &cfg.id).await?;
+        plans = plan::read_last(lake, &cfg.id, 2).await?;
         full_refresh = next.full_refresh;
         commit_time += carry_out(lake, &cfg.id, &plans, &next, &mut targets, &mut counts).await?;
     }
@@ -346,7 +346,10 @@ async fn carry_out(
     targets: &mut [tables::Target],
     counts: &mut [TableCounts; 3],
 ) -> Result<Duration, Error> {
-    let earlier = plans.through(plan.run - 1);
+    // The plan before covers what earlier runs took; a full refresh orders files by the run that
+    // first took them, so it reads every plan.
+    let all = if plan.full_refresh { Some(plan::read_all(lake, id).await?) } else { None };
+    let earlier = plans.get(plan.run - 1);
     let rejects_due = targets[3].committed_run().await?.is_none_or(|held| held < plan.run);
     let mut reads = Vec::new();
     for (i, table) in Table::ALL.into_iter().enumerate() {
@@ -358,11 +361,11 @@ async fn carry_out(
         let mut files: Vec<read::SinkFile> = read::list(lake, &crate::contract::topic(id, table))
             .await?
             .into_iter()
-            .filter(|f| plan.covers(f) && (plan.full_refresh || !earlier.last().is_some_and(|p| p.covers(f))))
+            .filter(|f| plan.covers(f) && (plan.full_refresh || !earlier.is_some_and(|p| p.covers(f))))
             .collect();
-        if plan.full_refresh {
+        if let Some(all) = &all {
             // The order the runs took them: a file's generation first.
-            files.sort_by_cached_key(|f| (plans.generation(f).unwrap_or(plan.run), f.partition, f.start));
+            files.sort_by_cached_key(|f| (all.generation(f).unwrap_or(plan.run), f.partition, f.start));
         }
         let mut seen = if plan.full_refresh { RoaringTreemap::new() } else { target.inds(lake).await? };
         let writer = target.writer(output::table_properties(table))?;

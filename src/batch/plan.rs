@@ -97,9 +97,9 @@ impl Plans {
         self.0.last()
     }
 
-    /// The plans up to and including run `run`.
-    pub fn through(&self, run: u64) -> Plans {
-        Plans(self.0.iter().filter(|p| p.run <= run).cloned().collect())
+    /// The plan of run `run`, if read.
+    pub fn get(&self, run: u64) -> Option<&Plan> {
+        self.0.iter().find(|p| p.run == run)
     }
 
     /// The run that first covered `file` (its generation); `None` if no plan covers it.
@@ -117,8 +117,15 @@ fn plan_key(id: &str, run: u64) -> String {
     format!("{}/{run:010}.json", runs_dir(id))
 }
 
-/// Reads every plan of pipeline `id`, in run order.
+/// Reads every plan of pipeline `id`, in run order (what a full refresh needs: the generation
+/// of every file).
 pub async fn read_all(lake: &Lake, id: &str) -> Result<Plans, Error> {
+    read_last(lake, id, usize::MAX).await
+}
+
+/// Reads the newest `n` plans of pipeline `id`, in run order (an incremental run needs two: its
+/// own and the one before). Listing the folder is one request per thousand runs.
+pub async fn read_last(lake: &Lake, id: &str, n: usize) -> Result<Plans, Error> {
     let dir = lake.path(&runs_dir(id));
     let listed: Vec<_> = lake
         .store
@@ -129,8 +136,15 @@ pub async fn read_all(lake: &Lake, id: &str) -> Result<Plans, Error> {
     let mut runs: Vec<u64> =
         listed.iter().filter_map(|meta| meta.location.filename()?.strip_suffix(".json")?.parse().ok()).collect();
     runs.sort_unstable();
-    let mut plans = Vec::with_capacity(runs.len());
-    for run in runs {
+    // Runs are written one after another, each only once the one before is committed.
+    if let Some((i, &run)) = runs.iter().enumerate().find(|&(i, &run)| run != i as u64 + 1) {
+        return Err(Error::Plans {
+            key: lake.path(&plan_key(id, run)).to_string(),
+            source: format!("plan {} is missing", i + 1).into(),
+        });
+    }
+    let mut plans = Vec::new();
+    for run in runs.into_iter().rev().take(n).collect::<Vec<_>>().into_iter().rev() {
         let key = lake.path(&plan_key(id, run));
         let failed = |source: Box<dyn std::error::Error + Send + Sync>| Error::Plans { key: key.to_string(), source };
         let bytes =
@@ -140,13 +154,6 @@ pub async fn read_all(lake: &Lake, id: &str) -> Result<Plans, Error> {
             return Err(failed(format!("the plan says run {} but is named for run {run}", plan.run).into()));
         }
         plans.push(plan);
-    }
-    // Runs are written one after another, each only once the one before is committed.
-    if let Some((i, plan)) = plans.iter().enumerate().find(|(i, p)| p.run != *i as u64 + 1) {
-        return Err(Error::Plans {
-            key: lake.path(&plan_key(id, plan.run)).to_string(),
-            source: format!("plan {} is missing", i + 1).into(),
-        });
     }
     Ok(Plans(plans))
 }
