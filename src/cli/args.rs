@@ -171,7 +171,12 @@ pub enum Command {
     },
     /// Land the batch topics in the lake as JSON files (the Confluent S3 sink layout).
     Sink(SinkArgs),
-    /// Clean the sink's files, answer the eight questions, and write the results.
+    /// Clean the sink files that are new since the last run into the batch Delta tables
+    /// (<lake>/delta/<id>_batch_pin, …), answer the eight questions, and write the results.
+    ///
+    /// Each run is numbered and writes its plan (<lake>/batch/<id>/runs/) before it reads: a run
+    /// that was killed is completed by the next one, and a second run started meanwhile stops
+    /// with a message. `--full-refresh` rebuilds the tables from every file.
     Batch(BatchArgs),
     /// Clean the streams into Delta tables under <lake>/delta, exactly once.
     Stream(StreamArgs),
