@@ -451,3 +451,27 @@ fn a_bad_out_url_is_a_one_line_error_naming_the_flag() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("--out s3://"), "{stderr}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_removed_table_stops_incremental_runs_until_a_full_refresh_rebuilds_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = local_lake(&dir.path().join("lake"));
+    let out = || BatchConfig::new(ID, dir.path().join("results"));
+    let mut growing = GrowingLake::new();
+    for _ in 0..2 {
+        growing.step(&[&lake], 200).await;
+        batch::run(&out(), &lake).await.unwrap();
+    }
+    growing.step(&[&lake], 200).await;
+    std::fs::remove_dir_all(dir.path().join("lake/delta").join(BatchTable::Clean(Table::Geo).name(ID))).unwrap();
+    let error = batch::run(&out(), &lake).await.unwrap_err();
+    let message = error.to_string();
+    assert!(message.contains("pinterest_batch_geo") && message.contains("--full-refresh"), "{message}");
+    let rebuilt = batch::run(&BatchConfig { full_refresh: true, ..out() }, &lake).await.unwrap();
+    assert_eq!((rebuilt.run, rebuilt.full_refresh), (3, true));
+    let got = tables(&lake).await;
+    for table in Table::ALL {
+        same_rows(&got[&BatchTable::Clean(table).name(ID)], &growing.expected_rows(table), table.name());
+    }
+    assert_eq!(got[&BatchTable::Rejects.name(ID)].len(), growing.broken());
+}

@@ -251,8 +251,13 @@ pub async fn run(cfg: &BatchConfig, lake: &Lake) -> Result<BatchReport, Error> {
         rows: 0,
     });
     let mut commit_time = Duration::ZERO;
-    // A run that was stopped before all its tables held it: carry out the same plan first.
-    if let Some(last) = plans.last().cloned() {
+    let mut listed = Vec::new();
+    for table in Table::ALL {
+        listed.extend(read::list(lake, &crate::contract::topic(&cfg.id, table)).await?);
+    }
+    // A run that was stopped before all its tables held it: carry out the same plan first (a
+    // full refresh rebuilds every table anyway).
+    if let Some(last) = plans.last().cloned().filter(|_| !cfg.full_refresh) {
         let mut unfinished = false;
         for target in &targets {
             let held = target.committed_run().await?;
@@ -265,19 +270,15 @@ pub async fn run(cfg: &BatchConfig, lake: &Lake) -> Result<BatchReport, Error> {
         }
         if unfinished {
             tracing::info!(run = last.run, by = %last.by, "completing a batch run that did not finish");
-            commit_time += carry_out(lake, &cfg.id, &plans, &last, &mut targets, &mut counts).await?;
+            commit_time += carry_out(lake, &cfg.id, &plans, &last, &listed, &mut targets, &mut counts).await?;
         }
-    }
-    let mut listed = Vec::new();
-    for table in Table::ALL {
-        listed.extend(read::list(lake, &crate::contract::topic(&cfg.id, table)).await?);
     }
     let mut full_refresh = false;
     if let Some(next) = Plan::next(plans.last(), &listed, cfg.full_refresh) {
         plan::create(lake, &cfg.id, &next).await?;
         plans = plan::read_last(lake, &cfg.id, 2).await?;
         full_refresh = next.full_refresh;
-        commit_time += carry_out(lake, &cfg.id, &plans, &next, &mut targets, &mut counts).await?;
+        commit_time += carry_out(lake, &cfg.id, &plans, &next, &listed, &mut targets, &mut counts).await?;
     }
     let run = plans.last().map_or(0, |p| p.run);
     for (count, target) in counts.iter_mut().zip(&targets) {
@@ -337,12 +338,14 @@ pub async fn run(cfg: &BatchConfig, lake: &Lake) -> Result<BatchReport, Error> {
 
 /// Carries out `plan` on every table that does not hold it yet: reads the plan's files (all of
 /// them, in generation order, for a full refresh), writes the new rows and commits each table
-/// with the run's number. Adds what it read to `counts`; returns the time spent committing.
+/// with the run's number. `listed` is every sink file of the three topics. Adds what it read to
+/// `counts`; returns the time spent committing.
 async fn carry_out(
     lake: &Lake,
     id: &str,
     plans: &plan::Plans,
     plan: &Plan,
+    listed: &[read::SinkFile],
     targets: &mut [tables::Target],
     counts: &mut [TableCounts; 3],
 ) -> Result<Duration, Error> {
@@ -358,10 +361,12 @@ async fn carry_out(
         if !due && !rejects_due {
             continue;
         }
-        let mut files: Vec<read::SinkFile> = read::list(lake, &crate::contract::topic(id, table))
-            .await?
-            .into_iter()
+        let topic = crate::contract::topic(id, table);
+        let mut files: Vec<read::SinkFile> = listed
+            .iter()
+            .filter(|f| f.topic == topic)
             .filter(|f| plan.covers(f) && (plan.full_refresh || !earlier.is_some_and(|p| p.covers(f))))
+            .cloned()
             .collect();
         if let Some(all) = &all {
             // The order the runs took them: a file's generation first.
