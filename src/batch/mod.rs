@@ -354,7 +354,9 @@ async fn carry_out(
     let all = if plan.full_refresh { Some(plan::read_all(lake, id).await?) } else { None };
     let earlier = plans.get(plan.run - 1);
     let rejects_due = targets[3].committed_run().await?.is_none_or(|held| held < plan.run);
-    let mut reads = Vec::new();
+    // The three tables at once: their files share the workers, so a table of few files does
+    // not leave cores idle.
+    let mut reading = Vec::new();
     for (i, table) in Table::ALL.into_iter().enumerate() {
         let target = &targets[i];
         let due = target.committed_run().await?.is_none_or(|held| held < plan.run);
@@ -372,10 +374,14 @@ async fn carry_out(
             // The order the runs took them: a file's generation first.
             files.sort_by_cached_key(|f| (all.generation(f).unwrap_or(plan.run), f.partition, f.start));
         }
-        let mut seen = if plan.full_refresh { RoaringTreemap::new() } else { target.inds(lake).await? };
-        let writer = target.writer(output::table_properties(table))?;
-        reads.push((i, due, read::read_table(lake, table, files, &mut seen, writer, target.name.clone()).await?));
+        reading.push(async move {
+            let mut seen = if plan.full_refresh { RoaringTreemap::new() } else { target.inds(lake).await? };
+            let writer = target.writer(output::table_properties(table))?;
+            let data = read::read_table(lake, table, files, &mut seen, writer, target.name.clone()).await?;
+            Ok::<_, Error>((i, due, data))
+        });
     }
+    let reads = futures::future::try_join_all(reading).await?;
     // The rows of every table are written; now the commits, one table after another.
     let started = Instant::now();
     let info = |kind: &str| {
