@@ -375,10 +375,13 @@ async fn carry_out(
             files.sort_by_cached_key(|f| (all.generation(f).unwrap_or(plan.run), f.partition, f.start));
         }
         reading.push(async move {
-            let mut seen = if plan.full_refresh { RoaringTreemap::new() } else { target.inds(lake).await? };
+            let started = Instant::now();
+            let mut seen = if plan.full_refresh { RoaringTreemap::new() } else { target.held_inds(lake).await? };
+            tracing::debug!(table = %target.name, ms = started.elapsed().as_millis() as u64, held = seen.len(), "ind's held");
             let writer = target.writer(output::table_properties(table))?;
             let data = read::read_table(lake, table, files, &mut seen, writer, target.name.clone()).await?;
-            Ok::<_, Error>((i, due, data))
+            // `seen` now holds the table's `ind`s once the run is committed.
+            Ok::<_, Error>((i, due, data, seen))
         });
     }
     let reads = futures::future::try_join_all(reading).await?;
@@ -391,10 +394,13 @@ async fn carry_out(
     };
     let kind = if plan.full_refresh { "full-refresh" } else { "incremental" };
     let mut rejects = Vec::new();
-    for (i, due, data) in reads {
+    for (i, due, data, seen) in reads {
         let table = Table::ALL[i];
         if due {
             let committed = targets[i].commit(plan.run, data.adds, plan.full_refresh, info(kind)).await?;
+            if matches!(committed, tables::Committed::Version(_)) {
+                targets[i].save_inds(lake, plan.run, &seen).await;
+            }
             tracing::debug!(table = %targets[i].name, run = plan.run, ?committed, rows = data.kept, "batch table committed");
             let count = &mut counts[i];
             count.files += data.files as u64;

@@ -19,7 +19,7 @@ use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
 use datafusion::datasource::{MemTable, TableProvider};
 use datafusion::error::DataFusionError;
-use datafusion::prelude::SessionContext;
+use datafusion::prelude::{SessionConfig, SessionContext};
 
 use super::Error;
 use crate::clean::Table;
@@ -61,8 +61,14 @@ pub(super) struct Registered {
 }
 
 /// A session that reads `lake`'s files by URL.
+/// DataFusion's settings come from its `DATAFUSION_*` variables (e.g.
+/// `DATAFUSION_EXECUTION_TARGET_PARTITIONS`), else its defaults.
 pub(super) fn session(lake: &Lake) -> SessionContext {
-    let ctx = SessionContext::new();
+    let config = SessionConfig::from_env().unwrap_or_else(|error| {
+        tracing::warn!(%error, "ignoring the DATAFUSION_* settings");
+        SessionConfig::new()
+    });
+    let ctx = SessionContext::new_with_config(config);
     if let Some(url) = lake.object_store_url() {
         ctx.register_object_store(&url, lake.store.clone());
     }

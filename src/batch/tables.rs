@@ -160,6 +160,41 @@ impl Target {
         Ok(inds)
     }
 
+    /// The `ind`s the table holds: from the cache the last run saved ([`Target::save_inds`]) when
+    /// it is of the run the table holds, else read from the table ([`Target::inds`]).
+    pub async fn held_inds(&self, lake: &Lake) -> Result<RoaringTreemap, Error> {
+        if let Some(run) = self.committed_run().await? {
+            let key = lake.path(&self.inds_key());
+            if let Ok(got) = lake.store.get(&key).await
+                && let Ok(bytes) = got.bytes().await
+                && let Some((header, body)) = bytes.split_first_chunk::<8>()
+                && u64::from_le_bytes(*header) == run
+                && let Ok(inds) = RoaringTreemap::deserialize_from(body)
+            {
+                return Ok(inds);
+            }
+        }
+        self.inds(lake).await
+    }
+
+    /// Saves `inds`, the `ind`s the table holds as of run `run`, for the next run's
+    /// [`Target::held_inds`] (one object per table, replaced: about a bit per `ind`). Best effort:
+    /// without it the next run reads the table's `ind` column.
+    pub async fn save_inds(&self, lake: &Lake, run: u64, inds: &RoaringTreemap) {
+        let mut body = run.to_le_bytes().to_vec();
+        if inds.serialize_into(&mut body).is_err() {
+            return;
+        }
+        if let Err(error) = lake.store.put(&lake.path(&self.inds_key()), body.into()).await {
+            tracing::debug!(table = %self.name, %error, "cannot save the ind's held");
+        }
+    }
+
+    /// `batch/inds/<table>.roaring` under the lake: the cache of the `ind`s a table holds.
+    fn inds_key(&self) -> String {
+        format!("batch/inds/{}.roaring", self.name)
+    }
+
     /// A writer of new data files into the table (nothing is committed until [`Target::commit`]).
     pub fn writer(&self, properties: WriterProperties) -> Result<RecordBatchWriter, Error> {
         Ok(RecordBatchWriter::for_table(&self.table)

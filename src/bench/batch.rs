@@ -272,10 +272,12 @@ pub async fn run(opts: &BatchBenchOptions) -> Result<BatchBenchReport, Error> {
         let (inc, phase) = measured(INCREMENTAL_PHASE, batch::run(&cfg, &lake)).await;
         let inc = inc?;
         phases.push(phase);
+        phases.extend(run_phases(&inc));
         let cfg = BatchConfig { full_refresh: true, ..BatchConfig::new(ID, dir.join("results-full")) };
         let (full, phase) = measured(FULL_PHASE, batch::run(&cfg, &lake)).await;
         let full = full?;
         phases.push(phase);
+        phases.extend(run_phases(&full));
         Some((opts.new, same_answers(&inc, &full)))
     } else {
         None
@@ -306,6 +308,19 @@ pub async fn run(opts: &BatchBenchOptions) -> Result<BatchBenchReport, Error> {
         incremental,
         kept: opts.keep.clone(),
     })
+}
+
+/// A batch run's own phases (read, commit, queries, write), indented under it.
+fn run_phases(report: &batch::BatchReport) -> Vec<Phase> {
+    let name = |phase: &str| -> &'static str {
+        match phase {
+            "read" => "  read (new files, ind's held)",
+            "commit" => "  commit (4 tables)",
+            "queries" => "  queries (Q1-Q8)",
+            _ => "  write (answers, report)",
+        }
+    };
+    report.phases.iter().map(|(phase, wall)| Phase { name: name(phase), wall: *wall, peak_rss_kib: None }).collect()
 }
 
 /// Generates posts `indexes` (every `repeat_every`-th again) and appends them to the log's three
