@@ -75,13 +75,19 @@ pub(super) fn session(lake: &Lake) -> SessionContext {
     ctx
 }
 
-/// The Parquet data files `files` (URLs) as one table of `schema`.
-pub(super) fn provider(schema: &SchemaRef, files: &[String]) -> Result<Arc<dyn TableProvider>, DataFusionError> {
+/// The Parquet data files `files` (URLs) as one table of `schema`, read with the Parquet options
+/// of `ctx` (as `register_parquet` would).
+pub(super) fn provider(
+    ctx: &SessionContext,
+    schema: &SchemaRef,
+    files: &[String],
+) -> Result<Arc<dyn TableProvider>, DataFusionError> {
     if files.is_empty() {
         return Ok(Arc::new(MemTable::try_new(schema.clone(), vec![vec![]])?));
     }
     let urls = files.iter().map(ListingTableUrl::parse).collect::<Result<Vec<_>, _>>()?;
-    let options = ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
+    let format = ParquetFormat::default().with_options(ctx.state().table_options().parquet.clone());
+    let options = ListingOptions::new(Arc::new(format)).with_file_extension(".parquet");
     let config =
         ListingTableConfig::new_with_multi_paths(urls).with_listing_options(options).with_schema(schema.clone());
     Ok(Arc::new(ListingTable::try_new(config)?))
@@ -131,8 +137,8 @@ fn spans(ctx: &SessionContext) -> Result<Vec<Span>, Error> {
 pub(super) async fn answer(lake: &Lake, tables: &[Registered]) -> Result<Vec<Answer>, Error> {
     let ctx = session(lake);
     for table in tables {
-        let registered =
-            provider(&table.schema, &table.files).and_then(|provider| ctx.register_table(table.table.name(), provider));
+        let registered = provider(&ctx, &table.schema, &table.files)
+            .and_then(|provider| ctx.register_table(table.table.name(), provider));
         registered.map_err(|source| Error::Query { query: "register", source })?;
     }
     let spans = spans(&ctx)?;

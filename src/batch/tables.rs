@@ -146,7 +146,7 @@ impl Target {
         let (schema, files) = self.files()?;
         let ctx = super::queries::session(lake);
         let failed = |source| Error::Query { query: "ind", source };
-        let provider = super::queries::provider(&schema, &files).map_err(failed)?;
+        let provider = super::queries::provider(&ctx, &schema, &files).map_err(failed)?;
         let frame = ctx.read_table(provider).map_err(failed)?;
         let key = schema.field(0).name().clone();
         let mut batches =
