@@ -174,12 +174,13 @@ impl Staging {
     /// report last.
     pub async fn publish(mut self) -> Result<(), Error> {
         match &self.out {
-            Out::Folder(out) => replace(out, &self.dir)?,
+            // The folder is `out` now: nothing left to remove.
+            Out::Folder(out) => {
+                replace(out, &self.dir)?;
+                self.committed = true;
+            }
+            // The local copy is removed on drop.
             Out::Store(lake) => upload(lake, &self.dir).await?,
-        }
-        self.committed = true;
-        if matches!(self.out, Out::Store(_)) {
-            let _ = std::fs::remove_dir_all(&self.dir);
         }
         Ok(())
     }

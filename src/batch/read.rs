@@ -37,7 +37,7 @@ const FETCHES_PER_CHUNK: usize = 16;
 /// A record that cannot be read, with where it came from.
 #[derive(Debug, Clone)]
 pub(super) struct RejectRow {
-    /// `<object key>:<line number, from 1>`.
+    /// `<sink file key relative to the lake root>:<line number, from 1>`.
     pub source: String,
     pub raw: String,
     pub reason: String,

@@ -50,7 +50,8 @@ pub struct RunMeta {
     pub duration_seconds: f64,
     /// Wall time of each phase (`read`, `queries`, `write`), in seconds.
     pub phases: Vec<PhaseTime>,
-    /// What each cleaned table was built from, in the order pin, geo, user.
+    /// What the run read and added per cleaned table, and the rows each holds after it, in the
+    /// order pin, geo, user.
     pub tables: Vec<TableCounts>,
     /// The answers in SPEC order (`q1`, `q2`, `q3a`, …): the stems of their result files.
     pub answers: Vec<String>,
@@ -79,7 +80,7 @@ pub struct PhaseTime {
 pub struct TableCounts {
     /// `pin`, `geo` or `user`.
     pub table: Table,
-    /// Sink files read.
+    /// Sink files this run read (those new since the run before; every file for a full refresh).
     pub files: u64,
     /// Records read (non-blank lines).
     pub records: u64,
